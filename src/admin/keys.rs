@@ -1,0 +1,181 @@
+//! Key management shared by the JSON API, the console and the command line.
+
+use crate::domain::api_key::ApiKey;
+use crate::domain::limits::{present, Limits, LimitsPatch};
+use crate::domain::model::ModelList;
+use crate::domain::scopes::Scopes;
+use crate::domain::windows::Windows;
+use crate::proxy::info::{remaining, rfc3339};
+use crate::store::{KeyFields, KeyRecord, NewKey, Store, StoreError};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// `POST /api/api-keys`; the console's form uses the same names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    pub name: String,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+/// `PATCH /api/api-keys/{id}`: an absent field stays, `null` clears it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchKey {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub owner: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub expires_at: Option<Option<String>>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub models: Option<Option<Vec<String>>>,
+}
+
+fn name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err("name must be 1 to 100 printable characters".into());
+    }
+    Ok(name.to_owned())
+}
+
+fn owner(text: Option<&str>) -> Result<Option<String>, String> {
+    match text.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(o) if o.len() > 200 || o.chars().any(char::is_control) => {
+            Err("owner must be at most 200 printable characters".into())
+        }
+        Some(o) => Ok(Some(o.to_owned())),
+    }
+}
+
+fn expiry(text: Option<&str>, tz: Tz) -> Result<Option<i64>, String> {
+    match text.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(t) => parse_time(t, tz, true).map(Some).map_err(|e| format!("expires_at: {e}")),
+    }
+}
+
+fn scopes(list: Option<&[String]>) -> Result<Scopes, String> {
+    match list {
+        None => Ok(Scopes::default_for_new_keys()),
+        Some(items) => Scopes::parse_list(items),
+    }
+}
+
+fn models(list: Option<Vec<String>>) -> Result<Option<ModelList>, String> {
+    list.map(ModelList::new).transpose()
+}
+
+/// An RFC 3339 instant, or a date (`2026-12-31`) in `APP_TZ`: the start of
+/// that day, or with `end_of_day` the start of the next.
+pub fn parse_time(text: &str, tz: Tz, end_of_day: bool) -> Result<i64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp());
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("'{text}' is neither an RFC 3339 time nor a YYYY-MM-DD date"))?;
+    let date = if end_of_day { date.succ_opt().unwrap_or(date) } else { date };
+    let noon = date.and_hms_opt(12, 0, 0).unwrap_or_default();
+    let at = chrono::TimeZone::from_local_datetime(&tz, &noon)
+        .earliest()
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .ok_or_else(|| format!("'{text}' does not exist in {tz}"))?;
+    Ok(Windows::at(at, tz).day.start)
+}
+
+pub fn new_fields(input: CreateKey, tz: Tz) -> Result<KeyFields, String> {
+    let limits = input.limits.unwrap_or_default();
+    limits.validate()?;
+    Ok(KeyFields {
+        name: name(&input.name)?,
+        owner: owner(input.owner.as_deref())?,
+        expires_at: expiry(input.expires_at.as_deref(), tz)?,
+        scopes: scopes(input.scopes.as_deref())?,
+        models: models(input.models)?,
+        limits,
+    })
+}
+
+pub fn patched_fields(current: &KeyFields, patch: PatchKey, tz: Tz) -> Result<KeyFields, String> {
+    let mut f = current.clone();
+    if let Some(n) = patch.name {
+        f.name = name(&n)?;
+    }
+    if let Some(o) = patch.owner {
+        f.owner = owner(o.as_deref())?;
+    }
+    if let Some(e) = patch.expires_at {
+        f.expires_at = expiry(e.as_deref(), tz)?;
+    }
+    if let Some(s) = patch.scopes {
+        f.scopes = scopes(Some(&s))?;
+    }
+    if let Some(m) = patch.models {
+        f.models = models(m)?;
+    }
+    Ok(f)
+}
+
+pub fn limits_patched(current: &KeyFields, patch: &LimitsPatch) -> Result<KeyFields, String> {
+    let mut f = current.clone();
+    f.limits.apply(patch);
+    f.limits.validate()?;
+    Ok(f)
+}
+
+pub async fn create(
+    store: &dyn Store,
+    fields: KeyFields,
+    now: i64,
+) -> Result<(ApiKey, KeyRecord), StoreError> {
+    let key = ApiKey::generate();
+    let record =
+        store.create_key(&NewKey { key_hash: key.hash(), key_hint: key.hint(), fields, now }).await?;
+    Ok((key, record))
+}
+
+pub async fn rotate(store: &dyn Store, id: i64, now: i64) -> Result<Option<(ApiKey, KeyRecord)>, StoreError> {
+    let key = ApiKey::generate();
+    Ok(store.rotate_key(id, &key.hash(), &key.hint(), now).await?.map(|r| (key, r)))
+}
+
+/// A key as the admin API shows it (never its secret).
+pub fn key_json(k: &KeyRecord, w: &Windows) -> Value {
+    let usage = k.usage_at(w);
+    json!({
+        "id": k.id,
+        "name": k.fields.name,
+        "owner": k.fields.owner,
+        "key_hint": k.key_hint,
+        "active": k.active,
+        "expired": k.is_expired(w.now),
+        "expires_at": k.fields.expires_at.map(rfc3339),
+        "created_at": rfc3339(k.created_at),
+        "updated_at": rfc3339(k.updated_at),
+        "scopes": k.fields.scopes.to_vec(),
+        "models": k.fields.models.as_ref().map(|m| m.names().to_vec()),
+        "limits": k.fields.limits,
+        "usage": {
+            "minute": usage.minute,
+            "day": usage.day,
+            "month": usage.month,
+            "total": usage.total,
+            "in_flight": usage.in_flight,
+        },
+        "remaining": remaining(&k.fields.limits, &usage),
+    })
+}

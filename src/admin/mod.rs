@@ -1,0 +1,7 @@
+//! The admin listener: the JSON API for scripts (bearer password) and, beside
+//! it, the console.
+
+pub mod api;
+pub mod error;
+pub mod keys;
+pub mod password;

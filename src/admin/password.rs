@@ -1,0 +1,98 @@
+//! The admin password: argon2id at rest, checked in constant time, with the
+//! hashing work bounded so a login flood cannot starve the proxy.
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::Argon2;
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+/// At most this many argon2 computations at once, each on a blocking thread.
+const HASHING_SLOTS: usize = 2;
+
+pub fn check_phc(phc: &str) -> Result<(), String> {
+    let parsed = PasswordHash::new(phc).map_err(|e| format!("not a PHC string: {e}"))?;
+    if parsed.algorithm.as_str() != "argon2id" {
+        return Err(format!("expected an argon2id hash, got {}", parsed.algorithm));
+    }
+    Ok(())
+}
+
+/// Argon2id with the crate's defaults: m=19 MiB, t=2, p=1 (OWASP's minimum).
+pub fn hash(password: &str) -> Result<String, String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| format!("cannot hash password: {e}"))
+}
+
+fn verify_phc(phc: &str, candidate: &str) -> bool {
+    PasswordHash::new(phc)
+        .is_ok_and(|parsed| Argon2::default().verify_password(candidate.as_bytes(), &parsed).is_ok())
+}
+
+pub struct AdminPassword {
+    /// Set when `ADMIN_PASSWORD` is given in plaintext: compared by digest.
+    plaintext_digest: Option<[u8; 32]>,
+    phc: RwLock<Option<String>>,
+    /// Digests of passwords that verified against the current hash, so that
+    /// scripts calling the JSON API do not pay for argon2 on every request.
+    verified: Mutex<HashSet<[u8; 32]>>,
+    slots: Arc<Semaphore>,
+}
+
+fn digest(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+impl AdminPassword {
+    pub fn plaintext(password: &str) -> Self {
+        AdminPassword { plaintext_digest: Some(digest(password)), ..AdminPassword::hashed(None) }
+    }
+
+    pub fn hashed(phc: Option<String>) -> Self {
+        AdminPassword {
+            plaintext_digest: None,
+            phc: RwLock::new(phc),
+            verified: Mutex::new(HashSet::new()),
+            slots: Arc::new(Semaphore::new(HASHING_SLOTS)),
+        }
+    }
+
+    pub async fn verify(&self, candidate: &str) -> bool {
+        let candidate_digest = digest(candidate);
+        if let Some(expected) = &self.plaintext_digest {
+            return bool::from(expected.ct_eq(&candidate_digest));
+        }
+        if self.verified.lock().unwrap_or_else(|e| e.into_inner()).contains(&candidate_digest) {
+            return true;
+        }
+        let Some(phc) = self.phc.read().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return false;
+        };
+        let Ok(_slot) = self.slots.clone().acquire_owned().await else { return false };
+        let candidate = candidate.to_owned();
+        let ok = tokio::task::spawn_blocking(move || verify_phc(&phc, &candidate)).await.unwrap_or(false);
+        if ok {
+            self.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(candidate_digest);
+        }
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_verifies_only_its_password() {
+        let phc = hash("correct horse").unwrap();
+        assert!(check_phc(&phc).is_ok());
+        assert!(verify_phc(&phc, "correct horse"));
+        assert!(!verify_phc(&phc, "battery staple"));
+        assert!(check_phc("$2b$12$notargon").is_err());
+    }
+}

@@ -1,0 +1,185 @@
+//! The command line: `serve` (default), `migrate`, `keys create|list|revoke`.
+
+use crate::admin::keys::{self, CreateKey};
+use crate::config::Settings;
+use crate::domain::limits::Limits;
+use crate::proxy::info::rfc3339;
+use crate::startup::Application;
+use crate::store::{self, StoreOptions};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ollama-gate",
+    version,
+    about = "API keys, exact quotas and an admin console in front of Ollama"
+)]
+pub struct Cli {
+    /// A TOML file with settings (same names as the environment variables).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the proxy and the admin listener (the default).
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage API keys without the admin listener.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its secret (shown only this once).
+    Create(Box<CreateArgs>),
+    /// List keys with their limits and usage.
+    List,
+    /// Deactivate a key: it is refused from the next request on.
+    Revoke { id: i64 },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// RFC 3339 time or YYYY-MM-DD (end of that day in APP_TZ).
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    /// Comma-separated: inference, models, manage (default inference,models).
+    #[arg(long, value_delimiter = ',')]
+    pub scopes: Option<Vec<String>>,
+    /// Comma-separated model allow-list (default: every model).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Option<Vec<String>>,
+    #[arg(long)]
+    pub requests_per_minute: Option<i64>,
+    #[arg(long)]
+    pub tokens_per_minute: Option<i64>,
+    #[arg(long)]
+    pub daily_requests: Option<i64>,
+    #[arg(long)]
+    pub daily_tokens: Option<i64>,
+    #[arg(long)]
+    pub monthly_requests: Option<i64>,
+    #[arg(long)]
+    pub monthly_tokens: Option<i64>,
+    #[arg(long)]
+    pub total_tokens: Option<i64>,
+    #[arg(long)]
+    pub max_concurrent: Option<i64>,
+    /// Print the key object as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            log::info!(
+                "ollama-gate {} serving the proxy on {}:{} and the admin on {}:{}",
+                env!("CARGO_PKG_VERSION"),
+                app.state().settings.proxy_host,
+                app.proxy_port(),
+                app.state().settings.admin_host,
+                app.admin_port()
+            );
+            app.run_until_stopped().await
+        }
+        Command::Migrate => {
+            open(&settings).await?;
+            eprintln!("ollama-gate: database is up to date");
+            Ok(())
+        }
+        Command::Keys { action } => keys_command(action, &settings).await,
+    }
+}
+
+async fn open(settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
+    let options = StoreOptions { max_connections: 2, busy_timeout: settings.db_busy_timeout };
+    store::connect(&settings.database_url, &options)
+        .await
+        .context("invalid DATABASE_URL: cannot open the database")
+}
+
+async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = open(settings).await?;
+    let now = chrono::Utc::now();
+    let windows = crate::domain::windows::Windows::at(now, settings.app_tz);
+    match action {
+        KeysCommand::Create(a) => {
+            let input = CreateKey {
+                name: a.name,
+                owner: a.owner,
+                expires_at: a.expires_at,
+                scopes: a.scopes,
+                models: a.models,
+                limits: Some(Limits {
+                    requests_per_minute: a.requests_per_minute,
+                    tokens_per_minute: a.tokens_per_minute,
+                    daily_requests: a.daily_requests,
+                    daily_tokens: a.daily_tokens,
+                    monthly_requests: a.monthly_requests,
+                    monthly_tokens: a.monthly_tokens,
+                    total_tokens: a.total_tokens,
+                    max_concurrent: a.max_concurrent,
+                }),
+            };
+            let fields = keys::new_fields(input, settings.app_tz).map_err(anyhow::Error::msg)?;
+            let (secret, record) = keys::create(store.as_ref(), fields, now.timestamp()).await?;
+            if a.json {
+                let mut body = keys::key_json(&record, &windows);
+                body["key"] = serde_json::Value::String(secret.expose().to_owned());
+                println!("{body}");
+            } else {
+                eprintln!(
+                    "created key {} '{}' (the secret is shown only this once):",
+                    record.id, record.fields.name
+                );
+                println!("{}", secret.expose());
+            }
+        }
+        KeysCommand::List => {
+            println!(
+                "{:>5}  {:<24} {:<14} {:<8} {:<20} {:>12} {:>12}",
+                "id", "name", "hint", "status", "expires", "tokens today", "tokens total"
+            );
+            for k in store.list_keys().await? {
+                let usage = k.usage_at(&windows);
+                let status = if !k.active {
+                    "inactive"
+                } else if k.is_expired(windows.now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:>5}  {:<24} {:<14} {:<8} {:<20} {:>12} {:>12}",
+                    k.id,
+                    k.fields.name,
+                    k.key_hint,
+                    status,
+                    k.fields.expires_at.map(rfc3339).unwrap_or_else(|| "-".into()),
+                    usage.day.tokens,
+                    usage.total.tokens
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => match store.set_active(id, false, now.timestamp()).await? {
+            Some(k) => eprintln!("key {} '{}' is deactivated", k.id, k.fields.name),
+            None => anyhow::bail!("no API key with id {id}"),
+        },
+    }
+    Ok(())
+}

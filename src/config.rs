@@ -1,0 +1,328 @@
+//! Settings: built-in defaults < TOML file (`--config` / `CONFIG_FILE`) < `.env` < environment.
+//!
+//! Every setting has one upper-case name used in all layers (a TOML file may also
+//! spell it in lower case). Anything invalid stops startup with a line naming it.
+
+use anyhow::{anyhow, bail, Context};
+use base64::Engine;
+use chrono_tz::Tz;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieSecure {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite { path: PathBuf },
+    Postgres { url: String },
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres { url: raw.to_owned() });
+        }
+        let rest = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+            .ok_or_else(|| format!("'{raw}' is neither sqlite://PATH nor postgres://"))?;
+        let rest = rest.split('?').next().unwrap_or_default();
+        // `sqlite:///./x.db` (the SQLAlchemy spelling the seed projects used) is relative.
+        let path = if rest.starts_with("/./") || rest.starts_with("/../") { &rest[1..] } else { rest };
+        if path.is_empty() {
+            return Err(format!("'{raw}' names no file"));
+        }
+        Ok(DatabaseUrl::Sqlite { path: PathBuf::from(path) })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub admin_password: Option<String>,
+    pub admin_password_hash: Option<String>,
+    pub proxy_host: String,
+    pub proxy_port: u16,
+    pub admin_host: String,
+    pub admin_port: u16,
+    pub database_url: DatabaseUrl,
+    pub ollama_urls: Vec<Url>,
+    pub ollama_api_keys: Vec<String>,
+    pub app_tz: Tz,
+    /// `None` when `LOG_FILE` is set to an empty string.
+    pub log_file: Option<PathBuf>,
+    pub log_max_bytes: u64,
+    pub log_keep: usize,
+    pub anthropic_default_model: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub cookie_secure: CookieSecure,
+    pub session_key: Option<Vec<u8>>,
+    pub allow_key_in_query: bool,
+    pub allow_key_in_body: bool,
+    pub public_url: Option<Url>,
+    pub body_limit: usize,
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub stream_idle_timeout: Duration,
+    pub key_cache_ttl: Duration,
+    pub default_output_reservation: i64,
+    pub reservation_stale_after: Duration,
+    pub workers: usize,
+    pub shutdown_timeout: Duration,
+    pub db_max_connections: u32,
+    pub db_busy_timeout: Duration,
+}
+
+/// Every setting, its default and what it means; README's table is made from this list.
+pub const SETTINGS: &[(&str, &str, &str)] = &[
+    ("ADMIN_PASSWORD", "", "admin password (else generated on first start and printed once)"),
+    ("ADMIN_PASSWORD_HASH", "", "argon2id PHC string instead of the plaintext"),
+    ("PROXY_HOST", "0.0.0.0", "proxy bind address"),
+    ("PROXY_PORT", "8000", "proxy port"),
+    ("ADMIN_HOST", "127.0.0.1", "admin bind address"),
+    ("ADMIN_PORT", "8001", "admin port"),
+    ("DATABASE_URL", "sqlite://data/ollama-gate.db", "sqlite://PATH or postgres://..."),
+    ("OLLAMA_URL", "http://localhost:11434", "upstream Ollama; comma-separated for several"),
+    ("OLLAMA_API_KEYS", "", "comma-separated upstream bearer keys, rotated on upstream 429"),
+    ("APP_TZ", "UTC", "IANA zone in which daily and monthly windows reset"),
+    ("LOG_FILE", "logs/usage.log", "JSON-lines usage log; empty to disable"),
+    ("LOG_MAX_BYTES", "10485760", "usage log size before it rotates"),
+    ("LOG_KEEP", "5", "rotated usage logs kept"),
+    ("ANTHROPIC_DEFAULT_MODEL", "", "model for /v1/messages when the requested one is unknown"),
+    ("ALLOWED_ORIGINS", "", "comma-separated CORS origins allowed on the proxy"),
+    ("COOKIE_SECURE", "auto", "Secure flag on the admin cookie: auto, true, false"),
+    ("SESSION_KEY", "", "64-byte base64 key for admin session cookies"),
+    ("ALLOW_KEY_IN_QUERY", "false", "accept ?api_key= / ?key= on the proxy"),
+    ("ALLOW_KEY_IN_BODY", "false", "accept \"api_key\" in the JSON body"),
+    ("PUBLIC_URL", "", "the proxy's public base URL, for client snippets"),
+    ("BODY_LIMIT", "33554432", "largest request body in bytes"),
+    ("CONNECT_TIMEOUT_SECS", "5", "time to connect to the upstream"),
+    ("FIRST_BYTE_TIMEOUT_SECS", "600", "time for the upstream's response headers (cold model loads)"),
+    ("STREAM_IDLE_TIMEOUT_SECS", "120", "longest silence inside a streamed response"),
+    ("KEY_CACHE_TTL_MS", "1000", "how long a key lookup is cached"),
+    ("DEFAULT_OUTPUT_RESERVATION", "512", "output tokens reserved when a request sets no maximum"),
+    ("RESERVATION_STALE_AFTER_SECS", "30", "when a dead process's reservations are settled"),
+    ("WORKERS", "0", "worker threads per listener (0: one per core)"),
+    ("SHUTDOWN_TIMEOUT_SECS", "30", "how long running streams may drain on SIGTERM"),
+    ("DB_MAX_CONNECTIONS", "8", "database read connections"),
+    ("DB_BUSY_TIMEOUT_MS", "5000", "how long a SQLite write waits for the lock"),
+];
+
+impl Settings {
+    /// Reads `.env`, the optional TOML file and the environment.
+    pub fn load(config_file: Option<&Path>) -> anyhow::Result<Settings> {
+        // `.env` never overrides a variable the environment already has.
+        let _ = dotenvy::dotenv();
+        let file =
+            config_file.map(Path::to_path_buf).or_else(|| std::env::var_os("CONFIG_FILE").map(PathBuf::from));
+        let mut from_file: HashMap<String, String> = HashMap::new();
+        if let Some(path) = file {
+            let cfg = config::Config::builder()
+                .add_source(config::File::from(path.clone()).format(config::FileFormat::Toml))
+                .build()
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            let table: HashMap<String, config::Value> = cfg
+                .try_deserialize()
+                .with_context(|| format!("config file {} is not a flat table", path.display()))?;
+            for (k, v) in table {
+                let value =
+                    v.into_string().map_err(|e| anyhow!("config file {}: {k}: {e}", path.display()))?;
+                from_file.insert(k.to_uppercase(), value);
+            }
+        }
+        Settings::from_lookup(|name| std::env::var(name).ok().or_else(|| from_file.get(name).cloned()))
+    }
+
+    /// Builds settings from any name -> value lookup; tests pass a map.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
+        let get = |name: &str| -> String {
+            lookup(name).unwrap_or_else(|| {
+                SETTINGS
+                    .iter()
+                    .find(|(n, _, _)| *n == name)
+                    .map(|(_, d, _)| d.to_string())
+                    .unwrap_or_default()
+            })
+        };
+        let opt = |name: &str| -> Option<String> {
+            let v = get(name);
+            let v = v.trim();
+            (!v.is_empty()).then(|| v.to_owned())
+        };
+        let num = |name: &str| -> anyhow::Result<u64> {
+            let v = get(name);
+            v.trim().parse::<u64>().map_err(|_| anyhow!("invalid {name}: '{v}' is not a whole number"))
+        };
+        let port = |name: &str| -> anyhow::Result<u16> {
+            let v = get(name);
+            v.trim().parse::<u16>().map_err(|_| anyhow!("invalid {name}: '{v}' is not a port number"))
+        };
+        let flag = |name: &str| -> anyhow::Result<bool> {
+            parse_bool(&get(name)).ok_or_else(|| anyhow!("invalid {name}: expected true or false"))
+        };
+        let list = |name: &str| -> Vec<String> {
+            get(name).split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        };
+
+        let admin_password_hash = opt("ADMIN_PASSWORD_HASH");
+        if let Some(hash) = &admin_password_hash {
+            crate::admin::password::check_phc(hash)
+                .map_err(|e| anyhow!("invalid ADMIN_PASSWORD_HASH: {e}"))?;
+        }
+        let database_url =
+            DatabaseUrl::parse(&get("DATABASE_URL")).map_err(|e| anyhow!("invalid DATABASE_URL: {e}"))?;
+        let ollama_urls = list("OLLAMA_URL")
+            .iter()
+            .map(|u| parse_upstream(u).map_err(|e| anyhow!("invalid OLLAMA_URL: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if ollama_urls.is_empty() {
+            bail!("invalid OLLAMA_URL: at least one upstream URL is needed");
+        }
+        let tz_name = get("APP_TZ");
+        let app_tz: Tz = tz_name.trim().parse().map_err(|_| {
+            anyhow!("invalid APP_TZ: '{tz_name}' is not an IANA time zone (such as Europe/Berlin)")
+        })?;
+        let cookie_secure = match get("COOKIE_SECURE").trim().to_ascii_lowercase().as_str() {
+            "auto" => CookieSecure::Auto,
+            "true" | "1" | "yes" => CookieSecure::Always,
+            "false" | "0" | "no" => CookieSecure::Never,
+            other => bail!("invalid COOKIE_SECURE: '{other}' (expected auto, true or false)"),
+        };
+        let session_key = match opt("SESSION_KEY") {
+            None => None,
+            Some(text) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(text.as_bytes())
+                    .map_err(|_| anyhow!("invalid SESSION_KEY: not base64"))?;
+                if bytes.len() < 64 {
+                    bail!("invalid SESSION_KEY: needs 64 bytes, got {}", bytes.len());
+                }
+                Some(bytes)
+            }
+        };
+        let public_url = match opt("PUBLIC_URL") {
+            None => None,
+            Some(u) => Some(Url::parse(&u).map_err(|e| anyhow!("invalid PUBLIC_URL: {e}"))?),
+        };
+        let body_limit = num("BODY_LIMIT")?;
+        if body_limit == 0 {
+            bail!("invalid BODY_LIMIT: must be more than 0");
+        }
+        let log_file =
+            lookup("LOG_FILE").map(|v| v.trim().to_owned()).unwrap_or_else(|| "logs/usage.log".into());
+
+        Ok(Settings {
+            admin_password: opt("ADMIN_PASSWORD"),
+            admin_password_hash,
+            proxy_host: get("PROXY_HOST").trim().to_owned(),
+            proxy_port: port("PROXY_PORT")?,
+            admin_host: get("ADMIN_HOST").trim().to_owned(),
+            admin_port: port("ADMIN_PORT")?,
+            database_url,
+            ollama_urls,
+            ollama_api_keys: list("OLLAMA_API_KEYS"),
+            app_tz,
+            log_file: (!log_file.is_empty()).then(|| PathBuf::from(log_file)),
+            log_max_bytes: num("LOG_MAX_BYTES")?.max(4096),
+            log_keep: num("LOG_KEEP")? as usize,
+            anthropic_default_model: opt("ANTHROPIC_DEFAULT_MODEL"),
+            allowed_origins: list("ALLOWED_ORIGINS"),
+            cookie_secure,
+            session_key,
+            allow_key_in_query: flag("ALLOW_KEY_IN_QUERY")?,
+            allow_key_in_body: flag("ALLOW_KEY_IN_BODY")?,
+            public_url,
+            body_limit: body_limit as usize,
+            connect_timeout: Duration::from_secs(num("CONNECT_TIMEOUT_SECS")?.max(1)),
+            first_byte_timeout: Duration::from_secs(num("FIRST_BYTE_TIMEOUT_SECS")?.max(1)),
+            stream_idle_timeout: Duration::from_secs(num("STREAM_IDLE_TIMEOUT_SECS")?.max(1)),
+            key_cache_ttl: Duration::from_millis(num("KEY_CACHE_TTL_MS")?),
+            default_output_reservation: num("DEFAULT_OUTPUT_RESERVATION")? as i64,
+            reservation_stale_after: Duration::from_secs(num("RESERVATION_STALE_AFTER_SECS")?.max(1)),
+            workers: num("WORKERS")? as usize,
+            shutdown_timeout: Duration::from_secs(num("SHUTDOWN_TIMEOUT_SECS")?),
+            db_max_connections: num("DB_MAX_CONNECTIONS")?.clamp(1, 1000) as u32,
+            db_busy_timeout: Duration::from_millis(num("DB_BUSY_TIMEOUT_MS")?),
+        })
+    }
+}
+
+pub fn parse_upstream(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw.trim()).map_err(|e| format!("'{raw}': {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("'{raw}' is not an http(s) URL"));
+    }
+    Ok(url)
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = with(&[]).unwrap();
+        assert_eq!((s.proxy_host.as_str(), s.proxy_port), ("0.0.0.0", 8000));
+        assert_eq!((s.admin_host.as_str(), s.admin_port), ("127.0.0.1", 8001));
+        assert_eq!(s.database_url, DatabaseUrl::Sqlite { path: "data/ollama-gate.db".into() });
+        assert_eq!(s.ollama_urls[0].as_str(), "http://localhost:11434/");
+        assert_eq!(s.body_limit, 32 * 1024 * 1024);
+        assert_eq!(s.cookie_secure, CookieSecure::Auto);
+        assert!(!s.allow_key_in_query && !s.allow_key_in_body);
+    }
+
+    #[test]
+    fn each_invalid_setting_is_named_in_the_error() {
+        for (name, value) in [
+            ("APP_TZ", "Mars/Olympus"),
+            ("PROXY_PORT", "eighty"),
+            ("OLLAMA_URL", "ftp://x"),
+            ("DATABASE_URL", "mysql://x"),
+            ("COOKIE_SECURE", "maybe"),
+            ("SESSION_KEY", "c2hvcnQ="),
+        ] {
+            let err = with(&[(name, value)]).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn sqlite_urls_in_both_spellings() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///./x.db").unwrap(),
+            DatabaseUrl::Sqlite { path: "./x.db".into() }
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(),
+            DatabaseUrl::Sqlite { path: "/tmp/x.db".into() }
+        );
+        assert!(matches!(DatabaseUrl::parse("postgresql://u@h/db").unwrap(), DatabaseUrl::Postgres { .. }));
+    }
+
+    #[test]
+    fn several_upstreams_are_a_comma_separated_list() {
+        let s = with(&[("OLLAMA_URL", "http://a:11434, http://b:11434")]).unwrap();
+        assert_eq!(s.ollama_urls.len(), 2);
+    }
+}

@@ -1,0 +1,7 @@
+//! Types that can only hold valid values: keys, scopes, limits, quota windows.
+
+pub mod api_key;
+pub mod limits;
+pub mod model;
+pub mod scopes;
+pub mod windows;

@@ -1,0 +1,14 @@
+pub mod admin;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod cors;
+pub mod domain;
+pub mod keys;
+pub mod proxy;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod tokens;
+pub mod upstream;
+pub mod usage_log;

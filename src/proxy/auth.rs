@@ -1,0 +1,65 @@
+//! Who is calling: the key from the request, checked before the database sees it.
+
+use super::error::ProxyError;
+use crate::domain::api_key::ApiKey;
+use crate::state::AppState;
+use crate::store::KeyRecord;
+use actix_web::HttpRequest;
+use std::sync::Arc;
+
+/// The key as presented, in the documented order of precedence.
+pub fn presented_key(req: &HttpRequest, allow_query: bool) -> Option<String> {
+    let header = |name: &str| {
+        req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    };
+    if let Some(auth) = header("authorization") {
+        let key = match auth.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ => auth,
+        };
+        return Some(key.to_owned());
+    }
+    if let Some(key) = header("x-api-key").or_else(|| header("anthropic-auth-token")) {
+        return Some(key.to_owned());
+    }
+    if allow_query {
+        let query = url::form_urlencoded::parse(req.query_string().as_bytes());
+        for (name, value) in query {
+            if name == "api_key" || name == "key" {
+                return Some(value.into_owned());
+            }
+        }
+    }
+    None
+}
+
+pub async fn authenticate(state: &AppState, presented: Option<&str>) -> Result<Arc<KeyRecord>, ProxyError> {
+    let presented = presented.ok_or_else(|| {
+        ProxyError::Unauthorized("missing API key: send it as 'Authorization: Bearer sk-og-...'".into())
+    })?;
+    // Malformed keys and typos stop here, without a database lookup.
+    let key =
+        ApiKey::parse(presented).map_err(|e| ProxyError::Unauthorized(format!("invalid API key: {e}")))?;
+    let hash = key.hash();
+    let record = match state.keys.get(&hash) {
+        Some(cached) => cached,
+        None => {
+            let found = state.store.find_key_by_hash(&hash).await.map_err(|e| {
+                log::error!("key lookup failed: {e}");
+                ProxyError::Unavailable("the gate's database is unavailable; try again shortly".into())
+            })?;
+            let found = found.map(Arc::new);
+            state.keys.put(hash, found.clone());
+            found
+        }
+    };
+    let record = record.ok_or_else(|| ProxyError::Unauthorized("invalid API key: unknown key".into()))?;
+    if !record.active {
+        return Err(ProxyError::Unauthorized("API key is deactivated".into()));
+    }
+    let now = state.clock.now().timestamp();
+    if record.is_expired(now) {
+        return Err(ProxyError::Unauthorized("API key has expired".into()));
+    }
+    Ok(record)
+}

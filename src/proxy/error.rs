@@ -1,0 +1,132 @@
+//! Refusals and failures, rendered in the format of the API family that was called.
+
+use super::routes::Family;
+use crate::domain::limits::LimitKind;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("request body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    #[error("{message}")]
+    Limited { kind: LimitKind, retry_after: i64, message: String },
+    #[error("{0}")]
+    BadGateway(String),
+    #[error("{0}")]
+    GatewayTimeout(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
+            ProxyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// OpenAI's `code`: also what the usage log calls the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProxyError::BadRequest(_) => "invalid_request",
+            ProxyError::Unauthorized(_) => "invalid_api_key",
+            ProxyError::Forbidden(_) => "permission_denied",
+            ProxyError::NotFound(_) => "not_found",
+            ProxyError::TooLarge(_) => "request_too_large",
+            ProxyError::Limited { kind, .. } if kind.is_rate() => "rate_limit_exceeded",
+            ProxyError::Limited { .. } => "insufficient_quota",
+            ProxyError::BadGateway(_) => "upstream_unreachable",
+            ProxyError::GatewayTimeout(_) => "upstream_timeout",
+            ProxyError::Unavailable(_) => "service_unavailable",
+        }
+    }
+
+    fn openai_type(&self) -> &'static str {
+        match self {
+            ProxyError::BadRequest(_) | ProxyError::TooLarge(_) | ProxyError::NotFound(_) => {
+                "invalid_request_error"
+            }
+            ProxyError::Unauthorized(_) => "authentication_error",
+            ProxyError::Forbidden(_) => "permission_error",
+            ProxyError::Limited { kind, .. } if kind.is_rate() => "requests",
+            ProxyError::Limited { .. } => "insufficient_quota",
+            _ => "server_error",
+        }
+    }
+
+    fn anthropic_type(&self) -> &'static str {
+        match self {
+            ProxyError::BadRequest(_) => "invalid_request_error",
+            ProxyError::Unauthorized(_) => "authentication_error",
+            ProxyError::Forbidden(_) => "permission_error",
+            ProxyError::NotFound(_) => "not_found_error",
+            ProxyError::TooLarge(_) => "request_too_large",
+            ProxyError::Limited { .. } => "rate_limit_error",
+            ProxyError::Unavailable(_) => "overloaded_error",
+            _ => "api_error",
+        }
+    }
+
+    /// The error body alone, as the family expects it.
+    pub fn body(&self, family: Family) -> serde_json::Value {
+        let message = self.to_string();
+        match family {
+            Family::Ollama => json!({ "error": message }),
+            Family::OpenAi => json!({
+                "error": { "message": message, "type": self.openai_type(), "param": null, "code": self.code() }
+            }),
+            Family::Anthropic => json!({
+                "type": "error", "error": { "type": self.anthropic_type(), "message": message }
+            }),
+        }
+    }
+
+    pub fn render(&self, family: Family, extra: &[(HeaderName, HeaderValue)]) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status());
+        if let ProxyError::Limited { retry_after, .. } = self {
+            response.insert_header(("retry-after", retry_after.to_string()));
+        }
+        if matches!(self, ProxyError::Unauthorized(_)) {
+            response.insert_header(("www-authenticate", "Bearer"));
+        }
+        for (name, value) in extra {
+            response.insert_header((name.clone(), value.clone()));
+        }
+        response.json(self.body(family))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_family_gets_its_own_shape() {
+        let e = ProxyError::Limited { kind: LimitKind::DailyTokens, retry_after: 5, message: "over".into() };
+        assert_eq!(e.body(Family::Ollama), json!({"error": "over"}));
+        assert_eq!(e.body(Family::OpenAi)["error"]["code"], "insufficient_quota");
+        assert_eq!(e.body(Family::Anthropic)["error"]["type"], "rate_limit_error");
+        let e =
+            ProxyError::Limited { kind: LimitKind::RequestsPerMinute, retry_after: 5, message: "x".into() };
+        assert_eq!(e.body(Family::OpenAi)["error"]["code"], "rate_limit_exceeded");
+    }
+}

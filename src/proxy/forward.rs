@@ -1,0 +1,131 @@
+//! Sending a request upstream: backend failover, upstream keys, header hygiene.
+
+use super::error::ProxyError;
+use crate::state::AppState;
+use crate::upstream::{host_header, join};
+use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::http::{Method, StatusCode};
+use actix_web::web::{self, Bytes};
+use awc::error::SendRequestError;
+use awc::ClientResponse;
+
+pub enum Outbound {
+    Empty,
+    Bytes(Bytes),
+    /// Streamed as it arrives (blob uploads); cannot be retried on another backend.
+    Stream(web::Payload),
+}
+
+/// Headers that never cross the gate towards the upstream: the client's
+/// credentials and cookies, its origin, hop-by-hop headers, and encodings the
+/// usage tap could not read.
+fn drop_request_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "authorization"
+            | "x-api-key"
+            | "anthropic-auth-token"
+            | "cookie"
+            | "origin"
+            | "referer"
+            | "host"
+            | "content-length"
+            | "accept-encoding"
+            | "expect"
+    ) || is_hop_by_hop(name)
+}
+
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+/// Also names listed in the request's own `Connection` header are hop-by-hop.
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect()
+}
+
+pub async fn send(
+    client: &awc::Client,
+    state: &AppState,
+    method: &Method,
+    path_and_query: &str,
+    incoming: &HeaderMap,
+    body: Outbound,
+) -> Result<ClientResponse, ProxyError> {
+    let listed = connection_listed(incoming);
+    let upstreams = &state.upstreams;
+    let mut body = Some(body);
+    let mut key_attempts = upstreams.api_key_count().max(1);
+    let mut last_error = ProxyError::BadGateway("no upstream configured".into());
+    let backends = upstreams.in_turn();
+    let mut i = 0;
+    while i < backends.len() {
+        let url = &backends[i];
+        let mut request = client.request(method.clone(), join(url, path_and_query));
+        for (name, value) in incoming.iter() {
+            if !drop_request_header(name) && !listed.iter().any(|l| l == name.as_str()) {
+                request = request.append_header((name.clone(), value.clone()));
+            }
+        }
+        request = request.insert_header((header::HOST, host_header(url)));
+        if let Some(key) = upstreams.api_key() {
+            request = request.insert_header((header::AUTHORIZATION, format!("Bearer {key}")));
+        }
+        let (result, retryable_body) = match body.take() {
+            Some(Outbound::Empty) | None => (request.send().await, Some(Outbound::Empty)),
+            Some(Outbound::Bytes(bytes)) => {
+                (request.send_body(bytes.clone()).await, Some(Outbound::Bytes(bytes)))
+            }
+            Some(Outbound::Stream(payload)) => (request.send_stream(payload).await, None),
+        };
+        match result {
+            Ok(response)
+                if response.status() == StatusCode::TOO_MANY_REQUESTS
+                    && key_attempts > 1
+                    && retryable_body.is_some() =>
+            {
+                log::warn!("upstream {} answered 429; trying the next upstream API key", url);
+                upstreams.rotate_api_key();
+                key_attempts -= 1;
+                body = retryable_body;
+                continue;
+            }
+            Ok(response) => return Ok(response),
+            Err(SendRequestError::Timeout) => {
+                return Err(ProxyError::GatewayTimeout(
+                    "upstream did not answer in time (FIRST_BYTE_TIMEOUT_SECS)".into(),
+                ))
+            }
+            Err(SendRequestError::Connect(e)) => {
+                log::warn!("upstream {url} unreachable: {e}");
+                last_error = ProxyError::BadGateway("upstream Ollama is unreachable".into());
+            }
+            Err(e) => {
+                log::warn!("upstream {url} failed: {e}");
+                last_error = ProxyError::BadGateway("upstream Ollama failed to answer".into());
+            }
+        }
+        match retryable_body {
+            Some(b) => body = Some(b),
+            None => break,
+        }
+        i += 1;
+    }
+    Err(last_error)
+}

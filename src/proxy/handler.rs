@@ -1,0 +1,382 @@
+//! The one handler behind every forwarded route.
+
+use super::auth::{authenticate, presented_key};
+use super::body::{self, Facts};
+use super::error::ProxyError;
+use super::forward::{self, Outbound};
+use super::metered::{End, Metered, Ticket};
+use super::ratelimit;
+use super::routes::{self, Family, Kind, Refusal, Route};
+use super::usage_tap::{self, UsageTap};
+use crate::domain::limits::first_violation;
+use crate::state::AppState;
+use crate::store::{Admission, Admitted, KeyRecord};
+use crate::usage_log::UsageEvent;
+use actix_web::body::{BodyStream, SizedStream};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::web::{self, Bytes, BytesMut, Data};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Instant;
+
+type Headers = Vec<(HeaderName, HeaderValue)>;
+
+pub async fn proxy(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: Data<AppState>,
+    client: Data<awc::Client>,
+) -> HttpResponse {
+    let family = Family::of(req.path());
+    let mut rate_headers = Headers::new();
+    match handle(&req, payload, &state, &client, &mut rate_headers).await {
+        Ok(response) => response,
+        Err(error) => {
+            log_refusal(&state, &req, &error);
+            error.render(family, &rate_headers)
+        }
+    }
+}
+
+async fn handle(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    state: &Data<AppState>,
+    client: &awc::Client,
+    rate_headers: &mut Headers,
+) -> Result<HttpResponse, ProxyError> {
+    let settings = &state.settings;
+    let route = routes::resolve(req.method(), req.path());
+    let mut presented = presented_key(req, settings.allow_key_in_query);
+
+    // With ALLOW_KEY_IN_BODY, a JSON body may carry the key; it is removed before forwarding.
+    let mut json: Option<(Value, bool)> = None;
+    if presented.is_none() && settings.allow_key_in_body {
+        if let Ok(r) = &route {
+            if r.kind.has_json_body() {
+                let mut value =
+                    body::parse_strict(&read_body(req, &mut payload, settings.body_limit).await?)?;
+                if let Some(Value::String(k)) = value.as_object_mut().and_then(|o| o.remove("api_key")) {
+                    presented = Some(k);
+                }
+                json = Some((value, true));
+            }
+        }
+    }
+
+    let key = authenticate(state, presented.as_deref()).await?;
+    let route = route.map_err(|refusal| refused_route(req, refusal))?;
+    if !key.fields.scopes.contains(route.scope) {
+        return Err(ProxyError::Forbidden(format!(
+            "this key lacks the '{}' scope needed for {} {}",
+            route.scope,
+            req.method(),
+            req.path()
+        )));
+    }
+    let windows = state.windows();
+    *rate_headers = ratelimit::headers(&key.fields.limits, &key.usage_at(&windows), &windows);
+
+    // The body, and what policy needs from it.
+    let mut facts = Facts::default();
+    let mut parsed: Option<Arc<Value>> = None;
+    let outbound = if route.kind.has_json_body() {
+        let (value, changed, raw) = match json.take() {
+            Some((value, changed)) => (value, changed, None),
+            None => {
+                let raw = read_body(req, &mut payload, settings.body_limit).await?;
+                (body::parse_strict(&raw)?, false, Some(raw))
+            }
+        };
+        facts = body::facts(route.kind, &value)?;
+        check_models(&key, &facts.models)?;
+        let bytes = match (changed, raw) {
+            // Forwarded exactly as received unless the gate had to change it.
+            (false, Some(raw)) => raw,
+            _ => Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
+        };
+        parsed = Some(Arc::new(value));
+        Outbound::Bytes(bytes)
+    } else if route.kind == Kind::Blob {
+        Outbound::Stream(payload)
+    } else {
+        Outbound::Empty
+    };
+    if route.kind == Kind::OpenAiModel {
+        let model = route.upstream_path.trim_start_matches("/v1/models/");
+        check_models(&key, &[model.to_owned()])?;
+    }
+    if route.kind == Kind::AnthropicCountTokens {
+        let tokens = parsed.as_deref().map_or(0, |b| crate::tokens::count(&body::prompt_text(b)));
+        return Ok(with_headers(HttpResponse::Ok(), rate_headers)
+            .json(serde_json::json!({ "input_tokens": tokens })));
+    }
+
+    // Admission: one transaction that counts the request and reserves its tokens.
+    let ticket = if route.kind.is_metered() {
+        let (ticket, usage) = admit(state, &key, &route, &facts, parsed.clone()).await?;
+        *rate_headers = ratelimit::headers(&key.fields.limits, &usage, &windows);
+        Some(ticket)
+    } else {
+        None
+    };
+
+    let path_and_query = upstream_path_and_query(req, &route, settings.allow_key_in_query);
+    let response = forward::send(client, state, req.method(), &path_and_query, req.headers(), outbound).await;
+    let mut response = match response {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(ticket) = ticket {
+                ticket.settle(End::UpstreamUnreachable, e.status().as_u16(), None);
+            }
+            return Err(e);
+        }
+    };
+
+    let status = response.status();
+    let mut builder = HttpResponse::build(status);
+    let mut content_type = String::new();
+    let mut length: Option<u64> = None;
+    for (name, value) in response.headers() {
+        if name == header::CONTENT_LENGTH {
+            length = value.to_str().ok().and_then(|v| v.parse().ok());
+            continue;
+        }
+        if name == header::CONTENT_TYPE {
+            content_type = value.to_str().unwrap_or_default().to_owned();
+        }
+        if !forward::is_hop_by_hop(name) {
+            builder.append_header((name.clone(), value.clone()));
+        }
+    }
+    for (name, value) in rate_headers.iter() {
+        builder.insert_header((name.clone(), value.clone()));
+    }
+
+    // A key with a model allow-list sees only its models in the listings.
+    if let (Some(models), true) = (&key.fields.models, is_listing(route.kind) && status.is_success()) {
+        let raw = response
+            .body()
+            .limit(64 * 1024 * 1024)
+            .await
+            .map_err(|e| ProxyError::BadGateway(format!("upstream listing could not be read: {e}")))?;
+        return Ok(builder.body(filter_listing(route.kind, &raw, models)));
+    }
+
+    let streaming =
+        content_type.starts_with("application/x-ndjson") || content_type.starts_with("text/event-stream");
+    let dialect = match Family::of(&route.upstream_path) {
+        Family::Ollama => &usage_tap::OLLAMA,
+        Family::OpenAi => &usage_tap::OPENAI,
+        Family::Anthropic => &usage_tap::ANTHROPIC,
+    };
+    let error_family = streaming.then(|| Family::of(req.path()));
+    let metered = Metered::new(
+        response.take_payload(),
+        UsageTap::new(dialect),
+        ticket,
+        status.as_u16(),
+        settings.stream_idle_timeout,
+        error_family,
+    );
+    Ok(match (length, streaming) {
+        (Some(len), false) => builder.body(SizedStream::new(len, metered)),
+        _ => builder.body(BodyStream::new(metered)),
+    })
+}
+
+async fn admit(
+    state: &Data<AppState>,
+    key: &Arc<KeyRecord>,
+    route: &Route,
+    facts: &Facts,
+    body: Option<Arc<Value>>,
+) -> Result<(Ticket, crate::domain::limits::Usage), ProxyError> {
+    let limits = &key.fields.limits;
+    let windows = state.windows();
+    // The tokenizer runs only when some token limit needs the estimate now.
+    let prompt_estimate = match (&body, limits.has_token_limit()) {
+        (Some(b), true) => Some(crate::tokens::count(&body::prompt_text(b))),
+        _ => None,
+    };
+    let reserve = if limits.has_token_limit() {
+        let output = if route.kind.generates() {
+            facts.max_output.unwrap_or(state.settings.default_output_reservation)
+        } else {
+            0
+        };
+        (prompt_estimate.unwrap_or(0) + output).max(1)
+    } else {
+        0
+    };
+    let model = facts.models.first().cloned().unwrap_or_default();
+    let admission = Admission {
+        key_id: key.id,
+        key_hash: &key.key_hash,
+        windows,
+        reserve_tokens: reserve,
+        prompt_estimate: prompt_estimate.unwrap_or(0),
+        model: &model,
+        route: route.name,
+        instance_id: &state.instance_id,
+    };
+    let admitted = state.store.admit(&admission).await.map_err(|e| {
+        log::error!("admission failed: {e}");
+        ProxyError::Unavailable("the gate's database is unavailable; try again shortly".into())
+    })?;
+    match admitted {
+        Admitted::Yes { reservation_id, usage } => {
+            let ticket = Ticket {
+                state: state.clone(),
+                reservation_id,
+                key_id: key.id,
+                model,
+                route: route.name,
+                started: Instant::now(),
+                body,
+                prompt_estimate,
+                expects_done: route.kind.ends_with_done(),
+            };
+            Ok((ticket, usage))
+        }
+        Admitted::KeyGone => {
+            state.keys.clear();
+            Err(ProxyError::Unauthorized(
+                "API key is no longer valid (deactivated, rotated, expired or deleted)".into(),
+            ))
+        }
+        Admitted::Refused { limits, usage } => {
+            // Another request may have freed room between the two reads; the
+            // refusal still stands, it names the limit that is tightest now.
+            let kind = first_violation(&limits, &usage, reserve)
+                .unwrap_or(crate::domain::limits::LimitKind::Concurrency);
+            let message = match kind {
+                crate::domain::limits::LimitKind::Concurrency => {
+                    "too many requests in flight for this key (max_concurrent)".to_owned()
+                }
+                k if k.is_rate() => format!("rate limit reached for this key ({})", k.field()),
+                k => format!("quota exhausted for this key ({})", k.field()),
+            };
+            Err(ProxyError::Limited { kind, retry_after: ratelimit::retry_after(kind, &windows), message })
+        }
+    }
+}
+
+async fn read_body(req: &HttpRequest, payload: &mut web::Payload, limit: usize) -> Result<Bytes, ProxyError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ProxyError::TooLarge(limit));
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ProxyError::BadRequest(format!("request body could not be read: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(ProxyError::TooLarge(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if buf.is_empty() {
+        return Err(ProxyError::BadRequest("request body is empty; expected a JSON object".into()));
+    }
+    Ok(buf.freeze())
+}
+
+fn check_models(key: &KeyRecord, models: &[String]) -> Result<(), ProxyError> {
+    let Some(list) = &key.fields.models else { return Ok(()) };
+    match models.iter().find(|m| !list.allows(m)) {
+        Some(m) => Err(ProxyError::Forbidden(format!("model '{m}' is not allowed for this key"))),
+        None => Ok(()),
+    }
+}
+
+fn refused_route(req: &HttpRequest, refusal: Refusal) -> ProxyError {
+    match refusal {
+        Refusal::NeverForwarded => {
+            ProxyError::Forbidden(format!("{} {} is never forwarded by this gate", req.method(), req.path()))
+        }
+        Refusal::NotAllowed => ProxyError::Forbidden(format!(
+            "{} {} is not a route this gate forwards",
+            req.method(),
+            req.path()
+        )),
+    }
+}
+
+fn upstream_path_and_query(req: &HttpRequest, route: &Route, strip_key: bool) -> String {
+    let query = req.query_string();
+    if query.is_empty() {
+        return route.upstream_path.clone();
+    }
+    let query = if strip_key {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "api_key" && k != "key"),
+            )
+            .finish()
+    } else {
+        query.to_owned()
+    };
+    if query.is_empty() {
+        route.upstream_path.clone()
+    } else {
+        format!("{}?{query}", route.upstream_path)
+    }
+}
+
+fn is_listing(kind: Kind) -> bool {
+    matches!(kind, Kind::Tags | Kind::Ps | Kind::OpenAiModels)
+}
+
+/// Drops the models a key may not use from `/api/tags`, `/api/ps` and `/v1/models`.
+fn filter_listing(kind: Kind, raw: &[u8], allowed: &crate::domain::model::ModelList) -> Bytes {
+    let Ok(mut value) = serde_json::from_slice::<Value>(raw) else {
+        return Bytes::from_static(b"{}");
+    };
+    let (array, name_fields): (&str, &[&str]) = match kind {
+        Kind::OpenAiModels => ("data", &["id"]),
+        _ => ("models", &["name", "model"]),
+    };
+    if let Some(Value::Array(items)) = value.get_mut(array) {
+        items.retain(|item| {
+            name_fields
+                .iter()
+                .any(|f| item.get(*f).and_then(Value::as_str).is_some_and(|n| allowed.allows(n)))
+        });
+    }
+    Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+}
+
+fn with_headers(
+    mut builder: actix_web::HttpResponseBuilder,
+    headers: &Headers,
+) -> actix_web::HttpResponseBuilder {
+    for (name, value) in headers {
+        builder.insert_header((name.clone(), value.clone()));
+    }
+    builder
+}
+
+fn log_refusal(state: &AppState, req: &HttpRequest, error: &ProxyError) {
+    log::info!("refused {} {}: {} {}", req.method(), req.path(), error.status().as_u16(), error.code());
+    state.usage_log.record(&UsageEvent {
+        ts: chrono::Utc::now().to_rfc3339(),
+        event: "refused",
+        key_id: None,
+        model: "",
+        route: req.path(),
+        status: error.code(),
+        http_status: error.status().as_u16(),
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        total_tokens: 0,
+        estimated: false,
+        latency_ms: 0,
+    });
+}

@@ -1,0 +1,167 @@
+//! `GET /`, `GET /health`, and the key holder's own usage.
+
+use super::auth::{authenticate, presented_key};
+use super::error::ProxyError;
+use super::routes::Family;
+use crate::domain::limits::Limits;
+use crate::state::AppState;
+use crate::store::UsageFilter;
+use crate::upstream::{host_header, join};
+use actix_web::web::{Data, Query};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+pub async fn service_info() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "name": "ollama-gate",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": "API keys, quotas and usage accounting in front of Ollama",
+        "endpoints": {"ollama": "/api", "openai": "/v1", "anthropic": "/v1/messages", "health": "/health", "usage": "/v1/usage"}
+    }))
+}
+
+/// How long an upstream probe's answer is reused: health checks from a load
+/// balancer must not become load on Ollama.
+const UPSTREAM_PROBE_TTL: Duration = Duration::from_secs(5);
+
+pub async fn health(state: Data<AppState>, client: Data<awc::Client>) -> HttpResponse {
+    let database_ok =
+        tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await.is_ok_and(|r| r.is_ok());
+    let upstream = upstream_status(&state, &client).await;
+    let body = json!({
+        "status": if database_ok { "ok" } else { "degraded" },
+        "database": if database_ok { "ok" } else { "down" },
+        "upstream": upstream,
+    });
+    if database_ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+pub async fn upstream_status(state: &AppState, client: &awc::Client) -> Value {
+    if let Some((at, cached)) = state.upstream_probe.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if at.elapsed() < UPSTREAM_PROBE_TTL {
+            return cached;
+        }
+    }
+    let url = state.upstreams.urls()[0].clone();
+    let probe = client
+        .get(join(&url, "/api/version"))
+        .insert_header(("host", host_header(&url)))
+        .timeout(Duration::from_secs(2))
+        .send();
+    let status = match probe.await {
+        Ok(mut r) if r.status().is_success() => {
+            let version =
+                r.json::<Value>().await.ok().and_then(|v| v.get("version").cloned()).unwrap_or(Value::Null);
+            json!({ "status": "ok", "version": version })
+        }
+        _ => json!({ "status": "down", "version": null }),
+    };
+    *state.upstream_probe.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), status.clone()));
+    status
+}
+
+/// `GET /v1/usage`: the calling key's limits, usage and what is left.
+pub async fn key_usage(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
+    let result = async {
+        let key =
+            authenticate(&state, presented_key(&req, state.settings.allow_key_in_query).as_deref()).await?;
+        let fresh = state.store.get_key(key.id).await.map_err(unavailable)?.ok_or_else(gone)?;
+        let windows = state.windows();
+        let usage = fresh.usage_at(&windows);
+        let limits = fresh.fields.limits;
+        Ok::<_, ProxyError>(json!({
+            "key": {"id": fresh.id, "name": fresh.fields.name},
+            "limits": limits,
+            "usage": usage,
+            "remaining": remaining(&limits, &usage),
+            "windows": {
+                "minute_resets_at": rfc3339(windows.minute.end),
+                "day_resets_at": rfc3339(windows.day.end),
+                "month_resets_at": rfc3339(windows.month.end),
+                "time_zone": state.settings.app_tz.name(),
+            }
+        }))
+    };
+    match result.await {
+        Ok(body) => HttpResponse::Ok().json(body),
+        Err(e) => e.render(Family::OpenAi, &[]),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SummaryQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET /v1/usage/summary`: the calling key's usage per model.
+pub async fn key_usage_summary(
+    req: HttpRequest,
+    state: Data<AppState>,
+    query: Query<SummaryQuery>,
+) -> HttpResponse {
+    let result = async {
+        let key =
+            authenticate(&state, presented_key(&req, state.settings.allow_key_in_query).as_deref()).await?;
+        let tz = state.settings.app_tz;
+        let parse = |v: &Option<String>, end: bool| -> Result<Option<i64>, ProxyError> {
+            v.as_deref()
+                .map(|t| crate::admin::keys::parse_time(t, tz, end).map_err(ProxyError::BadRequest))
+                .transpose()
+        };
+        let filter = UsageFilter {
+            key_id: Some(key.id),
+            from: parse(&query.from, false)?,
+            to: parse(&query.to, true)?,
+            ..UsageFilter::default()
+        };
+        let buckets = state.store.usage_buckets(&filter, i64::MAX / 4).await.map_err(unavailable)?;
+        let models: Vec<Value> = buckets
+            .iter()
+            .map(|b| {
+                json!({"model": b.model, "requests": b.requests, "prompt_tokens": b.prompt_tokens,
+                       "completion_tokens": b.completion_tokens, "total_tokens": b.total_tokens})
+            })
+            .collect();
+        Ok::<_, ProxyError>(json!({"key": {"id": key.id, "name": key.fields.name}, "models": models}))
+    };
+    match result.await {
+        Ok(body) => HttpResponse::Ok().json(body),
+        Err(e) => e.render(Family::OpenAi, &[]),
+    }
+}
+
+pub fn remaining(limits: &Limits, usage: &crate::domain::limits::Usage) -> Value {
+    let left = |limit: Option<i64>, used: i64| limit.map(|l| (l - used).max(0));
+    json!({
+        "requests_per_minute": left(limits.requests_per_minute, usage.minute.requests),
+        "tokens_per_minute": left(limits.tokens_per_minute, usage.minute.tokens),
+        "daily_requests": left(limits.daily_requests, usage.day.requests),
+        "daily_tokens": left(limits.daily_tokens, usage.day.tokens),
+        "monthly_requests": left(limits.monthly_requests, usage.month.requests),
+        "monthly_tokens": left(limits.monthly_tokens, usage.month.tokens),
+        "total_tokens": left(limits.total_tokens, usage.total.tokens),
+        "max_concurrent": left(limits.max_concurrent, usage.in_flight),
+    })
+}
+
+pub fn rfc3339(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+fn unavailable(e: crate::store::StoreError) -> ProxyError {
+    log::error!("usage lookup failed: {e}");
+    ProxyError::Unavailable("the gate's database is unavailable; try again shortly".into())
+}
+
+fn gone() -> ProxyError {
+    ProxyError::Unauthorized("API key is no longer valid".into())
+}

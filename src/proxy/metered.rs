@@ -1,0 +1,232 @@
+//! The response stream on its way to the client, and the settlement it owes.
+//!
+//! `Metered` passes each upstream chunk on as it arrives, lets the usage tap
+//! look at it, and enforces the idle timeout. Whatever way the stream ends
+//! (finished, upstream broke, upstream went quiet, client went away and the
+//! stream was dropped) the `Ticket` is settled exactly once.
+
+use super::error::ProxyError;
+use super::routes::Family;
+use super::usage_tap::UsageTap;
+use crate::state::AppState;
+use crate::store::Settlement;
+use crate::usage_log::UsageEvent;
+use actix_web::web::{Bytes, Data};
+use futures_util::Stream;
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// How a metered request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Completed,
+    ClientAborted,
+    UpstreamBroke,
+    UpstreamIdle,
+    /// The upstream answered with an error status.
+    UpstreamRefused,
+    /// No response at all: the request is given back.
+    UpstreamUnreachable,
+}
+
+/// An admitted request's reservation, to be replaced by the real count.
+pub struct Ticket {
+    pub state: Data<AppState>,
+    pub reservation_id: i64,
+    pub key_id: i64,
+    pub model: String,
+    pub route: &'static str,
+    pub started: Instant,
+    /// The request body, for a token estimate when the upstream reports no counts.
+    pub body: Option<Arc<Value>>,
+    pub prompt_estimate: Option<i64>,
+    /// The upstream ends a complete response with a done marker (native generate/chat).
+    pub expects_done: bool,
+}
+
+impl Ticket {
+    pub fn settle(self, end: End, http_status: u16, tap: Option<&UsageTap>) {
+        let exact_counts = tap.is_some_and(|t| t.prompt.is_some() || t.completion.is_some());
+        let clean = tap.is_some_and(|t| !t.error && (t.done || !self.expects_done));
+        let status = match end {
+            End::Completed if clean => "ok",
+            End::Completed | End::UpstreamBroke => "upstream_failed",
+            End::UpstreamIdle => "upstream_timeout",
+            End::ClientAborted => "client_aborted",
+            End::UpstreamRefused => "upstream_error",
+            End::UpstreamUnreachable => "upstream_unreachable",
+        };
+        let (prompt, completion, estimated) = match (end, tap) {
+            (End::UpstreamUnreachable, _) => (Some(0), 0, false),
+            (End::UpstreamRefused, t) => (
+                Some(t.and_then(|t| t.prompt).unwrap_or(0)),
+                t.and_then(|t| t.completion).unwrap_or(0),
+                false,
+            ),
+            (End::Completed, Some(t)) if clean && exact_counts => {
+                (Some(t.prompt.unwrap_or(0)), t.completion.unwrap_or(0), false)
+            }
+            // Cut short or never counted: what was seen, with the prompt estimated.
+            (_, t) => (t.and_then(|t| t.prompt), t.map_or(0, |t| t.completion.unwrap_or(t.units)), true),
+        };
+        let refund = end == End::UpstreamUnreachable;
+        let latency_ms = self.started.elapsed().as_millis() as i64;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Shutting down: the stale-reservation sweep of the next start settles it.
+            return;
+        };
+        runtime.spawn(async move {
+            let prompt = match prompt {
+                Some(p) => p,
+                None => self.estimate_prompt().await,
+            };
+            let now = self.state.clock.now().timestamp();
+            let settlement = Settlement {
+                reservation_id: self.reservation_id,
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                estimated,
+                status,
+                http_status,
+                latency_ms,
+                refund_request: refund,
+                now,
+            };
+            if let Err(e) = self.state.store.settle(&settlement).await {
+                // The reservation stays; the sweep settles it once this process is gone.
+                log::error!("settling reservation {} failed: {e}", self.reservation_id);
+            }
+            self.state.usage_log.record(&UsageEvent {
+                ts: chrono::Utc::now().to_rfc3339(),
+                event: "request",
+                key_id: Some(self.key_id),
+                model: &self.model,
+                route: self.route,
+                status,
+                http_status,
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                total_tokens: prompt + completion,
+                estimated,
+                latency_ms,
+            });
+        });
+    }
+
+    async fn estimate_prompt(&self) -> i64 {
+        if let Some(n) = self.prompt_estimate {
+            return n;
+        }
+        let Some(body) = self.body.clone() else { return 0 };
+        tokio::task::spawn_blocking(move || crate::tokens::count(&super::body::prompt_text(&body)))
+            .await
+            .unwrap_or(0)
+    }
+}
+
+pub struct Metered<S> {
+    inner: S,
+    tap: UsageTap,
+    ticket: Option<Ticket>,
+    http_status: u16,
+    idle: Duration,
+    idle_timer: Pin<Box<tokio::time::Sleep>>,
+    /// Set when the response is a stream that can carry an error event at its end.
+    error_family: Option<Family>,
+    finished: bool,
+}
+
+impl<S> Metered<S> {
+    pub fn new(
+        inner: S,
+        tap: UsageTap,
+        ticket: Option<Ticket>,
+        http_status: u16,
+        idle: Duration,
+        error_family: Option<Family>,
+    ) -> Self {
+        Metered {
+            inner,
+            tap,
+            ticket,
+            http_status,
+            idle,
+            idle_timer: Box::pin(tokio::time::sleep(idle)),
+            error_family,
+            finished: false,
+        }
+    }
+
+    fn finish(&mut self, end: End) -> Option<Bytes> {
+        self.finished = true;
+        let refused = self.http_status >= 400;
+        let end = if refused && end == End::Completed { End::UpstreamRefused } else { end };
+        if let Some(ticket) = self.ticket.take() {
+            ticket.settle(end, self.http_status, Some(&self.tap));
+        }
+        if end == End::Completed || end == End::UpstreamRefused {
+            return None;
+        }
+        let message = match end {
+            End::UpstreamIdle => "upstream sent nothing for too long; the response is incomplete",
+            _ => "upstream connection lost; the response is incomplete",
+        };
+        self.error_family.map(|family| error_event(family, message))
+    }
+}
+
+/// The last event of a stream that broke, in the family's streaming format.
+fn error_event(family: Family, message: &str) -> Bytes {
+    let body = ProxyError::BadGateway(message.to_owned()).body(family);
+    Bytes::from(match family {
+        Family::Ollama => format!("{body}\n"),
+        Family::OpenAi => format!("data: {body}\n\n"),
+        Family::Anthropic => format!("event: error\ndata: {body}\n\n"),
+    })
+}
+
+impl<S, E> Stream for Metered<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.tap.observe(&chunk);
+                let deadline = tokio::time::Instant::now() + this.idle;
+                this.idle_timer.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                log::warn!("upstream stream broke: {e}");
+                Poll::Ready(this.finish(End::UpstreamBroke).map(Ok))
+            }
+            Poll::Ready(None) => Poll::Ready(this.finish(End::Completed).map(Ok)),
+            Poll::Pending => match this.idle_timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(this.finish(End::UpstreamIdle).map(Ok)),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl<S> Drop for Metered<S> {
+    fn drop(&mut self) {
+        // Dropped before the end: the client went away. Dropping `inner` here
+        // closes the upstream connection, which cancels the generation.
+        if let Some(ticket) = self.ticket.take() {
+            ticket.settle(End::ClientAborted, self.http_status, Some(&self.tap));
+        }
+    }
+}

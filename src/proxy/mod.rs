@@ -1,0 +1,13 @@
+//! The proxy listener: authenticate, apply the route policy, admit against the
+//! key's limits, stream to the upstream and settle from what passes by.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod forward;
+pub mod handler;
+pub mod info;
+pub mod metered;
+pub mod ratelimit;
+pub mod routes;
+pub mod usage_tap;

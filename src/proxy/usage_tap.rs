@@ -1,0 +1,216 @@
+//! Reads token counts from a response as it streams past, without holding it back.
+//!
+//! Counts are found by their JSON key (`"eval_count":123`). A key inside a
+//! string value is escaped (`\"eval_count\"`) and cannot match; a key inside a
+//! tool call's arguments could, so the last occurrence wins: Ollama writes the
+//! real counts after the message. A match may straddle two chunks, so the last
+//! few bytes of each chunk are kept and scanned together with the next.
+
+use memchr::memmem;
+
+/// Longest pattern plus whitespace and a 20-digit number.
+const CARRY: usize = 96;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Prompt,
+    Completion,
+}
+
+/// How one API family reports usage, completion and errors.
+pub struct Dialect {
+    numbers: &'static [(&'static [u8], Field)],
+    /// Seen when the upstream finished the response on purpose.
+    done: &'static [u8],
+    /// Seen at the start of a line when the upstream reports an error mid-stream.
+    error: &'static [u8],
+    /// One of these per streamed chunk of generated text (roughly one token).
+    unit: &'static [u8],
+}
+
+pub const OLLAMA: Dialect = Dialect {
+    numbers: &[(b"\"prompt_eval_count\":", Field::Prompt), (b"\"eval_count\":", Field::Completion)],
+    done: b"\"done\":true",
+    error: b"\n{\"error\":",
+    unit: b"\n",
+};
+
+pub const OPENAI: Dialect = Dialect {
+    numbers: &[
+        (b"\"prompt_tokens\":", Field::Prompt),
+        (b"\"completion_tokens\":", Field::Completion),
+        (b"\"input_tokens\":", Field::Prompt),
+        (b"\"output_tokens\":", Field::Completion),
+    ],
+    done: b"\"finish_reason\":\"",
+    error: b"\ndata: {\"error\":",
+    unit: b"\ndata:",
+};
+
+pub const ANTHROPIC: Dialect = Dialect {
+    numbers: &[(b"\"input_tokens\":", Field::Prompt), (b"\"output_tokens\":", Field::Completion)],
+    done: b"\"stop_reason\":\"",
+    error: b"\nevent: error",
+    unit: b"\ndata:",
+};
+
+pub struct UsageTap {
+    dialect: &'static Dialect,
+    tail: Vec<u8>,
+    pub prompt: Option<i64>,
+    pub completion: Option<i64>,
+    pub done: bool,
+    pub error: bool,
+    /// Streamed chunks seen: the completion estimate when no count arrives.
+    pub units: i64,
+    pub bytes: u64,
+}
+
+impl UsageTap {
+    pub fn new(dialect: &'static Dialect) -> Self {
+        // A virtual newline before the first byte lets "start of line" patterns
+        // match at the very start of the body.
+        let mut tail = Vec::with_capacity(CARRY * 2);
+        tail.push(b'\n');
+        UsageTap {
+            dialect,
+            tail,
+            prompt: None,
+            completion: None,
+            done: false,
+            error: false,
+            units: 0,
+            bytes: 0,
+        }
+    }
+
+    pub fn observe(&mut self, chunk: &[u8]) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.bytes += chunk.len() as u64;
+        self.units += memmem::find_iter(chunk, self.dialect.unit).count() as i64;
+        // Matches that begin in earlier bytes and complete in this chunk.
+        let carried = self.tail.len();
+        let mut window = std::mem::take(&mut self.tail);
+        window.extend_from_slice(&chunk[..chunk.len().min(CARRY)]);
+        self.scan(&window, Some(carried));
+        // Matches that begin in this chunk.
+        self.scan(chunk, None);
+        // Keep the last CARRY bytes of everything seen so far.
+        if chunk.len() >= CARRY {
+            window.clear();
+            window.extend_from_slice(&chunk[chunk.len() - CARRY..]);
+        } else {
+            window.truncate(carried);
+            window.extend_from_slice(chunk);
+            let excess = window.len().saturating_sub(CARRY);
+            window.drain(..excess);
+        }
+        self.tail = window;
+    }
+
+    /// With `boundary`, only matches that start before it and complete at or after it.
+    fn scan(&mut self, buf: &[u8], boundary: Option<usize>) {
+        let starts_ok = |pos: usize| boundary.is_none_or(|b| pos < b);
+        let completes_ok = |end: usize| boundary.is_none_or(|b| end >= b);
+        for (pattern, field) in self.dialect.numbers {
+            for pos in memmem::find_iter(buf, pattern) {
+                if !starts_ok(pos) {
+                    break;
+                }
+                if let Some((value, end)) = number_after(buf, pos + pattern.len()) {
+                    if completes_ok(end) {
+                        match field {
+                            Field::Prompt => self.prompt = Some(value),
+                            Field::Completion => self.completion = Some(value),
+                        }
+                    }
+                }
+            }
+        }
+        for (pattern, flag) in [(self.dialect.done, &mut self.done), (self.dialect.error, &mut self.error)] {
+            for pos in memmem::find_iter(buf, pattern) {
+                if starts_ok(pos) && completes_ok(pos + pattern.len() - 1) {
+                    *flag = true;
+                }
+            }
+        }
+    }
+}
+
+/// A whole number after optional spaces, and the index of the byte that ends it.
+/// `None` while the number may still go on in the next chunk.
+fn number_after(buf: &[u8], mut i: usize) -> Option<(i64, usize)> {
+    while i < buf.len() && buf[i] == b' ' {
+        i += 1;
+    }
+    let start = i;
+    let mut value: i64 = 0;
+    while i < buf.len() && buf[i].is_ascii_digit() {
+        value = value.saturating_mul(10).saturating_add(i64::from(buf[i] - b'0'));
+        i += 1;
+    }
+    (i > start && i < buf.len()).then_some((value, i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = concat!(
+        "{\"model\":\"m\",\"response\":\"say \\\"eval_count\\\":999 \",\"done\":false}\n",
+        "{\"model\":\"m\",\"response\":\"hi\",\"done\":false}\n",
+        "{\"model\":\"m\",\"response\":\"\",\"done\":true,\"done_reason\":\"stop\",",
+        "\"prompt_eval_count\":26,\"eval_count\":290}\n"
+    );
+
+    fn tap_in_chunks(text: &str, size: usize) -> UsageTap {
+        let mut tap = UsageTap::new(&OLLAMA);
+        for chunk in text.as_bytes().chunks(size) {
+            tap.observe(chunk);
+        }
+        tap
+    }
+
+    #[test]
+    fn counts_are_read_whatever_the_chunking() {
+        for size in 1..=STREAM.len() {
+            let tap = tap_in_chunks(STREAM, size);
+            assert_eq!(
+                (tap.prompt, tap.completion, tap.done, tap.error),
+                (Some(26), Some(290), true, false),
+                "size {size}"
+            );
+            assert_eq!(tap.units, 3);
+        }
+    }
+
+    #[test]
+    fn an_error_line_mid_stream_is_noticed() {
+        let text = "{\"response\":\"a\",\"done\":false}\n{\"error\":\"model crashed\"}\n";
+        for size in 1..=text.len() {
+            let tap = tap_in_chunks(text, size);
+            assert!(tap.error && !tap.done, "size {size}");
+        }
+        assert!(tap_in_chunks("{\"error\":\"boom\"}", 4).error);
+    }
+
+    #[test]
+    fn a_number_at_the_very_end_of_the_body_is_not_yet_complete() {
+        let tap = tap_in_chunks("{\"eval_count\":12", 5);
+        assert_eq!(tap.completion, None);
+    }
+
+    #[test]
+    fn openai_usage_in_the_last_sse_event_is_read() {
+        let text = "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n\
+            data: {\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":7,\"total_tokens\":18}}\n\n\
+            data: [DONE]\n\n";
+        let mut tap = UsageTap::new(&OPENAI);
+        for c in text.as_bytes().chunks(7) {
+            tap.observe(c);
+        }
+        assert_eq!((tap.prompt, tap.completion), (Some(11), Some(7)));
+    }
+}

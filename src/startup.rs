@@ -1,0 +1,222 @@
+//! Building the application: one state, two listeners, background upkeep.
+
+use crate::admin::password::{self, AdminPassword};
+use crate::admin::{self, api::SETTING_ANTHROPIC_MODEL, api::SETTING_UPSTREAMS};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{parse_upstream, Settings};
+use crate::keys::KeyCache;
+use crate::proxy::{handler, info};
+use crate::state::AppState;
+use crate::store::{self, Store, StoreOptions};
+use crate::upstream::{build_client, Upstreams};
+use crate::usage_log::UsageLog;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::web::{self, Data};
+use actix_web::{App, HttpResponse, HttpServer};
+use anyhow::Context;
+use rand::Rng;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+pub struct Application {
+    proxy_port: u16,
+    admin_port: u16,
+    proxy: Server,
+    admin: Server,
+    state: Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        Application::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Binds both listeners (port 0 picks a free port) and starts the upkeep tasks.
+    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
+        crate::tokens::warm_up();
+        let store = open_store(&settings).await?;
+        let admin_password = admin_password(&settings, store.as_ref()).await?;
+        let upstreams = match store.get_setting(SETTING_UPSTREAMS).await? {
+            Some(saved) => saved.split(',').filter_map(|u| parse_upstream(u).ok()).collect(),
+            None => vec![],
+        };
+        let upstreams = if upstreams.is_empty() { settings.ollama_urls.clone() } else { upstreams };
+        let anthropic_model = match store.get_setting(SETTING_ANTHROPIC_MODEL).await? {
+            Some(saved) => Some(saved).filter(|m| !m.is_empty()),
+            None => settings.anthropic_default_model.clone(),
+        };
+        let usage_log = match &settings.log_file {
+            Some(path) => UsageLog::start(path, settings.log_max_bytes, settings.log_keep)
+                .with_context(|| format!("invalid LOG_FILE: cannot open {}", path.display()))?,
+            None => UsageLog::disabled(),
+        };
+        let instance_id: String = {
+            let mut rng = rand::thread_rng();
+            (0..16).map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)])).collect()
+        };
+        let state = Data::new(AppState {
+            keys: KeyCache::new(settings.key_cache_ttl),
+            upstreams: Upstreams::new(upstreams, settings.ollama_api_keys.clone()),
+            usage_log,
+            admin_password,
+            instance_id,
+            upstream_probe: Mutex::new(None),
+            anthropic_default_model: RwLock::new(anthropic_model),
+            store,
+            clock,
+            settings,
+        });
+        upkeep_once(&state).await.context("cannot settle reservations left by an earlier run")?;
+
+        let settings = &state.settings;
+        let proxy_listener = bind("PROXY_HOST/PROXY_PORT", &settings.proxy_host, settings.proxy_port)?;
+        let admin_listener = bind("ADMIN_HOST/ADMIN_PORT", &settings.admin_host, settings.admin_port)?;
+        let proxy_port = proxy_listener.local_addr()?.port();
+        let admin_port = admin_listener.local_addr()?.port();
+        let workers = if settings.workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            settings.workers
+        };
+
+        let proxy_state = state.clone();
+        let proxy = HttpServer::new(move || {
+            App::new()
+                .app_data(proxy_state.clone())
+                .app_data(Data::new(build_client(&proxy_state.settings)))
+                .wrap(actix_web::middleware::from_fn(crate::cors::cors))
+                .route("/", web::get().to(info::service_info))
+                .route("/health", web::get().to(info::health))
+                .route("/v1/usage", web::get().to(info::key_usage))
+                .route("/v1/usage/summary", web::get().to(info::key_usage_summary))
+                .default_service(web::to(handler::proxy))
+        })
+        .listen(proxy_listener)?
+        .workers(workers)
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .run();
+
+        let admin_state = state.clone();
+        let admin = HttpServer::new(move || {
+            App::new()
+                .app_data(admin_state.clone())
+                .app_data(Data::new(build_client(&admin_state.settings)))
+                .app_data(web::JsonConfig::default().limit(1024 * 1024).error_handler(|err, _| {
+                    admin::error::AdminError::BadRequest(format!("invalid JSON body: {err}")).into()
+                }))
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    admin::error::AdminError::BadRequest(format!("invalid query: {err}")).into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|err, _| {
+                    admin::error::AdminError::NotFound(format!("no such resource: {err}")).into()
+                }))
+                .service(web::scope("/api").configure(admin::api::routes))
+                .default_service(web::to(|| async {
+                    HttpResponse::NotFound().json(serde_json::json!({"error": "not found"}))
+                }))
+        })
+        .listen(admin_listener)?
+        .workers(workers.min(2))
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .run();
+
+        actix_web::rt::spawn(upkeep(state.clone()));
+        Ok(Application { proxy_port, admin_port, proxy, admin, state })
+    }
+
+    pub fn proxy_port(&self) -> u16 {
+        self.proxy_port
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    pub fn state(&self) -> Data<AppState> {
+        self.state.clone()
+    }
+
+    pub fn handles(&self) -> (ServerHandle, ServerHandle) {
+        (self.proxy.handle(), self.admin.handle())
+    }
+
+    /// Serves until SIGTERM / SIGINT: new connections are refused, running
+    /// streams drain up to `SHUTDOWN_TIMEOUT_SECS`, then it returns.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let (proxy, admin) = futures_util::future::join(self.proxy, self.admin).await;
+        proxy?;
+        admin?;
+        // Our reservations, if any are left, become stale for the next start at once.
+        if let Err(e) = self.state.store.remove_instance(&self.state.instance_id).await {
+            log::warn!("could not unregister this instance: {e}");
+        }
+        Ok(())
+    }
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let options =
+        StoreOptions { max_connections: settings.db_max_connections, busy_timeout: settings.db_busy_timeout };
+    store::connect(&settings.database_url, &options)
+        .await
+        .map_err(|e| anyhow::anyhow!("invalid DATABASE_URL: cannot open the database: {e}"))
+}
+
+fn bind(setting: &str, host: &str, port: u16) -> anyhow::Result<TcpListener> {
+    TcpListener::bind((host, port))
+        .with_context(|| format!("invalid {setting}: cannot listen on {host}:{port}"))
+}
+
+/// The admin password: from the environment, or the hash kept in the
+/// database, or (first start) generated, printed once and stored as a hash.
+async fn admin_password(settings: &Settings, store: &dyn Store) -> anyhow::Result<AdminPassword> {
+    if let Some(plain) = &settings.admin_password {
+        return Ok(AdminPassword::plaintext(plain));
+    }
+    if let Some(phc) = &settings.admin_password_hash {
+        return Ok(AdminPassword::hashed(Some(phc.clone())));
+    }
+    if let Some(phc) = store.get_setting("admin_password_hash").await? {
+        return Ok(AdminPassword::hashed(Some(phc)));
+    }
+    let generated: String = {
+        let mut rng = rand::thread_rng();
+        const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+        (0..24).map(|_| char::from(CHARS[rng.gen_range(0..CHARS.len())])).collect()
+    };
+    let to_hash = generated.clone();
+    let phc =
+        tokio::task::spawn_blocking(move || password::hash(&to_hash)).await?.map_err(anyhow::Error::msg)?;
+    // Several replicas may start at once: only the one whose hash was stored prints.
+    let stored = store.init_setting("admin_password_hash", &phc).await?;
+    if stored == phc {
+        eprintln!("ollama-gate: generated admin password: {generated}");
+        eprintln!("ollama-gate: it is shown only this once; set ADMIN_PASSWORD to choose your own.");
+    }
+    Ok(AdminPassword::hashed(Some(stored)))
+}
+
+async fn upkeep_once(state: &AppState) -> anyhow::Result<()> {
+    let now = state.clock.now().timestamp();
+    state.store.heartbeat(&state.instance_id, now).await?;
+    let stale_before = now - state.settings.reservation_stale_after.as_secs() as i64;
+    let settled = state.store.settle_stale(stale_before, now).await?;
+    if settled > 0 {
+        log::warn!("settled {settled} reservations left by a process that stopped mid-request");
+    }
+    Ok(())
+}
+
+/// Heartbeat, and settle the reservations of processes that died.
+async fn upkeep(state: Data<AppState>) {
+    let period = (state.settings.reservation_stale_after / 3).max(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(period);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = upkeep_once(&state).await {
+            log::warn!("upkeep failed (will retry): {e:#}");
+        }
+    }
+}

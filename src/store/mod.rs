@@ -1,0 +1,76 @@
+//! Persistence behind one trait, chosen by the `DATABASE_URL` scheme.
+//!
+//! The SQL lives in `sql.rs` and is written for both SQLite and PostgreSQL:
+//! `$N` placeholders, `BIGINT` counters, `CASE` instead of `MAX`/`GREATEST`.
+
+pub mod records;
+pub mod sql;
+pub mod sqlite;
+
+use crate::config::DatabaseUrl;
+pub use records::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// One cheap round trip: is the database there?
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn create_key(&self, key: &NewKey) -> StoreResult<KeyRecord>;
+    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
+    async fn get_key(&self, id: i64) -> StoreResult<Option<KeyRecord>>;
+    async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRecord>>;
+    /// Writes every editable field (name, owner, expiry, scopes, models, limits).
+    async fn save_key_fields(&self, id: i64, fields: &KeyFields, now: i64) -> StoreResult<Option<KeyRecord>>;
+    async fn set_active(&self, id: i64, active: bool, now: i64) -> StoreResult<Option<KeyRecord>>;
+    async fn rotate_key(&self, id: i64, hash: &str, hint: &str, now: i64) -> StoreResult<Option<KeyRecord>>;
+    async fn delete_key(&self, id: i64) -> StoreResult<bool>;
+
+    /// One transaction: count the request and reserve its tokens against every
+    /// limit, or change nothing.
+    async fn admit(&self, admission: &Admission<'_>) -> StoreResult<Admitted>;
+    /// One transaction: replace the reservation with the real count and write
+    /// the usage row. Settling a reservation twice changes nothing.
+    async fn settle(&self, settlement: &Settlement) -> StoreResult<bool>;
+    /// Settles the reservations of processes whose heartbeat is older than `stale_before`.
+    async fn settle_stale(&self, stale_before: i64, now: i64) -> StoreResult<u64>;
+    async fn heartbeat(&self, instance_id: &str, now: i64) -> StoreResult<()>;
+    async fn remove_instance(&self, instance_id: &str) -> StoreResult<()>;
+
+    async fn usage_rows(&self, filter: &UsageFilter) -> StoreResult<Vec<UsageRow>>;
+    /// Usage summed per key, model and `bucket_seconds`-long slice of time.
+    async fn usage_buckets(&self, filter: &UsageFilter, bucket_seconds: i64)
+        -> StoreResult<Vec<UsageBucket>>;
+
+    async fn get_setting(&self, name: &str) -> StoreResult<Option<String>>;
+    async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()>;
+    /// Stores `value` unless the setting exists; returns what is stored.
+    async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String>;
+}
+
+pub struct StoreOptions {
+    pub max_connections: u32,
+    pub busy_timeout: Duration,
+}
+
+pub async fn connect(url: &DatabaseUrl, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {
+    match url {
+        DatabaseUrl::Sqlite { path } => Ok(Arc::new(sqlite::SqliteStore::open(path, options).await?)),
+        DatabaseUrl::Postgres { .. } => Err(StoreError::Unsupported(
+            "PostgreSQL is not supported by this build yet; use a sqlite:// DATABASE_URL".into(),
+        )),
+    }
+}

@@ -1,0 +1,91 @@
+//! The upstream Ollama servers: which one to call next, with which bearer key.
+
+use crate::config::Settings;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use url::Url;
+
+pub struct Upstreams {
+    urls: RwLock<Arc<Vec<Url>>>,
+    next: AtomicUsize,
+    api_keys: Vec<String>,
+    key_index: AtomicUsize,
+}
+
+impl Upstreams {
+    pub fn new(urls: Vec<Url>, api_keys: Vec<String>) -> Self {
+        Upstreams {
+            urls: RwLock::new(Arc::new(urls)),
+            next: AtomicUsize::new(0),
+            api_keys,
+            key_index: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn urls(&self) -> Arc<Vec<Url>> {
+        self.urls.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_urls(&self, urls: Vec<Url>) {
+        *self.urls.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(urls);
+    }
+
+    /// All backends, starting with the next in round-robin order; later ones
+    /// are tried when an earlier one cannot be reached.
+    pub fn in_turn(&self) -> Vec<Url> {
+        let urls = self.urls();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..urls.len()).map(|i| urls[(start + i) % urls.len()].clone()).collect()
+    }
+
+    pub fn api_key_count(&self) -> usize {
+        self.api_keys.len()
+    }
+
+    pub fn api_key(&self) -> Option<&str> {
+        if self.api_keys.is_empty() {
+            return None;
+        }
+        let i = self.key_index.load(Ordering::Relaxed) % self.api_keys.len();
+        Some(&self.api_keys[i])
+    }
+
+    /// The upstream said 429 to the current key: move on to the next.
+    pub fn rotate_api_key(&self) {
+        self.key_index.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One upstream client per worker thread (awc's client is not `Send`).
+pub fn build_client(settings: &Settings) -> awc::Client {
+    let connector = awc::Connector::new()
+        .timeout(settings.connect_timeout)
+        // Streams are long-lived; the default cap of 100 connections would queue the 101st.
+        .limit(0);
+    awc::Client::builder()
+        .connector(connector)
+        .timeout(settings.first_byte_timeout)
+        .disable_redirects()
+        .no_default_headers()
+        .finish()
+}
+
+/// Ollama refuses Host names it does not know when it listens on loopback, so
+/// plain-HTTP upstreams are addressed as `localhost:<port>`. HTTPS upstreams
+/// (Ollama Cloud) keep their real name.
+pub fn host_header(url: &Url) -> String {
+    let port = url.port_or_known_default().unwrap_or(11434);
+    if url.scheme() == "https" {
+        match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_owned(),
+        }
+    } else {
+        format!("localhost:{port}")
+    }
+}
+
+pub fn join(base: &Url, path_and_query: &str) -> String {
+    let base = base.as_str().trim_end_matches('/');
+    format!("{base}{path_and_query}")
+}
