@@ -33,8 +33,16 @@ impl Application {
     }
 
     /// Binds both listeners (port 0 picks a free port) and starts the upkeep tasks.
-    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
+    pub async fn build_with_clock(
+        mut settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Application> {
         crate::tokens::warm_up();
+        let proxy_listener = bind("PROXY_HOST/PROXY_PORT", &settings.proxy_host, settings.proxy_port)?;
+        let admin_listener = bind("ADMIN_HOST/ADMIN_PORT", &settings.admin_host, settings.admin_port)?;
+        // With port 0 the system picked one; everything after this uses the real one.
+        settings.proxy_port = proxy_listener.local_addr()?.port();
+        settings.admin_port = admin_listener.local_addr()?.port();
         let store = open_store(&settings).await?;
         let admin_password = admin_password(&settings, store.as_ref()).await?;
         let upstreams = match store.get_setting(SETTING_UPSTREAMS).await? {
@@ -70,10 +78,7 @@ impl Application {
         upkeep_once(&state).await.context("cannot settle reservations left by an earlier run")?;
 
         let settings = &state.settings;
-        let proxy_listener = bind("PROXY_HOST/PROXY_PORT", &settings.proxy_host, settings.proxy_port)?;
-        let admin_listener = bind("ADMIN_HOST/ADMIN_PORT", &settings.admin_host, settings.admin_port)?;
-        let proxy_port = proxy_listener.local_addr()?.port();
-        let admin_port = admin_listener.local_addr()?.port();
+        let (proxy_port, admin_port) = (settings.proxy_port, settings.admin_port);
         let workers = if settings.workers == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {

@@ -217,8 +217,10 @@ pub fn prompt_text(body: &Value) -> String {
 fn collect_text(v: &Value, out: &mut String) {
     match v {
         Value::String(s) => {
+            if !out.is_empty() {
+                out.push('\n');
+            }
             out.push_str(s);
-            out.push('\n');
         }
         Value::Array(items) => items.iter().for_each(|i| collect_text(i, out)),
         // OpenAI / Anthropic content parts: {"type": "text", "text": "..."}
@@ -280,6 +282,6 @@ mod tests {
                 {"role": "user", "content": [{"type": "text", "text": "world"}]}]}"#,
         )
         .unwrap();
-        assert_eq!(prompt_text(&v), "be brief\nhello\nworld\n");
+        assert_eq!(prompt_text(&v), "be brief\nhello\nworld");
     }
 }

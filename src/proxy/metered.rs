@@ -165,10 +165,14 @@ impl<S> Metered<S> {
         self.finished = true;
         let refused = self.http_status >= 400;
         let end = if refused && end == End::Completed { End::UpstreamRefused } else { end };
+        // An upstream that closes a chunked body early can look like a normal end;
+        // a generation stream without its done marker was cut short all the same.
+        let expects_done = self.ticket.as_ref().is_some_and(|t| t.expects_done);
+        let cut_short = end == End::Completed && expects_done && !self.tap.done && !self.tap.error;
         if let Some(ticket) = self.ticket.take() {
             ticket.settle(end, self.http_status, Some(&self.tap));
         }
-        if end == End::Completed || end == End::UpstreamRefused {
+        if (end == End::Completed && !cut_short) || end == End::UpstreamRefused {
             return None;
         }
         let message = match end {
