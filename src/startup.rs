@@ -98,6 +98,7 @@ impl Application {
                 .default_service(web::to(handler::proxy))
         })
         .listen(proxy_listener)?
+        .disable_signals()
         .workers(workers)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .run();
@@ -122,6 +123,7 @@ impl Application {
                 }))
         })
         .listen(admin_listener)?
+        .disable_signals()
         .workers(workers.min(2))
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .run();
@@ -149,6 +151,18 @@ impl Application {
     /// Serves until SIGTERM / SIGINT: new connections are refused, running
     /// streams drain up to `SHUTDOWN_TIMEOUT_SECS`, then it returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        // actix's own signal handling stops the whole process as soon as one
+        // server is done, which would cut the proxy's running streams when the
+        // idle admin listener finishes first; both are stopped together here.
+        let (proxy_handle, admin_handle) = self.handles();
+        actix_web::rt::spawn(async move {
+            if wait_for_shutdown_signal().await.is_ok() {
+                log::info!(
+                    "shutting down: no new connections; running requests may finish (SHUTDOWN_TIMEOUT_SECS)"
+                );
+                futures_util::future::join(proxy_handle.stop(true), admin_handle.stop(true)).await;
+            }
+        });
         let (proxy, admin) = futures_util::future::join(self.proxy, self.admin).await;
         proxy?;
         admin?;
@@ -158,6 +172,17 @@ impl Application {
         }
         Ok(())
     }
+}
+
+async fn wait_for_shutdown_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
 }
 
 async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {

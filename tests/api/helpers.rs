@@ -22,8 +22,8 @@ pub struct TestApp {
     pub db_path: PathBuf,
     pub log_path: PathBuf,
     pub client: awc::Client,
-    pub clock: Option<Arc<ManualClock>>,
-    pub dir: tempfile::TempDir,
+    /// Keeps the database and log files until the test ends.
+    pub _dir: tempfile::TempDir,
 }
 
 pub struct Options {
@@ -76,7 +76,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let admin = format!("http://127.0.0.1:{}", app.admin_port());
     let state = app.state();
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp { proxy, admin, mock, state, db_path, log_path, client: client(), clock: options.clock, dir }
+    TestApp { proxy, admin, mock, state, db_path, log_path, client: client(), _dir: dir }
 }
 
 pub struct Reply {

@@ -4,6 +4,7 @@
 mod accounting;
 mod admin_api;
 mod helpers;
+mod lifecycle;
 mod mock_ollama;
 mod policy;
 mod quota;

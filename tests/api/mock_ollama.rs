@@ -40,7 +40,6 @@ pub struct MockState {
 pub struct MockOllama {
     pub url: String,
     pub state: Arc<MockState>,
-    handle: actix_web::dev::ServerHandle,
 }
 
 impl MockOllama {
@@ -54,10 +53,8 @@ impl MockOllama {
                 .bind(("127.0.0.1", 0))
                 .expect("mock binds");
         let port = server.addrs()[0].port();
-        let server = server.run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        MockOllama { url: format!("http://127.0.0.1:{port}"), state, handle }
+        actix_web::rt::spawn(server.run());
+        MockOllama { url: format!("http://127.0.0.1:{port}"), state }
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -74,10 +71,6 @@ impl MockOllama {
 
     pub fn reported_tokens(&self) -> i64 {
         self.state.reported_tokens.load(Ordering::SeqCst)
-    }
-
-    pub async fn stop(&self) {
-        self.handle.stop(false).await;
     }
 }
 

@@ -74,7 +74,8 @@ async fn even_a_manage_key_cannot_push_or_reach_account_routes() {
     )
     .await;
     assert_eq!(delete.status, StatusCode::OK);
-    assert_eq!(app.mock.count(), 2);
+    let seen: Vec<_> = app.mock.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    assert_eq!(seen, ["POST /api/pull", "DELETE /api/delete"]);
 }
 
 #[actix_web::test]

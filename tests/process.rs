@@ -1,0 +1,334 @@
+//! The real `ollama-gate` binary as a user runs it: startup, the command line,
+//! a kill -9 in the middle of a stream, SIGTERM, and what ends up on disk.
+
+#[path = "api/mock_ollama.rs"]
+mod mock_ollama;
+
+use mock_ollama::MockOllama;
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ollama-gate");
+const PASSWORD: &str = "process-test-password";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Gate {
+    dir: PathBuf,
+    proxy: u16,
+    admin: u16,
+    upstream: String,
+    extra: Vec<(String, String)>,
+}
+
+impl Gate {
+    fn new(dir: &Path, upstream: &str) -> Gate {
+        Gate {
+            dir: dir.to_path_buf(),
+            proxy: free_port(),
+            admin: free_port(),
+            upstream: upstream.into(),
+            extra: vec![],
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(&self.dir)
+            .env_clear()
+            .env("PROXY_HOST", "127.0.0.1")
+            .env("PROXY_PORT", self.proxy.to_string())
+            .env("ADMIN_PORT", self.admin.to_string())
+            .env("DATABASE_URL", "sqlite://data/gate.db")
+            .env("OLLAMA_URL", &self.upstream)
+            .env("LOG_FILE", "logs/usage.log")
+            .env("WORKERS", "1");
+        for (k, v) in &self.extra {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn spawn(&self, stderr: &str) -> Child {
+        let log = std::fs::File::create(self.dir.join(stderr)).unwrap();
+        self.command().stdout(Stdio::null()).stderr(log).spawn().unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    async fn wait_ready(&self, child: &mut Child) {
+        let client = awc::Client::default();
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the gate exited early with {status}");
+            }
+            if let Ok(r) = client.get(format!("http://127.0.0.1:{}/health", self.proxy)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "the gate did not become ready");
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let request = awc::Client::default()
+            .request(
+                awc::http::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("http://127.0.0.1:{}/api{path}", self.admin),
+            )
+            .insert_header(("authorization", format!("Bearer {PASSWORD}")));
+        let mut response = match body {
+            Some(b) => request.send_json(&b).await.unwrap(),
+            None => request.send().await.unwrap(),
+        };
+        let bytes = response.body().await.unwrap();
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    }
+
+    async fn generate(&self, key: &str, model: &str) -> (u16, Vec<u8>) {
+        let mut r = awc::Client::default()
+            .post(format!("http://127.0.0.1:{}/api/generate", self.proxy))
+            .insert_header(("authorization", format!("Bearer {key}")))
+            .send_json(&json!({"model": model, "prompt": "one two three", "stream": false}))
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.body().await.unwrap().to_vec())
+    }
+}
+
+/// Sends a signal with the system's `kill`, as an operator or an orchestrator would.
+fn kill(child: &Child, signal: i32) {
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+}
+
+async fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(started.elapsed() < within, "the gate did not exit in time");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn startup_fails_fast_with_one_line_naming_the_bad_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::new(dir.path(), "http://127.0.0.1:11434");
+    for (name, value) in [
+        ("APP_TZ", "Mars/Olympus"),
+        ("OLLAMA_URL", "not a url"),
+        ("DATABASE_URL", "mysql://x"),
+        ("PROXY_PORT", "99999"),
+    ] {
+        let out = gate.command().env(name, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(name), "{stderr}");
+    }
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = gate
+        .command()
+        .env("PROXY_PORT", taken.local_addr().unwrap().port().to_string())
+        .env("ADMIN_PASSWORD", "x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PROXY_PORT"));
+}
+
+#[actix_web::test]
+async fn a_first_start_prints_a_generated_password_once_and_stores_only_its_hash() {
+    let mock = MockOllama::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::new(dir.path(), &mock.url);
+    let mut first = gate.spawn("first.log");
+    gate.wait_ready(&mut first).await;
+    kill(&first, 15);
+    wait_exit(&mut first, Duration::from_secs(10)).await;
+    let log = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
+    let password = log
+        .lines()
+        .find_map(|l| l.strip_prefix("ollama-gate: generated admin password: "))
+        .expect("the generated password is printed")
+        .trim()
+        .to_owned();
+    let mut second = gate.spawn("second.log");
+    gate.wait_ready(&mut second).await;
+    let reply = awc::Client::default()
+        .get(format!("http://127.0.0.1:{}/api/api-keys", gate.admin))
+        .insert_header(("authorization", format!("Bearer {password}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 200, "the printed password opens the admin API");
+    kill(&second, 15);
+    wait_exit(&mut second, Duration::from_secs(10)).await;
+    assert!(!std::fs::read_to_string(dir.path().join("second.log"))
+        .unwrap()
+        .contains("generated admin password"));
+    // The main file and its write-ahead log: a recent write may still be in the latter.
+    let db: Vec<u8> = std::fs::read_dir(dir.path().join("data"))
+        .unwrap()
+        .flat_map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(!contains(&db, password.as_bytes()), "the plaintext password is in the database");
+    assert!(contains(&db, b"$argon2id$"), "an argon2id hash is stored");
+}
+
+#[actix_web::test]
+async fn keys_made_on_the_command_line_work_through_the_gate() {
+    let mock = MockOllama::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gate = Gate::new(dir.path(), &mock.url);
+    gate.extra.push(("ADMIN_PASSWORD".into(), PASSWORD.into()));
+    let out = gate.run(&["keys", "create", "--name", "laptop", "--daily-tokens", "100000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("sk-og-"));
+    let listed = String::from_utf8(gate.run(&["keys", "list"]).stdout).unwrap();
+    assert!(listed.contains("laptop") && !listed.contains(&key));
+    let mut child = gate.spawn("gate.log");
+    gate.wait_ready(&mut child).await;
+    assert_eq!(gate.generate(&key, "llama3").await.0, 200);
+    assert!(gate.run(&["keys", "revoke", "1"]).status.success());
+    actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(gate.generate(&key, "llama3").await.0, 401);
+    kill(&child, 15);
+    wait_exit(&mut child, Duration::from_secs(10)).await;
+}
+
+#[actix_web::test]
+async fn a_process_killed_mid_stream_leaves_nothing_stuck_after_a_restart() {
+    let mock = MockOllama::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gate = Gate::new(dir.path(), &mock.url);
+    gate.extra.push(("ADMIN_PASSWORD".into(), PASSWORD.into()));
+    gate.extra.push(("RESERVATION_STALE_AFTER_SECS".into(), "1".into()));
+    let mut child = gate.spawn("before.log");
+    gate.wait_ready(&mut child).await;
+    let created = gate
+        .admin(
+            "POST",
+            "/api-keys",
+            Some(json!({"name": "k", "limits": {"max_concurrent": 1, "daily_tokens": 5000}})),
+        )
+        .await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    let stream = awc::Client::default()
+        .post(format!("http://127.0.0.1:{}/api/generate", gate.proxy))
+        .insert_header(("authorization", format!("Bearer {key}")))
+        .send_json(&json!({"model": "slow", "prompt": "one two three"}));
+    let _response = stream.await.unwrap();
+    kill(&child, 9);
+    wait_exit(&mut child, Duration::from_secs(5)).await;
+
+    let mut child = gate.spawn("after.log");
+    gate.wait_ready(&mut child).await;
+    let started = Instant::now();
+    loop {
+        let k = gate.admin("GET", "/api-keys/1", None).await;
+        if k["usage"]["in_flight"] == 0 {
+            assert_eq!(
+                k["usage"]["day"]["tokens"], 3,
+                "the prompt estimate is charged, the reservation released"
+            );
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the stale reservation was never settled");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = gate.admin("GET", "/usage?key_id=1", None).await;
+    assert_eq!(rows["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(rows["rows"][0]["status"], "interrupted");
+    assert_eq!(gate.generate(&key, "llama3").await.0, 200, "the concurrency slot is free again");
+    kill(&child, 15);
+    wait_exit(&mut child, Duration::from_secs(10)).await;
+}
+
+#[actix_web::test]
+async fn sigterm_lets_running_streams_finish_then_exits_cleanly() {
+    let mock = MockOllama::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gate = Gate::new(dir.path(), &mock.url);
+    gate.extra.push(("ADMIN_PASSWORD".into(), PASSWORD.into()));
+    gate.extra.push(("SHUTDOWN_TIMEOUT_SECS".into(), "20".into()));
+    let mut child = gate.spawn("gate.log");
+    gate.wait_ready(&mut child).await;
+    let created = gate.admin("POST", "/api-keys", Some(json!({"name": "k"}))).await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    let mut response = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish()
+        .post(format!("http://127.0.0.1:{}/api/generate", gate.proxy))
+        .insert_header(("authorization", format!("Bearer {key}")))
+        .send_json(&json!({"model": "slow", "prompt": "one two three"}))
+        .await
+        .unwrap();
+    kill(&child, 15);
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let refused = std::net::TcpStream::connect(("127.0.0.1", gate.proxy));
+    assert!(refused.is_err(), "new connections are refused while draining");
+    let body = response.body().limit(1 << 20).await.unwrap();
+    let last = String::from_utf8_lossy(&body).lines().last().unwrap().to_owned();
+    let log = std::fs::read_to_string(dir.path().join("gate.log")).unwrap();
+    assert!(last.contains("\"done\":true"), "the running stream finished: {last}\n{log}");
+    let status = wait_exit(&mut child, Duration::from_secs(10)).await;
+    assert!(status.success(), "exit status {status}");
+}
+
+#[actix_web::test]
+async fn no_plaintext_key_reaches_the_database_the_logs_or_the_usage_log() {
+    let mock = MockOllama::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gate = Gate::new(dir.path(), &mock.url);
+    gate.extra.push(("ADMIN_PASSWORD".into(), PASSWORD.into()));
+    gate.extra.push(("RUST_LOG".into(), "debug".into()));
+    let mut child = gate.spawn("debug.log");
+    gate.wait_ready(&mut child).await;
+    let mut secrets = vec![];
+    let created =
+        gate.admin("POST", "/api-keys", Some(json!({"name": "k", "limits": {"daily_requests": 2}}))).await;
+    secrets.push(created["key"].as_str().unwrap().to_owned());
+    for _ in 0..3 {
+        gate.generate(&secrets[0], "llama3").await;
+    }
+    gate.generate(&secrets[0], "broken").await;
+    let rotated = gate.admin("POST", "/api-keys/1/rotate", None).await;
+    secrets.push(rotated["key"].as_str().unwrap().to_owned());
+    gate.generate(&secrets[1], "llama3").await;
+    gate.generate(&secrets[0], "llama3").await;
+    kill(&child, 15);
+    wait_exit(&mut child, Duration::from_secs(10)).await;
+
+    let mut files = vec![dir.path().join("debug.log"), dir.path().join("logs/usage.log")];
+    for entry in std::fs::read_dir(dir.path().join("data")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    let debug_log = std::fs::read_to_string(dir.path().join("debug.log")).unwrap();
+    assert!(debug_log.contains("DEBUG"), "the gate really ran at debug level");
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        for secret in &secrets {
+            // The secret part alone, so a key split or re-encoded would show too.
+            assert!(!contains(&bytes, secret[6..30].as_bytes()), "a key is in {}", file.display());
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
