@@ -26,16 +26,11 @@ pub struct TestApp {
     pub _dir: tempfile::TempDir,
 }
 
+#[derive(Default)]
 pub struct Options {
     pub env: Vec<(&'static str, String)>,
     pub clock: Option<Arc<ManualClock>>,
     pub upstream: Option<String>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options { env: vec![], clock: None, upstream: None }
-    }
 }
 
 pub async fn spawn_app() -> TestApp {
