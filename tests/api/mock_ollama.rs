@@ -113,13 +113,27 @@ async fn handle(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpRe
         }
         "/api/embeddings" => HttpResponse::Ok().json(json!({"embedding": [0.1, 0.2, 0.3]})),
         "/api/tags" => HttpResponse::Ok().json(json!({"models": [
-            {"name": "llama3:latest", "model": "llama3:latest", "size": 4661224676u64, "details": {"family": "llama"}},
-            {"name": "qwen3:8b", "model": "qwen3:8b", "size": 5200000000u64, "details": {"family": "qwen3"}},
-            {"name": "mistral:latest", "model": "mistral:latest", "size": 4100000000u64, "details": {"family": "llama"}}
+            {"name": "llama3:latest", "model": "llama3:latest", "modified_at": "2026-11-01T10:00:00Z", "size": 4661224676u64,
+             "digest": "365c0bd3c000a25d28ddbf732fe1c6add414de7275464c4e4d1c3b5fcb5d8ad1",
+             "details": {"format": "gguf", "family": "llama", "parameter_size": "8.0B", "quantization_level": "Q4_0"}},
+            {"name": "qwen3:8b", "model": "qwen3:8b", "modified_at": "2026-11-02T10:00:00Z", "size": 5200000000u64,
+             "digest": "500a1f067a9f782620b40bee6f7b0c89e17ae61f686b92c24933e4ca4b2b8b41",
+             "details": {"format": "gguf", "family": "qwen3", "parameter_size": "8.2B", "quantization_level": "Q4_K_M"}},
+            {"name": "mistral:latest", "model": "mistral:latest", "modified_at": "2026-11-03T10:00:00Z", "size": 4100000000u64,
+             "digest": "f974a74358d62a017b37c6f424fcdf2744ca02926c4f952513ddf474b2fa5091",
+             "details": {"format": "gguf", "family": "llama", "parameter_size": "7.2B", "quantization_level": "Q4_0"}}
         ]})),
-        "/api/ps" => HttpResponse::Ok().json(json!({"models": [{"name": "llama3:latest", "model": "llama3:latest"}]})),
+        "/api/ps" => HttpResponse::Ok().json(json!({"models": [{"name": "llama3:latest", "model": "llama3:latest",
+            "size": 5137025024u64, "digest": "365c0bd3c000", "details": {"family": "llama"},
+            "expires_at": "2026-11-21T10:05:00Z", "size_vram": 5137025024u64}]})),
         "/api/version" => HttpResponse::Ok().json(json!({"version": "0.12.6"})),
-        "/api/show" => HttpResponse::Ok().json(json!({"modelfile": "FROM llama3", "details": {"family": "llama"}})),
+        "/api/show" => HttpResponse::Ok().json(json!({
+            "license": "LLAMA 3 COMMUNITY LICENSE", "modelfile": "FROM llama3", "parameters": "stop \"<|eot_id|>\"",
+            "template": "{{ .Prompt }}", "details": {"parent_model": "", "format": "gguf", "family": "llama",
+            "families": ["llama"], "parameter_size": "8.0B", "quantization_level": "Q4_0"},
+            "model_info": {"general.architecture": "llama", "llama.context_length": 8192},
+            "capabilities": ["completion"], "modified_at": "2026-11-01T10:00:00Z"
+        })),
         "/api/pull" => {
             let lines = ["{\"status\":\"pulling manifest\"}\n", "{\"status\":\"verifying sha256 digest\"}\n", "{\"status\":\"success\"}\n"];
             HttpResponse::Ok()
