@@ -99,7 +99,8 @@ async fn handle(
         };
         parsed = Some(Arc::new(value));
         Outbound::Bytes(bytes)
-    } else if route.kind == Kind::Blob {
+    } else if route.kind == Kind::Blob && req.method() == actix_web::http::Method::POST {
+        // Model layers are gigabytes: streamed through as they arrive, not held or limited.
         Outbound::Stream(payload)
     } else {
         Outbound::Empty
@@ -364,7 +365,8 @@ fn with_headers(
 }
 
 fn log_refusal(state: &AppState, req: &HttpRequest, error: &ProxyError) {
-    log::info!("refused {} {}: {} {}", req.method(), req.path(), error.status().as_u16(), error.code());
+    // Debug level: a client hammering a spent quota must not flood the log; the usage log has them all.
+    log::debug!("refused {} {}: {} {}", req.method(), req.path(), error.status().as_u16(), error.code());
     state.usage_log.record(&UsageEvent {
         ts: chrono::Utc::now().to_rfc3339(),
         event: "refused",

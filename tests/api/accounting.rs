@@ -195,3 +195,20 @@ async fn key_holders_read_their_own_usage() {
     assert_eq!(models, ["llama3", "qwen3:8b"]);
     assert_eq!(app.get("/v1/usage", None).await.status, StatusCode::UNAUTHORIZED);
 }
+
+#[actix_web::test]
+async fn an_upstream_slower_than_the_first_byte_timeout_gets_504_and_the_request_back() {
+    let app =
+        spawn_app_with(Options { env: vec![("FIRST_BYTE_TIMEOUT_SECS", "1".into())], ..Options::default() })
+            .await;
+    let (key, record) = app.create_key(json!({"name": "cold", "limits": {"daily_requests": 1}})).await;
+    let reply = app.generate(&key, "sleepy", false).await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(reply.json()["error"].as_str().unwrap().contains("FIRST_BYTE_TIMEOUT_SECS"));
+    let settled = app.settled(&record["id"]).await;
+    assert_eq!(settled["usage"]["day"]["requests"], 0, "a request that got no answer is given back");
+    // The quota of one request is still there to use.
+    let chat = app.post("/api/chat", Some(&key), json!({"model": "sleepy", "messages": []})).await;
+    assert_eq!(chat.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(app.settled(&record["id"]).await["usage"]["day"]["requests"], 0);
+}

@@ -8,6 +8,7 @@
 //! - `cut`: two chunks, then the connection dies
 //! - `stall`: one chunk, then silence
 //! - `missing`: 404 model not found
+//! - `sleepy`: answers only after 3 seconds (a cold model load)
 //!
 //! Counts: `prompt_eval_count` is the number of words in the prompt (which is
 //! what the gate's tokenizer estimates for plain words), `eval_count` the chunks sent.
@@ -165,6 +166,9 @@ impl Drop for Watch {
 }
 
 async fn generate(chat: bool, model: &str, v: &Value, state: Data<MockState>) -> HttpResponse {
+    if model == "sleepy" {
+        actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+    }
     if model == "missing" {
         return HttpResponse::NotFound().json(json!({"error": "model 'missing' not found"}));
     }

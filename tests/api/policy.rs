@@ -243,3 +243,22 @@ async fn service_info_and_health_need_no_key() {
     assert_eq!(health.status, StatusCode::OK, "the upstream being down does not make the gate unhealthy");
     assert_eq!(health.json()["upstream"]["status"], "down");
 }
+
+#[actix_web::test]
+async fn blobs_are_streamed_to_the_upstream_for_a_manage_key_only() {
+    let app = spawn_app().await;
+    let (manager, _) = app.create_key(json!({"name": "manager", "scopes": ["manage"]})).await;
+    let (user, _) = app.create_key(json!({"name": "user"})).await;
+    let path = format!("/api/blobs/sha256:{}", "ab".repeat(32));
+    let layer: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let refused = send(app.proxy_request("POST", &path, Some(&user)), Some(layer.clone())).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.mock.count(), 0);
+    let head = send(app.proxy_request("HEAD", &path, Some(&manager)), None).await;
+    assert_eq!(head.status, StatusCode::OK);
+    let upload = send(app.proxy_request("POST", &path, Some(&manager)), Some(layer.clone())).await;
+    assert_eq!(upload.status, StatusCode::OK);
+    let seen = app.mock.requests();
+    assert_eq!((seen[0].method.as_str(), seen[0].body.len()), ("HEAD", 0));
+    assert_eq!(seen[1].body, layer, "the layer arrives byte for byte");
+}
