@@ -39,6 +39,7 @@ CREATE TABLE api_keys (
 CREATE TABLE reservations (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     key_id          BIGINT  NOT NULL,
+    key_name        TEXT    NOT NULL,
     instance_id     TEXT    NOT NULL,
     created_at      BIGINT  NOT NULL,
     minute_start    BIGINT  NOT NULL,

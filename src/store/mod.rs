@@ -3,8 +3,10 @@
 //! The SQL lives in `sql.rs` and is written for both SQLite and PostgreSQL:
 //! `$N` placeholders, `BIGINT` counters, `CASE` instead of `MAX`/`GREATEST`.
 
+pub mod postgres;
 pub mod records;
 pub mod sql;
+mod sql_store;
 pub mod sqlite;
 
 use crate::config::DatabaseUrl;
@@ -55,6 +57,16 @@ pub trait Store: Send + Sync {
     async fn usage_buckets(&self, filter: &UsageFilter, bucket_seconds: i64)
         -> StoreResult<Vec<UsageBucket>>;
 
+    /// Copying a whole database (`ollama-gate migrate --from --to`).
+    async fn import_key(&self, key: &KeyRecord) -> StoreResult<()>;
+    /// Usage rows with ids above `after_id`, oldest first.
+    async fn usage_after(&self, after_id: i64, limit: i64) -> StoreResult<Vec<UsageRow>>;
+    async fn import_usage(&self, rows: &[UsageRow]) -> StoreResult<()>;
+    async fn all_settings(&self) -> StoreResult<Vec<(String, String)>>;
+    /// After an import: id sequences continue past the copied rows.
+    async fn finish_import(&self) -> StoreResult<()>;
+    async fn is_empty(&self) -> StoreResult<bool>;
+
     async fn get_setting(&self, name: &str) -> StoreResult<Option<String>>;
     async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()>;
     /// Stores `value` unless the setting exists; returns what is stored.
@@ -69,8 +81,6 @@ pub struct StoreOptions {
 pub async fn connect(url: &DatabaseUrl, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {
     match url {
         DatabaseUrl::Sqlite { path } => Ok(Arc::new(sqlite::SqliteStore::open(path, options).await?)),
-        DatabaseUrl::Postgres { .. } => Err(StoreError::Unsupported(
-            "PostgreSQL is not supported by this build yet; use a sqlite:// DATABASE_URL".into(),
-        )),
+        DatabaseUrl::Postgres { url } => Ok(Arc::new(postgres::PgStore::open(url, options).await?)),
     }
 }

@@ -273,6 +273,7 @@ impl From<CounterRow> for Usage {
 #[derive(Debug, sqlx::FromRow)]
 pub struct ReservationRow {
     pub key_id: i64,
+    pub key_name: String,
     pub minute_start: i64,
     pub day_start: i64,
     pub month_start: i64,

@@ -56,12 +56,12 @@ pub const ADMIT: &str = "UPDATE api_keys SET
   RETURNING minute_requests_used, minute_tokens_used, day_requests_used, day_tokens_used,
     month_requests_used, month_tokens_used, total_requests_used, total_tokens_used, in_flight";
 
-pub const INSERT_RESERVATION: &str = "INSERT INTO reservations (key_id, instance_id, created_at, \
+pub const INSERT_RESERVATION: &str = "INSERT INTO reservations (key_id, key_name, instance_id, created_at, \
     minute_start, day_start, month_start, reserved_tokens, prompt_estimate, model, route) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
+    VALUES ($1, (SELECT name FROM api_keys WHERE id = $1), $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
 
 pub const TAKE_RESERVATION: &str = "DELETE FROM reservations WHERE id = $1 \
-    RETURNING key_id, minute_start, day_start, month_start, reserved_tokens, model, route";
+    RETURNING key_id, key_name, minute_start, day_start, month_start, reserved_tokens, model, route";
 
 /// Replaces a reservation by the real count ($5 = real - reserved) in the windows
 /// it was made in, gives back the request when $6 = 1, and frees its concurrency slot.
@@ -81,10 +81,10 @@ pub const SETTLE_COUNTERS: &str = "UPDATE api_keys SET
     in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END
   WHERE id = $1";
 
+/// The key's name comes from the reservation: the key may be deleted while its request runs.
 pub const INSERT_USAGE: &str = "INSERT INTO usage (created_at, key_id, key_name, model, route, status, \
     http_status, prompt_tokens, completion_tokens, total_tokens, estimated, latency_ms) \
-    VALUES ($1, $2, COALESCE((SELECT name FROM api_keys WHERE id = $2), '(deleted key)'), \
-    $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
 pub const STALE_RESERVATIONS: &str = "SELECT r.id, r.prompt_estimate FROM reservations r \
     WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = r.instance_id AND i.heartbeat_at >= $1) \
@@ -122,3 +122,21 @@ pub const PUT_SETTING: &str = "INSERT INTO settings (name, value) VALUES ($1, $2
     ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 pub const INIT_SETTING: &str =
     "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
+
+pub const IMPORT_KEY: &str = "INSERT INTO api_keys (id, name, owner, key_hash, key_hint, active, expires_at, \
+    created_at, updated_at, scopes, models, requests_per_minute, tokens_per_minute, daily_requests, daily_tokens, \
+    monthly_requests, monthly_tokens, total_tokens, max_concurrent, minute_start, minute_requests_used, \
+    minute_tokens_used, day_start, day_requests_used, day_tokens_used, month_start, month_requests_used, \
+    month_tokens_used, total_requests_used, total_tokens_used, in_flight) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+    $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, \
+    $30, 0)";
+
+pub const USAGE_AFTER: &str = "SELECT id, created_at, key_id, key_name, model, route, status, http_status, \
+    prompt_tokens, completion_tokens, total_tokens, estimated, latency_ms FROM usage WHERE id > $1 ORDER BY id LIMIT $2";
+
+pub const IMPORT_USAGE: &str = "INSERT INTO usage (id, created_at, key_id, key_name, model, route, status, \
+    http_status, prompt_tokens, completion_tokens, total_tokens, estimated, latency_ms) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+pub const ALL_SETTINGS: &str = "SELECT name, value FROM settings ORDER BY name";
+pub const COUNT_ROWS: &str = "SELECT (SELECT COUNT(*) FROM api_keys) + (SELECT COUNT(*) FROM usage)";

@@ -126,7 +126,7 @@ async fn a_change_in_another_process_is_seen_within_a_second() {
     let (secret, key) = app.create_key(json!({"name": "shared"})).await;
     assert_eq!(app.generate(&secret, "llama3", false).await.status, StatusCode::OK);
     let other = spawn_app_with(Options {
-        env: vec![("DATABASE_URL", format!("sqlite://{}", app.db_path.display()))],
+        env: vec![("DATABASE_URL", app.database_url.clone())],
         ..Options::default()
     })
     .await;

@@ -19,7 +19,8 @@ pub struct TestApp {
     pub admin: String,
     pub mock: MockOllama,
     pub state: actix_web::web::Data<AppState>,
-    pub db_path: PathBuf,
+    /// `sqlite://...` in a temporary folder, or a fresh PostgreSQL database.
+    pub database_url: String,
     pub log_path: PathBuf,
     pub client: awc::Client,
     /// Keeps the database and log files until the test ends.
@@ -31,6 +32,33 @@ pub struct Options {
     pub env: Vec<(&'static str, String)>,
     pub clock: Option<Arc<ManualClock>>,
     pub upstream: Option<String>,
+}
+
+/// The suite runs on SQLite, and a second time on PostgreSQL with
+/// `TEST_BACKEND=postgres` and `TEST_DATABASE_URL` (see scripts/test-postgres.sh).
+pub fn postgres_backend() -> Option<String> {
+    if std::env::var("TEST_BACKEND").ok()? != "postgres" {
+        return None;
+    }
+    Some(std::env::var("TEST_DATABASE_URL").expect("TEST_BACKEND=postgres needs TEST_DATABASE_URL"))
+}
+
+/// A new, empty database in the cluster, so tests never see each other's rows.
+pub async fn fresh_postgres_database(cluster: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("og_test_{:016x}", rand_u64());
+    let mut conn = sqlx::PgConnection::connect(cluster).await.expect("the test cluster answers");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    let mut url = url::Url::parse(cluster).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    h.finish()
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -45,13 +73,16 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let _ = env_logger::builder().is_test(true).try_init();
     let mock = MockOllama::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("gate.db");
+    let database_url = match postgres_backend() {
+        Some(cluster) => fresh_postgres_database(&cluster).await,
+        None => format!("sqlite://{}", dir.path().join("gate.db").display()),
+    };
     let log_path = dir.path().join("usage.log");
     let mut env: HashMap<String, String> = HashMap::from([
         ("PROXY_HOST".into(), "127.0.0.1".into()),
         ("PROXY_PORT".into(), "0".into()),
         ("ADMIN_PORT".into(), "0".into()),
-        ("DATABASE_URL".into(), format!("sqlite://{}", db_path.display())),
+        ("DATABASE_URL".into(), database_url.clone()),
         ("OLLAMA_URL".into(), options.upstream.clone().unwrap_or_else(|| mock.url.clone())),
         ("ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
         ("LOG_FILE".into(), log_path.display().to_string()),
@@ -61,6 +92,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     for (k, v) in options.env {
         env.insert(k.to_owned(), v);
     }
+    let database_url = env["DATABASE_URL"].clone();
     let settings = Settings::from_lookup(|name| env.get(name).cloned()).expect("test settings are valid");
     let clock: Arc<dyn Clock> = match &options.clock {
         Some(c) => c.clone(),
@@ -71,7 +103,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let admin = format!("http://127.0.0.1:{}", app.admin_port());
     let state = app.state();
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp { proxy, admin, mock, state, db_path, log_path, client: client(), _dir: dir }
+    TestApp { proxy, admin, mock, state, database_url, log_path, client: client(), _dir: dir }
 }
 
 pub struct Reply {

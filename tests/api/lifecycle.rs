@@ -32,7 +32,7 @@ async fn reservations_left_by_a_dead_process_are_settled_exactly_once() {
     assert_eq!(app.key(&key["id"]).await["usage"]["in_flight"], 1);
 
     // Two more processes start on the same database; both sweep at startup.
-    let env = vec![("DATABASE_URL", format!("sqlite://{}", app.db_path.display()))];
+    let env = vec![("DATABASE_URL", app.database_url.clone())];
     let first = spawn_app_with(Options { env: env.clone(), ..Options::default() }).await;
     let second = spawn_app_with(Options { env, ..Options::default() }).await;
     let after = second.key(&key["id"]).await;

@@ -144,12 +144,24 @@ async fn monthly_and_lifetime_limits_bind_independently_of_daily_ones() {
     let (key, record) = app
         .create_key(json!({"name": "layers", "limits": {"daily_requests": 2, "monthly_requests": 3, "total_tokens": 1000}}))
         .await;
-    let status = |r: &Reply| r.status;
-    assert_eq!(status(&app.generate(&key, "llama3", false).await), StatusCode::OK);
-    assert_eq!(status(&app.generate(&key, "llama3", false).await), StatusCode::OK);
-    assert_eq!(status(&app.generate(&key, "llama3", false).await), StatusCode::TOO_MANY_REQUESTS);
+    // Each request reserves 3 + 512 tokens until it settles: wait for that, so
+    // the lifetime limit of 1000 does not refuse the next one while it runs.
+    let settled_status = |reply: Reply| {
+        let app = &app;
+        let id = record["id"].clone();
+        async move {
+            app.settled(&id).await;
+            reply.status
+        }
+    };
+    assert_eq!(settled_status(app.generate(&key, "llama3", false).await).await, StatusCode::OK);
+    assert_eq!(settled_status(app.generate(&key, "llama3", false).await).await, StatusCode::OK);
+    assert_eq!(
+        settled_status(app.generate(&key, "llama3", false).await).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     clock.advance(Duration::days(1));
-    assert_eq!(status(&app.generate(&key, "llama3", false).await), StatusCode::OK);
+    assert_eq!(settled_status(app.generate(&key, "llama3", false).await).await, StatusCode::OK);
     let refused = app.generate(&key, "llama3", false).await;
     assert!(refused.json()["error"].as_str().unwrap().contains("monthly_requests"), "{}", refused.text());
     // A new month frees the monthly quota, but the lifetime one keeps counting.

@@ -1,0 +1,50 @@
+//! The PostgreSQL store, for several gate replicas on one database.
+//!
+//! Admissions are the same conditional `UPDATE` as on SQLite. Under READ
+//! COMMITTED a second admission on the same key waits for the first's row
+//! lock and then re-checks its `WHERE` against the committed row, so the
+//! limits stay exact across replicas without serialisation failures.
+//! sqlx's migrator holds an advisory lock, so replicas may start together.
+
+use super::sql;
+use super::sql_store::sql_store;
+use super::*;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::str::FromStr;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PgStore {
+    reader: PgPool,
+}
+
+impl PgStore {
+    pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Self> {
+        let connect = PgConnectOptions::from_str(url)?.application_name("ollama-gate");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.busy_timeout.max(std::time::Duration::from_secs(1)))
+            .connect_with(connect)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(PgStore { reader: pool })
+    }
+
+    async fn write(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        Ok(self.reader.begin().await?)
+    }
+
+    /// Rows copied in with their ids leave the id sequences behind; move them on.
+    async fn reset_sequences(&self) -> StoreResult<()> {
+        for table in ["api_keys", "usage", "reservations"] {
+            let query = format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+            );
+            sqlx::query(&query).execute(&self.reader).await?;
+        }
+        Ok(())
+    }
+}
+
+sql_store!(PgStore, Postgres);

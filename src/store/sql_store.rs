@@ -1,0 +1,404 @@
+//! The `Store` implementation shared by SQLite and PostgreSQL.
+//!
+//! The two differ only in how they connect and how a write transaction begins
+//! (`BEGIN IMMEDIATE` on SQLite, a plain `BEGIN` on PostgreSQL, whose row locks
+//! serialise admissions on one key). Everything else is the same statements,
+//! bound the same way, so it is written once here. A backend provides
+//! `reader` (a pool) and `async fn write(&self) -> StoreResult<Transaction>`.
+
+macro_rules! sql_store {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            async fn key_by_id<'e, E>(executor: E, id: i64) -> StoreResult<Option<KeyRecord>>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                let query = format!("SELECT {} FROM api_keys WHERE id = $1", sql::KEY_COLUMNS);
+                let row = sqlx::query_as::<_, KeyRow>(&query).bind(id).fetch_optional(executor).await?;
+                Ok(row.map(KeyRecord::from))
+            }
+
+            /// Runs a one-statement key change and returns the key as it is afterwards.
+            async fn change_key<'q>(
+                &self,
+                id: i64,
+                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            ) -> StoreResult<Option<KeyRecord>> {
+                let mut tx = self.write().await?;
+                let changed = query.execute(&mut *tx).await?.rows_affected();
+                let key = if changed == 0 { None } else { Self::key_by_id(&mut *tx, id).await? };
+                tx.commit().await?;
+                Ok(key)
+            }
+
+            async fn settle_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                s: &Settlement,
+            ) -> StoreResult<bool> {
+                let Some(r) = sqlx::query_as::<_, ReservationRow>(sql::TAKE_RESERVATION)
+                    .bind(s.reservation_id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                else {
+                    return Ok(false);
+                };
+                let total = s.prompt_tokens + s.completion_tokens;
+                sqlx::query(sql::SETTLE_COUNTERS)
+                    .bind(r.key_id)
+                    .bind(r.minute_start)
+                    .bind(r.day_start)
+                    .bind(r.month_start)
+                    .bind(total - r.reserved_tokens)
+                    .bind(i64::from(s.refund_request))
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query(sql::INSERT_USAGE)
+                    .bind(s.now)
+                    .bind(r.key_id)
+                    .bind(&r.key_name)
+                    .bind(&r.model)
+                    .bind(&r.route)
+                    .bind(s.status)
+                    .bind(i64::from(s.http_status))
+                    .bind(s.prompt_tokens)
+                    .bind(s.completion_tokens)
+                    .bind(total)
+                    .bind(s.estimated)
+                    .bind(s.latency_ms)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(true)
+            }
+
+            pub(crate) fn bind_fields<'q>(
+                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+                f: &'q KeyFields,
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+                let l = &f.limits;
+                query
+                    .bind(l.requests_per_minute)
+                    .bind(l.tokens_per_minute)
+                    .bind(l.daily_requests)
+                    .bind(l.daily_tokens)
+                    .bind(l.monthly_requests)
+                    .bind(l.monthly_tokens)
+                    .bind(l.total_tokens)
+                    .bind(l.max_concurrent)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.reader).await?;
+                Ok(())
+            }
+
+            async fn create_key(&self, key: &NewKey) -> StoreResult<KeyRecord> {
+                let f = &key.fields;
+                let mut tx = self.write().await?;
+                let query = sqlx::query_scalar::<_, i64>(sql::INSERT_KEY)
+                    .bind(&f.name)
+                    .bind(&f.owner)
+                    .bind(&key.key_hash)
+                    .bind(&key.key_hint)
+                    .bind(f.expires_at)
+                    .bind(key.now)
+                    .bind(f.scopes.to_db())
+                    .bind(f.models.as_ref().map(|m| m.to_db()));
+                let l = &f.limits;
+                let id = query
+                    .bind(l.requests_per_minute)
+                    .bind(l.tokens_per_minute)
+                    .bind(l.daily_requests)
+                    .bind(l.daily_tokens)
+                    .bind(l.monthly_requests)
+                    .bind(l.monthly_tokens)
+                    .bind(l.total_tokens)
+                    .bind(l.max_concurrent)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let record = Self::key_by_id(&mut *tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
+                tx.commit().await?;
+                Ok(record)
+            }
+
+            async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
+                let query = format!("SELECT {} FROM api_keys ORDER BY id", sql::KEY_COLUMNS);
+                let rows = sqlx::query_as::<_, KeyRow>(&query).fetch_all(&self.reader).await?;
+                Ok(rows.into_iter().map(KeyRecord::from).collect())
+            }
+
+            async fn get_key(&self, id: i64) -> StoreResult<Option<KeyRecord>> {
+                Self::key_by_id(&self.reader, id).await
+            }
+
+            async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRecord>> {
+                let query = format!("SELECT {} FROM api_keys WHERE key_hash = $1", sql::KEY_COLUMNS);
+                let row = sqlx::query_as::<_, KeyRow>(&query).bind(hash).fetch_optional(&self.reader).await?;
+                Ok(row.map(KeyRecord::from))
+            }
+
+            async fn save_key_fields(
+                &self,
+                id: i64,
+                f: &KeyFields,
+                now: i64,
+            ) -> StoreResult<Option<KeyRecord>> {
+                let query = sqlx::query(sql::UPDATE_KEY_FIELDS)
+                    .bind(id)
+                    .bind(&f.name)
+                    .bind(&f.owner)
+                    .bind(f.expires_at)
+                    .bind(f.scopes.to_db())
+                    .bind(f.models.as_ref().map(|m| m.to_db()));
+                self.change_key(id, Self::bind_fields(query, f).bind(now)).await
+            }
+
+            async fn set_active(&self, id: i64, active: bool, now: i64) -> StoreResult<Option<KeyRecord>> {
+                self.change_key(id, sqlx::query(sql::SET_ACTIVE).bind(id).bind(active).bind(now)).await
+            }
+
+            async fn rotate_key(
+                &self,
+                id: i64,
+                hash: &str,
+                hint: &str,
+                now: i64,
+            ) -> StoreResult<Option<KeyRecord>> {
+                let query = sqlx::query(sql::ROTATE_KEY)
+                    .bind(id)
+                    .bind(hash.to_owned())
+                    .bind(hint.to_owned())
+                    .bind(now);
+                self.change_key(id, query).await
+            }
+
+            async fn delete_key(&self, id: i64) -> StoreResult<bool> {
+                let mut tx = self.write().await?;
+                let deleted = sqlx::query(sql::DELETE_KEY).bind(id).execute(&mut *tx).await?.rows_affected();
+                tx.commit().await?;
+                Ok(deleted > 0)
+            }
+
+            async fn admit(&self, a: &Admission<'_>) -> StoreResult<Admitted> {
+                let w = &a.windows;
+                let mut tx = self.write().await?;
+                let counters = sqlx::query_as::<_, CounterRow>(sql::ADMIT)
+                    .bind(a.key_id)
+                    .bind(w.minute.start)
+                    .bind(w.day.start)
+                    .bind(w.month.start)
+                    .bind(a.reserve_tokens)
+                    .bind(a.key_hash)
+                    .bind(w.now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(counters) = counters else {
+                    // Nothing changed; read the row (in the same snapshot) to say why.
+                    let key = Self::key_by_id(&mut *tx, a.key_id).await?;
+                    tx.rollback().await?;
+                    return Ok(match key {
+                        Some(k) if k.active && !k.is_expired(w.now) && k.key_hash == a.key_hash => {
+                            Admitted::Refused { limits: k.fields.limits, usage: k.usage_at(w) }
+                        }
+                        _ => Admitted::KeyGone,
+                    });
+                };
+                let reservation_id = sqlx::query_scalar::<_, i64>(sql::INSERT_RESERVATION)
+                    .bind(a.key_id)
+                    .bind(a.instance_id)
+                    .bind(w.now)
+                    .bind(w.minute.start)
+                    .bind(w.day.start)
+                    .bind(w.month.start)
+                    .bind(a.reserve_tokens)
+                    .bind(a.prompt_estimate)
+                    .bind(a.model)
+                    .bind(a.route)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Admitted::Yes { reservation_id, usage: counters.into() })
+            }
+
+            async fn settle(&self, s: &Settlement) -> StoreResult<bool> {
+                let mut tx = self.write().await?;
+                let settled = Self::settle_in(&mut tx, s).await?;
+                tx.commit().await?;
+                Ok(settled)
+            }
+
+            async fn settle_stale(&self, stale_before: i64, now: i64) -> StoreResult<u64> {
+                let mut tx = self.write().await?;
+                let stale: Vec<(i64, i64)> =
+                    sqlx::query_as(sql::STALE_RESERVATIONS).bind(stale_before).fetch_all(&mut *tx).await?;
+                let mut settled = 0;
+                for (reservation_id, prompt_estimate) in stale {
+                    // The process died mid-request: charge the prompt it had sent, marked estimated.
+                    let s = Settlement {
+                        reservation_id,
+                        prompt_tokens: prompt_estimate,
+                        completion_tokens: 0,
+                        estimated: true,
+                        status: "interrupted",
+                        http_status: 0,
+                        latency_ms: 0,
+                        refund_request: false,
+                        now,
+                    };
+                    settled += u64::from(Self::settle_in(&mut tx, &s).await?);
+                }
+                sqlx::query(sql::DELETE_STALE_INSTANCES).bind(stale_before).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(settled)
+            }
+
+            async fn heartbeat(&self, instance_id: &str, now: i64) -> StoreResult<()> {
+                let mut tx = self.write().await?;
+                sqlx::query(sql::HEARTBEAT).bind(instance_id).bind(now).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn remove_instance(&self, instance_id: &str) -> StoreResult<()> {
+                let mut tx = self.write().await?;
+                sqlx::query(sql::REMOVE_INSTANCE).bind(instance_id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn usage_rows(&self, f: &UsageFilter) -> StoreResult<Vec<UsageRow>> {
+                let rows = sqlx::query_as::<_, UsageRow>(&sql::usage_rows())
+                    .bind(f.key_id)
+                    .bind(&f.model)
+                    .bind(&f.status)
+                    .bind(f.from)
+                    .bind(f.to)
+                    .bind(f.limit)
+                    .bind(f.offset)
+                    .fetch_all(&self.reader)
+                    .await?;
+                Ok(rows)
+            }
+
+            async fn usage_buckets(
+                &self,
+                f: &UsageFilter,
+                bucket_seconds: i64,
+            ) -> StoreResult<Vec<UsageBucket>> {
+                let rows = sqlx::query_as::<_, UsageBucket>(&sql::usage_buckets())
+                    .bind(f.key_id)
+                    .bind(&f.model)
+                    .bind(&f.status)
+                    .bind(f.from)
+                    .bind(f.to)
+                    .bind(bucket_seconds.max(1))
+                    .fetch_all(&self.reader)
+                    .await?;
+                Ok(rows)
+            }
+
+            async fn import_key(&self, k: &KeyRecord) -> StoreResult<()> {
+                let f = &k.fields;
+                let c = &k.counters;
+                let mut tx = self.write().await?;
+                let query = sqlx::query(sql::IMPORT_KEY)
+                    .bind(k.id)
+                    .bind(&f.name)
+                    .bind(&f.owner)
+                    .bind(&k.key_hash)
+                    .bind(&k.key_hint)
+                    .bind(k.active)
+                    .bind(f.expires_at)
+                    .bind(k.created_at)
+                    .bind(k.updated_at)
+                    .bind(f.scopes.to_db())
+                    .bind(f.models.as_ref().map(|m| m.to_db()));
+                Self::bind_fields(query, f)
+                    .bind(c.minute_start)
+                    .bind(c.minute_requests)
+                    .bind(c.minute_tokens)
+                    .bind(c.day_start)
+                    .bind(c.day_requests)
+                    .bind(c.day_tokens)
+                    .bind(c.month_start)
+                    .bind(c.month_requests)
+                    .bind(c.month_tokens)
+                    .bind(c.total_requests)
+                    .bind(c.total_tokens)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn usage_after(&self, after_id: i64, limit: i64) -> StoreResult<Vec<UsageRow>> {
+                Ok(sqlx::query_as::<_, UsageRow>(sql::USAGE_AFTER)
+                    .bind(after_id)
+                    .bind(limit)
+                    .fetch_all(&self.reader)
+                    .await?)
+            }
+
+            async fn import_usage(&self, rows: &[UsageRow]) -> StoreResult<()> {
+                let mut tx = self.write().await?;
+                for r in rows {
+                    sqlx::query(sql::IMPORT_USAGE)
+                        .bind(r.id)
+                        .bind(r.created_at)
+                        .bind(r.key_id)
+                        .bind(&r.key_name)
+                        .bind(&r.model)
+                        .bind(&r.route)
+                        .bind(&r.status)
+                        .bind(r.http_status)
+                        .bind(r.prompt_tokens)
+                        .bind(r.completion_tokens)
+                        .bind(r.total_tokens)
+                        .bind(r.estimated)
+                        .bind(r.latency_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn all_settings(&self) -> StoreResult<Vec<(String, String)>> {
+                Ok(sqlx::query_as(sql::ALL_SETTINGS).fetch_all(&self.reader).await?)
+            }
+
+            async fn finish_import(&self) -> StoreResult<()> {
+                self.reset_sequences().await
+            }
+
+            async fn is_empty(&self) -> StoreResult<bool> {
+                let rows: i64 = sqlx::query_scalar(sql::COUNT_ROWS).fetch_one(&self.reader).await?;
+                Ok(rows == 0)
+            }
+
+            async fn get_setting(&self, name: &str) -> StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar(sql::GET_SETTING).bind(name).fetch_optional(&self.reader).await?)
+            }
+
+            async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()> {
+                let mut tx = self.write().await?;
+                sqlx::query(sql::PUT_SETTING).bind(name).bind(value).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {
+                let mut tx = self.write().await?;
+                sqlx::query(sql::INIT_SETTING).bind(name).bind(value).execute(&mut *tx).await?;
+                let stored: String =
+                    sqlx::query_scalar(sql::GET_SETTING).bind(name).fetch_one(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(stored)
+            }
+        }
+    };
+}
+
+pub(crate) use sql_store;
