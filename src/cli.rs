@@ -1,7 +1,7 @@
 //! The command line: `serve` (default), `migrate`, `keys create|list|revoke`.
 
 use crate::admin::keys::{self, CreateKey};
-use crate::config::Settings;
+use crate::config::{DatabaseUrl, Settings};
 use crate::domain::limits::Limits;
 use crate::proxy::info::rfc3339;
 use crate::startup::Application;
@@ -28,8 +28,16 @@ pub struct Cli {
 pub enum Command {
     /// Serve the proxy and the admin listener (the default).
     Serve,
-    /// Create or upgrade the database schema, then exit.
-    Migrate,
+    /// Create or upgrade the database schema, then exit; with --from and --to,
+    /// copy keys, limits, usage history and settings from one database to another.
+    Migrate {
+        /// The database to copy from (stop the gate first).
+        #[arg(long, requires = "to", value_name = "URL")]
+        from: Option<String>,
+        /// The database to copy to; it must be empty.
+        #[arg(long, requires = "from", value_name = "URL")]
+        to: Option<String>,
+    },
     /// Manage API keys without the admin listener.
     Keys {
         #[command(subcommand)]
@@ -97,8 +105,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             );
             app.run_until_stopped().await
         }
-        Command::Migrate => {
-            open(&settings).await?;
+        Command::Migrate { from: Some(from), to: Some(to) } => copy_database(&from, &to, &settings).await,
+        Command::Migrate { .. } => {
+            open(&settings.database_url, &settings).await?;
             eprintln!("ollama-gate: database is up to date");
             Ok(())
         }
@@ -106,15 +115,48 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     }
 }
 
-async fn open(settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
+async fn open(url: &DatabaseUrl, settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
     let options = StoreOptions { max_connections: 2, busy_timeout: settings.db_busy_timeout };
-    store::connect(&settings.database_url, &options)
-        .await
-        .context("invalid DATABASE_URL: cannot open the database")
+    store::connect(url, &options).await.context("invalid DATABASE_URL: cannot open the database")
+}
+
+/// Copies everything but in-flight reservations: run it with the gate stopped.
+async fn copy_database(from: &str, to: &str, settings: &Settings) -> anyhow::Result<()> {
+    let from_url = DatabaseUrl::parse(from).map_err(|e| anyhow::anyhow!("invalid --from: {e}"))?;
+    let to_url = DatabaseUrl::parse(to).map_err(|e| anyhow::anyhow!("invalid --to: {e}"))?;
+    let source = open(&from_url, settings).await.context("cannot open --from")?;
+    let target = open(&to_url, settings).await.context("cannot open --to")?;
+    if !target.is_empty().await? {
+        anyhow::bail!("--to already holds keys or usage; copy into an empty database");
+    }
+    let keys = source.list_keys().await?;
+    for key in &keys {
+        target.import_key(key).await?;
+    }
+    let mut rows = 0;
+    let mut after = 0;
+    loop {
+        let batch = source.usage_after(after, 1000).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.id;
+        target.import_usage(&batch).await?;
+        rows += batch.len();
+    }
+    let settings_copied = source.all_settings().await?;
+    for (name, value) in &settings_copied {
+        target.put_setting(name, value).await?;
+    }
+    target.finish_import().await?;
+    eprintln!(
+        "ollama-gate: copied {} keys, {rows} usage rows and {} settings",
+        keys.len(),
+        settings_copied.len()
+    );
+    Ok(())
 }
 
 async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
-    let store = open(settings).await?;
+    let store = open(&settings.database_url, settings).await?;
     let now = chrono::Utc::now();
     let windows = crate::domain::windows::Windows::at(now, settings.app_tz);
     match action {

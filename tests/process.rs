@@ -1,129 +1,19 @@
 //! The real `ollama-gate` binary as a user runs it: startup, the command line,
 //! a kill -9 in the middle of a stream, SIGTERM, and what ends up on disk.
 
-// Shared with the in-process suite; this one uses only part of it.
+// Shared with the other suites; each uses only part of them.
+#[allow(dead_code)]
+#[path = "support/gate.rs"]
+mod gate;
 #[allow(dead_code)]
 #[path = "api/mock_ollama.rs"]
 mod mock_ollama;
 
+use gate::*;
 use mock_ollama::MockOllama;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ollama-gate");
-const PASSWORD: &str = "process-test-password";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Gate {
-    dir: PathBuf,
-    proxy: u16,
-    admin: u16,
-    upstream: String,
-    extra: Vec<(String, String)>,
-}
-
-impl Gate {
-    fn new(dir: &Path, upstream: &str) -> Gate {
-        Gate {
-            dir: dir.to_path_buf(),
-            proxy: free_port(),
-            admin: free_port(),
-            upstream: upstream.into(),
-            extra: vec![],
-        }
-    }
-
-    fn command(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.current_dir(&self.dir)
-            .env_clear()
-            .env("PROXY_HOST", "127.0.0.1")
-            .env("PROXY_PORT", self.proxy.to_string())
-            .env("ADMIN_PORT", self.admin.to_string())
-            .env("DATABASE_URL", "sqlite://data/gate.db")
-            .env("OLLAMA_URL", &self.upstream)
-            .env("LOG_FILE", "logs/usage.log")
-            .env("WORKERS", "1");
-        for (k, v) in &self.extra {
-            c.env(k, v);
-        }
-        c
-    }
-
-    fn spawn(&self, stderr: &str) -> Child {
-        let log = std::fs::File::create(self.dir.join(stderr)).unwrap();
-        self.command().stdout(Stdio::null()).stderr(log).spawn().unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command().args(args).output().unwrap()
-    }
-
-    async fn wait_ready(&self, child: &mut Child) {
-        let client = awc::Client::default();
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the gate exited early with {status}");
-            }
-            if let Ok(r) = client.get(format!("http://127.0.0.1:{}/health", self.proxy)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            assert!(started.elapsed() < Duration::from_secs(20), "the gate did not become ready");
-            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let request = awc::Client::default()
-            .request(
-                awc::http::Method::from_bytes(method.as_bytes()).unwrap(),
-                format!("http://127.0.0.1:{}/api{path}", self.admin),
-            )
-            .insert_header(("authorization", format!("Bearer {PASSWORD}")));
-        let mut response = match body {
-            Some(b) => request.send_json(&b).await.unwrap(),
-            None => request.send().await.unwrap(),
-        };
-        let bytes = response.body().await.unwrap();
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-    }
-
-    async fn generate(&self, key: &str, model: &str) -> (u16, Vec<u8>) {
-        let mut r = awc::Client::default()
-            .post(format!("http://127.0.0.1:{}/api/generate", self.proxy))
-            .insert_header(("authorization", format!("Bearer {key}")))
-            .send_json(&json!({"model": model, "prompt": "one two three", "stream": false}))
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.body().await.unwrap().to_vec())
-    }
-}
-
-/// Sends a signal with the system's `kill`, as an operator or an orchestrator would.
-fn kill(child: &Child, signal: i32) {
-    let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
-    assert!(status.success());
-}
-
-async fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(started.elapsed() < within, "the gate did not exit in time");
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[actix_web::test]
 async fn startup_fails_fast_with_one_line_naming_the_bad_setting() {
@@ -329,8 +219,4 @@ async fn no_plaintext_key_reaches_the_database_the_logs_or_the_usage_log() {
             assert!(!contains(&bytes, &secret.as_bytes()[6..30]), "a key is in {}", file.display());
         }
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -96,10 +96,7 @@ impl Ticket {
                 refund_request: refund,
                 now,
             };
-            if let Err(e) = self.state.store.settle(&settlement).await {
-                // The reservation stays; the sweep settles it once this process is gone.
-                log::error!("settling reservation {} failed: {e}", self.reservation_id);
-            }
+            settle_until_done(&self.state, &settlement).await;
             self.state.usage_log.record(&UsageEvent {
                 ts: chrono::Utc::now().to_rfc3339(),
                 event: "request",
@@ -125,6 +122,31 @@ impl Ticket {
         tokio::task::spawn_blocking(move || crate::tokens::count(&super::body::prompt_text(&body)))
             .await
             .unwrap_or(0)
+    }
+}
+
+/// How long a settlement keeps trying while the database is away. Past that,
+/// the reservation is left for the stale-reservation sweep after this process ends.
+const SETTLE_RETRY_FOR: Duration = Duration::from_secs(600);
+
+/// Settles, retrying with backoff through a database outage: a reservation
+/// left behind by a live process would hold its tokens and concurrency slot.
+async fn settle_until_done(state: &AppState, settlement: &Settlement) {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match state.store.settle(settlement).await {
+            Ok(_) => return,
+            Err(e) if started.elapsed() < SETTLE_RETRY_FOR => {
+                log::warn!("settling reservation {} failed, retrying: {e}", settlement.reservation_id);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                log::error!("giving up settling reservation {}: {e}", settlement.reservation_id);
+                return;
+            }
+        }
     }
 }
 

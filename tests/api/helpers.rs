@@ -1,6 +1,7 @@
 //! A real `Application` on port 0, a fresh SQLite file and a mock Ollama per test.
 
 use crate::mock_ollama::MockOllama;
+use crate::pg::fresh_postgres_database;
 use awc::http::StatusCode;
 use ollama_gate::clock::{Clock, ManualClock, SystemClock};
 use ollama_gate::config::Settings;
@@ -41,24 +42,6 @@ pub fn postgres_backend() -> Option<String> {
         return None;
     }
     Some(std::env::var("TEST_DATABASE_URL").expect("TEST_BACKEND=postgres needs TEST_DATABASE_URL"))
-}
-
-/// A new, empty database in the cluster, so tests never see each other's rows.
-pub async fn fresh_postgres_database(cluster: &str) -> String {
-    use sqlx::Connection;
-    let name = format!("og_test_{:016x}", rand_u64());
-    let mut conn = sqlx::PgConnection::connect(cluster).await.expect("the test cluster answers");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-    let mut url = url::Url::parse(cluster).unwrap();
-    url.set_path(&format!("/{name}"));
-    url.to_string()
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
-    h.finish()
 }
 
 pub async fn spawn_app() -> TestApp {

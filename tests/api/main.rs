@@ -6,5 +6,8 @@ mod admin_api;
 mod helpers;
 mod lifecycle;
 mod mock_ollama;
+#[path = "../support/pg.rs"]
+#[allow(dead_code)]
+mod pg;
 mod policy;
 mod quota;

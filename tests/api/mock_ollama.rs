@@ -66,6 +66,11 @@ impl MockOllama {
         self.state.requests.lock().unwrap().len()
     }
 
+    /// Requests to one path only (health probes also reach the mock).
+    pub fn count_path(&self, path: &str) -> usize {
+        self.state.requests.lock().unwrap().iter().filter(|r| r.path == path).count()
+    }
+
     pub fn cancelled(&self) -> usize {
         self.state.cancelled.load(Ordering::SeqCst)
     }

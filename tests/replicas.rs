@@ -1,0 +1,234 @@
+//! Several gate processes on one database enforce one exact quota.
+
+#[allow(dead_code)]
+#[path = "support/gate.rs"]
+mod gate;
+#[allow(dead_code)]
+#[path = "api/mock_ollama.rs"]
+mod mock_ollama;
+#[allow(dead_code)]
+#[path = "support/pg.rs"]
+mod pg;
+
+use futures_util::future::join_all;
+use gate::*;
+use mock_ollama::MockOllama;
+use serde_json::json;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+struct Replicas {
+    gates: Vec<Gate>,
+    children: Vec<Child>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Replicas {
+    async fn start(
+        n: usize,
+        database_url: &str,
+        mock: &MockOllama,
+        shared_dir: Option<&std::path::Path>,
+    ) -> Replicas {
+        let mut gates = vec![];
+        let mut dirs = vec![];
+        for _ in 0..n {
+            let dir = tempfile::tempdir().unwrap();
+            let mut gate = Gate::new(shared_dir.unwrap_or(dir.path()), &mock.url);
+            gate.database_url = database_url.to_owned();
+            gate.extra.push(("ADMIN_PASSWORD".into(), PASSWORD.into()));
+            gate.extra.push(("LOG_FILE".into(), String::new()));
+            gates.push(gate);
+            dirs.push(dir);
+        }
+        let mut children = vec![];
+        for (i, gate) in gates.iter().enumerate() {
+            let mut child = gate.spawn(&format!("replica-{i}-{}.log", gate.proxy));
+            gate.wait_ready(&mut child).await;
+            children.push(child);
+        }
+        Replicas { gates, children, _dirs: dirs }
+    }
+
+    /// `total` requests released together, spread over the replicas in turn.
+    async fn race(&self, key: &str, total: usize) -> (usize, usize) {
+        let client = awc::Client::builder().connector(awc::Connector::new().limit(0)).finish();
+        let replies = join_all((0..total).map(|i| {
+            let port = self.gates[i % self.gates.len()].proxy;
+            let client = client.clone();
+            let key = key.to_owned();
+            async move {
+                client
+                    .post(format!("http://127.0.0.1:{port}/api/generate"))
+                    .insert_header(("authorization", format!("Bearer {key}")))
+                    .send_json(&json!({"model": "llama3", "prompt": "one two three", "stream": false}))
+                    .await
+                    .map(|mut r| {
+                        let status = r.status().as_u16();
+                        actix_web::rt::spawn(async move {
+                            let _ = r.body().await;
+                        });
+                        status
+                    })
+                    .unwrap_or(0)
+            }
+        }))
+        .await;
+        let ok = replies.iter().filter(|s| **s == 200).count();
+        let limited = replies.iter().filter(|s| **s == 429).count();
+        (ok, limited)
+    }
+
+    async fn settled_requests(&self, id: i64) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let key = self.gates[0].admin("GET", &format!("/api-keys/{id}"), None).await;
+            if key["usage"]["in_flight"] == 0 {
+                return key["usage"].clone();
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "requests still in flight");
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Replicas {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn exactly_the_limit_across(replicas: &Replicas, mock: &MockOllama, rounds: usize) {
+    for round in 0..rounds {
+        let created = replicas.gates[round % replicas.gates.len()]
+            .admin(
+                "POST",
+                "/api-keys",
+                Some(json!({"name": format!("shared {round}"), "limits": {"daily_requests": 100}})),
+            )
+            .await;
+        let key = created["key"].as_str().unwrap();
+        let before = mock.count_path("/api/generate");
+        let (ok, limited) = replicas.race(key, 300).await;
+        assert_eq!((ok, limited), (100, 200), "round {round}");
+        let usage = replicas.settled_requests(created["id"].as_i64().unwrap()).await;
+        assert_eq!(usage["day"]["requests"], 100, "round {round}");
+        assert_eq!(
+            mock.count_path("/api/generate") - before,
+            100,
+            "round {round}: the mock saw other than 100"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn three_gates_on_one_postgres_database_admit_exactly_the_daily_limit() {
+    let Some(cluster) = pg::require_postgres("three_gates_on_one_postgres_database") else { return };
+    let mock = MockOllama::start().await;
+    let url = pg::fresh_postgres_database(&cluster).await;
+    let replicas = Replicas::start(3, &url, &mock, None).await;
+    exactly_the_limit_across(&replicas, &mock, 3).await;
+}
+
+#[actix_web::test]
+async fn two_gates_on_one_sqlite_file_admit_exactly_the_daily_limit() {
+    let mock = MockOllama::start().await;
+    let shared = tempfile::tempdir().unwrap();
+    let replicas = Replicas::start(2, "sqlite://data/shared.db", &mock, Some(shared.path())).await;
+    exactly_the_limit_across(&replicas, &mock, 3).await;
+}
+
+#[actix_web::test]
+async fn deactivating_a_key_on_one_replica_refuses_it_on_the_others_within_a_second() {
+    let Some(cluster) = pg::require_postgres("deactivating_a_key_on_one_replica") else { return };
+    let mock = MockOllama::start().await;
+    let url = pg::fresh_postgres_database(&cluster).await;
+    let replicas = Replicas::start(3, &url, &mock, None).await;
+    let created = replicas.gates[0].admin("POST", "/api-keys", Some(json!({"name": "roaming"}))).await;
+    let key = created["key"].as_str().unwrap();
+    for gate in &replicas.gates {
+        assert_eq!(gate.generate(key, "llama3").await.0, 200);
+        // A models route, to warm each replica's key cache too.
+        let tags = awc::Client::default()
+            .get(format!("http://127.0.0.1:{}/api/tags", gate.proxy))
+            .insert_header(("authorization", format!("Bearer {key}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tags.status().as_u16(), 200);
+    }
+    replicas.gates[0].admin("PUT", &format!("/api-keys/{}/deactivate", created["id"]), None).await;
+    let changed = Instant::now();
+    for gate in &replicas.gates[1..] {
+        assert_eq!(gate.generate(key, "llama3").await.0, 401, "admission re-checks the key at once");
+    }
+    actix_web::rt::time::sleep(Duration::from_millis(1000).saturating_sub(changed.elapsed())).await;
+    for gate in &replicas.gates[1..] {
+        let tags = awc::Client::default()
+            .get(format!("http://127.0.0.1:{}/api/tags", gate.proxy))
+            .insert_header(("authorization", format!("Bearer {key}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tags.status().as_u16(), 401, "cached lookups expire within a second");
+    }
+}
+
+#[actix_web::test]
+async fn a_sqlite_database_moves_to_postgres_with_nothing_lost() {
+    let Some(cluster) = pg::require_postgres("a_sqlite_database_moves_to_postgres") else { return };
+    let mock = MockOllama::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gate = Gate::new(dir.path(), &mock.url);
+    gate.extra.push(("ADMIN_PASSWORD".into(), PASSWORD.into()));
+    let mut child = gate.spawn("sqlite.log");
+    gate.wait_ready(&mut child).await;
+    let a = gate.admin("POST", "/api-keys", Some(json!({"name": "alice", "owner": "a@example.org",
+        "models": ["llama3"], "scopes": ["inference"], "limits": {"daily_tokens": 5000, "max_concurrent": 2}}))).await;
+    let b = gate.admin("POST", "/api-keys", Some(json!({"name": "bob", "expires_at": "2099-01-01"}))).await;
+    for _ in 0..3 {
+        assert_eq!(gate.generate(a["key"].as_str().unwrap(), "llama3").await.0, 200);
+    }
+    assert_eq!(gate.generate(b["key"].as_str().unwrap(), "qwen3:8b").await.0, 200);
+    gate.admin("PUT", &format!("/api-keys/{}/deactivate", b["id"]), None).await;
+    gate.admin("PUT", "/settings", Some(json!({"anthropic_default_model": "llama3"}))).await;
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    let keys_before = gate.admin("GET", "/api-keys", None).await;
+    let usage_before = gate.admin("GET", "/usage?limit=1000", None).await;
+    kill(&child, 15);
+    wait_exit(&mut child, Duration::from_secs(10)).await;
+
+    let target = pg::fresh_postgres_database(&cluster).await;
+    let sqlite_url = format!("sqlite://{}", dir.path().join("data/gate.db").display());
+    let out = gate.run(&["migrate", "--from", &sqlite_url, "--to", &target]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("copied 2 keys, 4 usage rows"));
+    let again = gate.run(&["migrate", "--from", &sqlite_url, "--to", &target]);
+    assert!(!again.status.success(), "copying into a database that is not empty is refused");
+
+    gate.database_url = target;
+    let mut child = gate.spawn("postgres.log");
+    gate.wait_ready(&mut child).await;
+    let mut keys_after = gate.admin("GET", "/api-keys", None).await;
+    let mut keys_before = keys_before;
+    for list in [&mut keys_before, &mut keys_after] {
+        for k in list.as_array_mut().unwrap() {
+            // Minute counters belong to the minute they were read in.
+            k["usage"].as_object_mut().unwrap().remove("minute");
+            k["remaining"].as_object_mut().unwrap().remove("requests_per_minute");
+            k["remaining"].as_object_mut().unwrap().remove("tokens_per_minute");
+        }
+    }
+    assert_eq!(keys_after, keys_before);
+    assert_eq!(gate.admin("GET", "/usage?limit=1000", None).await, usage_before);
+    assert_eq!(gate.admin("GET", "/settings", None).await["anthropic_default_model"], "llama3");
+    assert_eq!(gate.generate(a["key"].as_str().unwrap(), "llama3").await.0, 200, "keys still authenticate");
+    assert_eq!(gate.generate(b["key"].as_str().unwrap(), "llama3").await.0, 401, "and stay deactivated");
+    let c = gate.admin("POST", "/api-keys", Some(json!({"name": "carol"}))).await;
+    assert_eq!(c["id"], 3, "new ids continue after the copied ones");
+    kill(&child, 15);
+    wait_exit(&mut child, Duration::from_secs(10)).await;
+}
