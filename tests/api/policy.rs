@@ -237,6 +237,14 @@ async fn service_info_and_health_need_no_key() {
         health.json(),
         json!({"status": "ok", "database": "ok", "upstream": {"status": "ok", "version": "0.12.6"}})
     );
+    for _ in 0..5 {
+        app.get("/health", None).await;
+    }
+    assert_eq!(
+        app.mock.count_path("/api/version"),
+        1,
+        "a load balancer's health checks must not become load on Ollama"
+    );
     let down =
         spawn_app_with(Options { upstream: Some("http://127.0.0.1:9".into()), ..Options::default() }).await;
     let health = down.get("/health", None).await;
