@@ -9,6 +9,7 @@ use super::ratelimit;
 use super::routes::{self, Family, Kind, Refusal, Route};
 use super::usage_tap::{self, UsageTap};
 use crate::domain::limits::first_violation;
+use crate::domain::windows::Windows;
 use crate::state::AppState;
 use crate::store::{Admission, Admitted, KeyRecord};
 use crate::usage_log::UsageEvent;
@@ -117,7 +118,7 @@ async fn handle(
 
     // Admission: one transaction that counts the request and reserves its tokens.
     let ticket = if route.kind.is_metered() {
-        let (ticket, usage) = admit(state, &key, &route, &facts, parsed.clone()).await?;
+        let (ticket, usage) = admit(state, &key, &route, &facts, parsed.clone(), windows).await?;
         *rate_headers = ratelimit::headers(&key.fields.limits, &usage, &windows);
         Some(ticket)
     } else {
@@ -194,9 +195,9 @@ async fn admit(
     route: &Route,
     facts: &Facts,
     body: Option<Arc<Value>>,
+    windows: Windows,
 ) -> Result<(Ticket, crate::domain::limits::Usage), ProxyError> {
     let limits = &key.fields.limits;
-    let windows = state.windows();
     // The tokenizer runs only when some token limit needs the estimate now.
     let prompt_estimate = match (&body, limits.has_token_limit()) {
         (Some(b), true) => Some(crate::tokens::count(&body::prompt_text(b))),
