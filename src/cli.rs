@@ -177,6 +177,7 @@ async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Resul
                     total_tokens: a.total_tokens,
                     max_concurrent: a.max_concurrent,
                 }),
+                ..CreateKey::default()
             };
             let fields = keys::new_fields(input, settings.app_tz).map_err(anyhow::Error::msg)?;
             let (secret, record) = keys::create(store.as_ref(), fields, now.timestamp()).await?;

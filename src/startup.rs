@@ -71,6 +71,7 @@ impl Application {
             instance_id,
             upstream_probe: Mutex::new(None),
             anthropic_default_model: RwLock::new(anthropic_model),
+            catalog: Default::default(),
             store,
             clock,
             settings,

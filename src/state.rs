@@ -25,6 +25,8 @@ pub struct AppState {
     pub upstream_probe: Mutex<Option<(Instant, Value)>>,
     /// Changeable at run time from the admin, so kept apart from `settings`.
     pub anthropic_default_model: RwLock<Option<String>>,
+    /// The upstream's model names, for mapping models Anthropic clients ask for.
+    pub catalog: crate::proxy::models::Catalog,
 }
 
 impl AppState {

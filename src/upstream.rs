@@ -89,3 +89,20 @@ pub fn join(base: &Url, path_and_query: &str) -> String {
     let base = base.as_str().trim_end_matches('/');
     format!("{base}{path_and_query}")
 }
+
+/// The upstream's `/api/tags`: its models.
+pub async fn tags(state: &crate::state::AppState, client: &awc::Client) -> Result<serde_json::Value, String> {
+    let url = state.upstreams.urls()[0].clone();
+    let mut request = client
+        .get(join(&url, "/api/tags"))
+        .insert_header(("host", host_header(&url)))
+        .timeout(std::time::Duration::from_secs(10));
+    if let Some(key) = state.upstreams.api_key() {
+        request = request.insert_header(("authorization", format!("Bearer {key}")));
+    }
+    let mut response = request.send().await.map_err(|e| format!("upstream Ollama is unreachable: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("upstream Ollama answered {}", response.status()));
+    }
+    response.json().limit(16 * 1024 * 1024).await.map_err(|e| format!("upstream model list is not JSON: {e}"))
+}

@@ -7,13 +7,11 @@ use crate::domain::limits::LimitsPatch;
 use crate::proxy::info::rfc3339;
 use crate::state::AppState;
 use crate::store::{UsageBucket, UsageFilter};
-use crate::upstream::{host_header, join};
 use actix_web::web::{self, Data, Json, Path, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 pub const SETTING_UPSTREAMS: &str = "ollama_urls";
 pub const SETTING_ANTHROPIC_MODEL: &str = "anthropic_default_model";
@@ -329,6 +327,7 @@ pub async fn apply_settings(state: &AppState, change: SettingsChange) -> Result<
         let text = parsed.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(",");
         state.store.put_setting(SETTING_UPSTREAMS, &text).await?;
         state.upstreams.set_urls(parsed);
+        state.catalog.clear();
         *state.upstream_probe.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
     if let Some(model) = change.anthropic_default_model {
@@ -345,33 +344,9 @@ async fn put_settings(req: HttpRequest, state: Data<AppState>, body: Json<Settin
     Ok(HttpResponse::Ok().json(settings_json(&state)))
 }
 
-/// The upstream's models, as `/api/tags` lists them.
-pub async fn fetch_models(state: &AppState, client: &awc::Client) -> Result<Value, AdminError> {
-    let url = state.upstreams.urls()[0].clone();
-    let mut request = client
-        .get(join(&url, "/api/tags"))
-        .insert_header(("host", host_header(&url)))
-        .timeout(Duration::from_secs(10));
-    if let Some(key) = state.upstreams.api_key() {
-        request = request.insert_header(("authorization", format!("Bearer {key}")));
-    }
-    let mut response = request
-        .send()
-        .await
-        .map_err(|e| AdminError::Upstream(format!("upstream Ollama is unreachable: {e}")))?;
-    if !response.status().is_success() {
-        return Err(AdminError::Upstream(format!("upstream Ollama answered {}", response.status())));
-    }
-    response
-        .json::<Value>()
-        .limit(16 * 1024 * 1024)
-        .await
-        .map_err(|e| AdminError::Upstream(format!("upstream model list is not JSON: {e}")))
-}
-
 async fn ollama_models(req: HttpRequest, state: Data<AppState>, client: Data<awc::Client>) -> Reply {
     require_admin(&req, &state).await?;
-    Ok(HttpResponse::Ok().json(fetch_models(&state, &client).await?))
+    Ok(HttpResponse::Ok().json(crate::upstream::tags(&state, &client).await.map_err(AdminError::Upstream)?))
 }
 
 /// The proxy's base URL as clients should use it.

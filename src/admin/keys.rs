@@ -1,6 +1,7 @@
 //! Key management shared by the JSON API, the console and the command line.
 
 use crate::domain::api_key::ApiKey;
+use crate::domain::clamps::{Clamps, ClampsPatch, ModelAliases};
 use crate::domain::limits::{present, Limits, LimitsPatch};
 use crate::domain::model::ModelList;
 use crate::domain::scopes::Scopes;
@@ -10,6 +11,7 @@ use crate::store::{KeyFields, KeyRecord, NewKey, Store, StoreError};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 /// `POST /api/api-keys`; the console's form uses the same names.
 #[derive(Debug, Default, Deserialize)]
@@ -26,6 +28,10 @@ pub struct CreateKey {
     pub models: Option<Vec<String>>,
     #[serde(default)]
     pub limits: Option<Limits>,
+    #[serde(default)]
+    pub clamps: Option<Clamps>,
+    #[serde(default)]
+    pub model_aliases: Option<BTreeMap<String, String>>,
 }
 
 /// `PATCH /api/api-keys/{id}`: an absent field stays, `null` clears it.
@@ -42,6 +48,10 @@ pub struct PatchKey {
     pub scopes: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     pub models: Option<Option<Vec<String>>>,
+    #[serde(default)]
+    pub clamps: Option<ClampsPatch>,
+    #[serde(default, deserialize_with = "present")]
+    pub model_aliases: Option<Option<BTreeMap<String, String>>>,
 }
 
 fn name(text: &str) -> Result<String, String> {
@@ -97,10 +107,18 @@ pub fn parse_time(text: &str, tz: Tz, end_of_day: bool) -> Result<i64, String> {
     Ok(Windows::at(at, tz).day.start)
 }
 
+fn aliases(map: Option<BTreeMap<String, String>>) -> Result<Option<ModelAliases>, String> {
+    map.filter(|m| !m.is_empty()).map(ModelAliases::new).transpose()
+}
+
 pub fn new_fields(input: CreateKey, tz: Tz) -> Result<KeyFields, String> {
     let limits = input.limits.unwrap_or_default();
     limits.validate()?;
+    let clamps = input.clamps.unwrap_or_default();
+    clamps.validate()?;
     Ok(KeyFields {
+        clamps,
+        aliases: aliases(input.model_aliases)?,
         name: name(&input.name)?,
         owner: owner(input.owner.as_deref())?,
         expires_at: expiry(input.expires_at.as_deref(), tz)?,
@@ -126,6 +144,13 @@ pub fn patched_fields(current: &KeyFields, patch: PatchKey, tz: Tz) -> Result<Ke
     }
     if let Some(m) = patch.models {
         f.models = models(m)?;
+    }
+    if let Some(c) = patch.clamps {
+        f.clamps.apply(&c);
+        f.clamps.validate()?;
+    }
+    if let Some(a) = patch.model_aliases {
+        f.aliases = aliases(a)?;
     }
     Ok(f)
 }
@@ -169,6 +194,8 @@ pub fn key_json(k: &KeyRecord, w: &Windows) -> Value {
         "scopes": k.fields.scopes.to_vec(),
         "models": k.fields.models.as_ref().map(|m| m.names().to_vec()),
         "limits": k.fields.limits,
+        "clamps": k.fields.clamps,
+        "model_aliases": k.fields.aliases.as_ref().map(|a| &a.0),
         "usage": {
             "minute": usage.minute,
             "day": usage.day,

@@ -1,6 +1,7 @@
 //! Types that can only hold valid values: keys, scopes, limits, quota windows.
 
 pub mod api_key;
+pub mod clamps;
 pub mod limits;
 pub mod model;
 pub mod scopes;

@@ -5,9 +5,11 @@ use super::body::{self, Facts};
 use super::error::ProxyError;
 use super::forward::{self, Outbound};
 use super::metered::{End, Metered, Ticket};
+use super::openai::{self, DropUsageChunk};
 use super::ratelimit;
 use super::routes::{self, Family, Kind, Refusal, Route};
 use super::usage_tap::{self, UsageTap};
+use super::{clamps, models};
 use crate::domain::limits::first_violation;
 use crate::domain::windows::Windows;
 use crate::state::AppState;
@@ -83,14 +85,30 @@ async fn handle(
     // The body, and what policy needs from it.
     let mut facts = Facts::default();
     let mut parsed: Option<Arc<Value>> = None;
+    let mut strip_usage = false;
     let outbound = if route.kind.has_json_body() {
-        let (value, changed, raw) = match json.take() {
+        let (mut value, mut changed, raw) = match json.take() {
             Some((value, changed)) => (value, changed, None),
             None => {
                 let raw = read_body(req, &mut payload, settings.body_limit).await?;
                 (body::parse_strict(&raw)?, false, Some(raw))
             }
         };
+        // Checked as sent, then changed: aliases, model mapping, clamps, usage
+        // reporting; the facts are read again so that the model checked and the
+        // tokens reserved are the ones that will be forwarded.
+        body::facts(route.kind, &value)?;
+        changed |= models::apply_aliases(&key, &mut value);
+        if matches!(route.kind, Kind::AnthropicMessages | Kind::AnthropicCountTokens) {
+            changed |= models::map_unknown_anthropic_model(state, client, &mut value).await;
+        }
+        changed |= clamps::apply(route.kind, &mut value, &key.fields.clamps)?;
+        if matches!(route.kind, Kind::OpenAiChat | Kind::OpenAiCompletions)
+            && value.get("stream").and_then(Value::as_bool) == Some(true)
+        {
+            strip_usage = openai::request_usage(&mut value);
+            changed |= strip_usage;
+        }
         facts = body::facts(route.kind, &value)?;
         check_models(&key, &facts.models)?;
         let bytes = match (changed, raw) {
@@ -177,7 +195,7 @@ async fn handle(
     let error_family = streaming.then(|| Family::of(req.path()));
     let metered = Metered::new(
         response.take_payload(),
-        UsageTap::new(dialect),
+        UsageTap::new(dialect, route.kind.end_marker(facts.stream)),
         ticket,
         status.as_u16(),
         settings.stream_idle_timeout,
@@ -185,6 +203,7 @@ async fn handle(
     );
     Ok(match (length, streaming) {
         (Some(len), false) => builder.body(SizedStream::new(len, metered)),
+        _ if strip_usage => builder.body(BodyStream::new(DropUsageChunk::new(metered))),
         _ => builder.body(BodyStream::new(metered)),
     })
 }
@@ -239,7 +258,6 @@ async fn admit(
                 started: Instant::now(),
                 body,
                 prompt_estimate,
-                expects_done: route.kind.ends_with_done(),
             };
             Ok((ticket, usage))
         }

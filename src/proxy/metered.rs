@@ -44,14 +44,12 @@ pub struct Ticket {
     /// The request body, for a token estimate when the upstream reports no counts.
     pub body: Option<Arc<Value>>,
     pub prompt_estimate: Option<i64>,
-    /// The upstream ends a complete response with a done marker (native generate/chat).
-    pub expects_done: bool,
 }
 
 impl Ticket {
     pub fn settle(self, end: End, http_status: u16, tap: Option<&UsageTap>) {
         let exact_counts = tap.is_some_and(|t| t.prompt.is_some() || t.completion.is_some());
-        let clean = tap.is_some_and(|t| !t.error && (t.done || !self.expects_done));
+        let clean = tap.is_some_and(|t| !t.error && (t.done || !t.expects_end()));
         let status = match end {
             End::Completed if clean => "ok",
             End::Completed | End::UpstreamBroke => "upstream_failed",
@@ -188,9 +186,8 @@ impl<S> Metered<S> {
         let refused = self.http_status >= 400;
         let end = if refused && end == End::Completed { End::UpstreamRefused } else { end };
         // An upstream that closes a chunked body early can look like a normal end;
-        // a generation stream without its done marker was cut short all the same.
-        let expects_done = self.ticket.as_ref().is_some_and(|t| t.expects_done);
-        let cut_short = end == End::Completed && expects_done && !self.tap.done && !self.tap.error;
+        // a response without its end marker was cut short all the same.
+        let cut_short = end == End::Completed && self.tap.expects_end() && !self.tap.done && !self.tap.error;
         if let Some(ticket) = self.ticket.take() {
             ticket.settle(end, self.http_status, Some(&self.tap));
         }

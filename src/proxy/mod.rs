@@ -3,11 +3,14 @@
 
 pub mod auth;
 pub mod body;
+pub mod clamps;
 pub mod error;
 pub mod forward;
 pub mod handler;
 pub mod info;
 pub mod metered;
+pub mod models;
+pub mod openai;
 pub mod ratelimit;
 pub mod routes;
 pub mod usage_tap;

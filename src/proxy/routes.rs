@@ -84,9 +84,16 @@ impl Kind {
         )
     }
 
-    /// Ollama ends these streams with a `"done":true` object; a stream without it was cut short.
-    pub fn ends_with_done(self) -> bool {
-        matches!(self, Kind::Generate | Kind::Chat)
+    /// What a complete response of this route ends with, if it has such a marker.
+    pub fn end_marker(self, streamed: bool) -> Option<&'static [u8]> {
+        use super::usage_tap::{ANTHROPIC_DONE, OLLAMA_DONE, OPENAI_DONE, RESPONSES_DONE};
+        match self {
+            Kind::Generate | Kind::Chat => Some(OLLAMA_DONE),
+            Kind::OpenAiChat | Kind::OpenAiCompletions if streamed => Some(OPENAI_DONE),
+            Kind::OpenAiResponses if streamed => Some(RESPONSES_DONE),
+            Kind::AnthropicMessages if streamed => Some(ANTHROPIC_DONE),
+            _ => None,
+        }
     }
 }
 

@@ -17,11 +17,9 @@ enum Field {
     Completion,
 }
 
-/// How one API family reports usage, completion and errors.
+/// How one API family reports usage and errors.
 pub struct Dialect {
     numbers: &'static [(&'static [u8], Field)],
-    /// Seen when the upstream finished the response on purpose.
-    done: &'static [u8],
     /// Seen at the start of a line when the upstream reports an error mid-stream.
     error: &'static [u8],
     /// One of these per streamed chunk of generated text (roughly one token).
@@ -30,7 +28,6 @@ pub struct Dialect {
 
 pub const OLLAMA: Dialect = Dialect {
     numbers: &[(b"\"prompt_eval_count\":", Field::Prompt), (b"\"eval_count\":", Field::Completion)],
-    done: b"\"done\":true",
     error: b"\n{\"error\":",
     unit: b"\n",
 };
@@ -42,20 +39,26 @@ pub const OPENAI: Dialect = Dialect {
         (b"\"input_tokens\":", Field::Prompt),
         (b"\"output_tokens\":", Field::Completion),
     ],
-    done: b"\"finish_reason\":\"",
     error: b"\ndata: {\"error\":",
     unit: b"\ndata:",
 };
 
 pub const ANTHROPIC: Dialect = Dialect {
     numbers: &[(b"\"input_tokens\":", Field::Prompt), (b"\"output_tokens\":", Field::Completion)],
-    done: b"\"stop_reason\":\"",
     error: b"\nevent: error",
     unit: b"\ndata:",
 };
 
+/// What a complete response ends with, where there is such a thing: a
+/// response that ends without it was cut short, even if the connection closed cleanly.
+pub const OLLAMA_DONE: &[u8] = b"\"done\":true";
+pub const OPENAI_DONE: &[u8] = b"data: [DONE]";
+pub const RESPONSES_DONE: &[u8] = b"\"type\":\"response.completed\"";
+pub const ANTHROPIC_DONE: &[u8] = b"\"type\":\"message_stop\"";
+
 pub struct UsageTap {
     dialect: &'static Dialect,
+    end: Option<&'static [u8]>,
     tail: Vec<u8>,
     pub prompt: Option<i64>,
     pub completion: Option<i64>,
@@ -67,13 +70,14 @@ pub struct UsageTap {
 }
 
 impl UsageTap {
-    pub fn new(dialect: &'static Dialect) -> Self {
+    pub fn new(dialect: &'static Dialect, end: Option<&'static [u8]>) -> Self {
         // A virtual newline before the first byte lets "start of line" patterns
         // match at the very start of the body.
         let mut tail = Vec::with_capacity(CARRY * 2);
         tail.push(b'\n');
         UsageTap {
             dialect,
+            end,
             tail,
             prompt: None,
             completion: None,
@@ -82,6 +86,11 @@ impl UsageTap {
             units: 0,
             bytes: 0,
         }
+    }
+
+    /// The response has an end marker, so its absence means it was cut short.
+    pub fn expects_end(&self) -> bool {
+        self.end.is_some()
     }
 
     pub fn observe(&mut self, chunk: &[u8]) {
@@ -129,7 +138,11 @@ impl UsageTap {
                 }
             }
         }
-        for (pattern, flag) in [(self.dialect.done, &mut self.done), (self.dialect.error, &mut self.error)] {
+        let end = self.end.unwrap_or_default();
+        for (pattern, flag) in [(end, &mut self.done), (self.dialect.error, &mut self.error)] {
+            if pattern.is_empty() {
+                continue;
+            }
             for pos in memmem::find_iter(buf, pattern) {
                 if starts_ok(pos) && completes_ok(pos + pattern.len() - 1) {
                     *flag = true;
@@ -166,7 +179,7 @@ mod tests {
     );
 
     fn tap_in_chunks(text: &str, size: usize) -> UsageTap {
-        let mut tap = UsageTap::new(&OLLAMA);
+        let mut tap = UsageTap::new(&OLLAMA, Some(OLLAMA_DONE));
         for chunk in text.as_bytes().chunks(size) {
             tap.observe(chunk);
         }
@@ -207,10 +220,10 @@ mod tests {
         let text = "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n\
             data: {\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":7,\"total_tokens\":18}}\n\n\
             data: [DONE]\n\n";
-        let mut tap = UsageTap::new(&OPENAI);
+        let mut tap = UsageTap::new(&OPENAI, Some(OPENAI_DONE));
         for c in text.as_bytes().chunks(7) {
             tap.observe(c);
         }
-        assert_eq!((tap.prompt, tap.completion), (Some(11), Some(7)));
+        assert_eq!((tap.prompt, tap.completion, tap.done), (Some(11), Some(7), true));
     }
 }

@@ -1,5 +1,6 @@
 //! What the store reads and writes.
 
+use crate::domain::clamps::{Clamps, ModelAliases};
 use crate::domain::limits::{Count, Limits, Usage};
 use crate::domain::model::ModelList;
 use crate::domain::scopes::Scopes;
@@ -27,6 +28,8 @@ pub struct KeyFields {
     pub scopes: Scopes,
     pub models: Option<ModelList>,
     pub limits: Limits,
+    pub clamps: Clamps,
+    pub aliases: Option<ModelAliases>,
 }
 
 impl KeyRecord {
@@ -185,6 +188,11 @@ pub struct KeyRow {
     pub monthly_tokens: Option<i64>,
     pub total_tokens: Option<i64>,
     pub max_concurrent: Option<i64>,
+    pub max_num_ctx: Option<i64>,
+    pub max_output_tokens: Option<i64>,
+    pub max_images: Option<i64>,
+    pub allow_keep_alive_extremes: bool,
+    pub model_aliases: Option<String>,
     pub minute_start: i64,
     pub minute_requests_used: i64,
     pub minute_tokens_used: i64,
@@ -224,6 +232,13 @@ impl From<KeyRow> for KeyRecord {
                     total_tokens: r.total_tokens,
                     max_concurrent: r.max_concurrent,
                 },
+                clamps: Clamps {
+                    max_num_ctx: r.max_num_ctx,
+                    max_output_tokens: r.max_output_tokens,
+                    max_images: r.max_images,
+                    allow_keep_alive_extremes: r.allow_keep_alive_extremes,
+                },
+                aliases: r.model_aliases.as_deref().map(ModelAliases::from_db),
             },
             counters: Counters {
                 minute_start: r.minute_start,

@@ -84,6 +84,11 @@ macro_rules! sql_store {
                     .bind(l.monthly_tokens)
                     .bind(l.total_tokens)
                     .bind(l.max_concurrent)
+                    .bind(f.clamps.max_num_ctx)
+                    .bind(f.clamps.max_output_tokens)
+                    .bind(f.clamps.max_images)
+                    .bind(f.clamps.allow_keep_alive_extremes)
+                    .bind(f.aliases.as_ref().map(|a| a.to_db()))
             }
         }
 
@@ -95,9 +100,10 @@ macro_rules! sql_store {
             }
 
             async fn create_key(&self, key: &NewKey) -> StoreResult<KeyRecord> {
+                use sqlx::Row;
                 let f = &key.fields;
                 let mut tx = self.write().await?;
-                let query = sqlx::query_scalar::<_, i64>(sql::INSERT_KEY)
+                let query = sqlx::query(sql::INSERT_KEY)
                     .bind(&f.name)
                     .bind(&f.owner)
                     .bind(&key.key_hash)
@@ -106,18 +112,7 @@ macro_rules! sql_store {
                     .bind(key.now)
                     .bind(f.scopes.to_db())
                     .bind(f.models.as_ref().map(|m| m.to_db()));
-                let l = &f.limits;
-                let id = query
-                    .bind(l.requests_per_minute)
-                    .bind(l.tokens_per_minute)
-                    .bind(l.daily_requests)
-                    .bind(l.daily_tokens)
-                    .bind(l.monthly_requests)
-                    .bind(l.monthly_tokens)
-                    .bind(l.total_tokens)
-                    .bind(l.max_concurrent)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                let id: i64 = Self::bind_fields(query, f).fetch_one(&mut *tx).await?.try_get(0)?;
                 let record = Self::key_by_id(&mut *tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
                 tx.commit().await?;
                 Ok(record)

@@ -3,6 +3,7 @@
 
 mod accounting;
 mod admin_api;
+mod compat;
 mod helpers;
 mod lifecycle;
 mod mock_ollama;

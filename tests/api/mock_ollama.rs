@@ -12,6 +12,13 @@
 //!
 //! Counts: `prompt_eval_count` is the number of words in the prompt (which is
 //! what the gate's tokenizer estimates for plain words), `eval_count` the chunks sent.
+//!
+//! The OpenAI-compatible routes (`/v1/chat/completions`, `/v1/completions`,
+//! `/v1/embeddings`, `/v1/responses`, `/v1/models`) and the Anthropic one
+//! (`/v1/messages`) answer as Ollama's compatibility layers do: SSE events,
+//! usage in a last `choices: []` chunk only when `stream_options.include_usage`
+//! is set, Anthropic counts on `message_start` and `message_delta`. A request
+//! with `tools` gets a tool call back.
 
 use actix_web::web::{self, Bytes, Data};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
@@ -80,18 +87,23 @@ impl MockOllama {
     }
 }
 
+/// Words in every text the request sends: strings, content parts, system blocks.
 fn words(v: &Value) -> i64 {
-    let mut n = 0;
-    for field in ["prompt", "system", "input"] {
-        if let Some(Value::String(s)) = v.get(field) {
-            n += s.split_whitespace().count() as i64;
+    fn count(v: &Value) -> i64 {
+        match v {
+            Value::String(s) => s.split_whitespace().count() as i64,
+            Value::Array(items) => items.iter().map(count).sum(),
+            Value::Object(o) => o.get("text").map_or(0, count),
+            _ => 0,
         }
+    }
+    let mut n = 0;
+    for field in ["prompt", "system", "input", "instructions"] {
+        n += v.get(field).map_or(0, count);
     }
     if let Some(Value::Array(ms)) = v.get("messages") {
         for m in ms {
-            if let Some(Value::String(s)) = m.get("content") {
-                n += s.split_whitespace().count() as i64;
-            }
+            n += m.get("content").map_or(0, count);
         }
     }
     n
@@ -118,6 +130,25 @@ async fn handle(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpRe
             HttpResponse::Ok().json(json!({"model": model, "embeddings": [[0.1, 0.2, 0.3]], "prompt_eval_count": n}))
         }
         "/api/embeddings" => HttpResponse::Ok().json(json!({"embedding": [0.1, 0.2, 0.3]})),
+        "/v1/chat/completions" | "/v1/completions" => openai_completion(req.path() == "/v1/chat/completions", &model, &v, state),
+        "/v1/responses" => openai_response(&model, &v, state),
+        "/v1/messages" => anthropic_message(&model, &v, state),
+        "/v1/embeddings" => {
+            let n = words(&v);
+            state.reported_tokens.fetch_add(n, Ordering::SeqCst);
+            HttpResponse::Ok().json(json!({"object": "list", "model": model,
+                "data": [{"object": "embedding", "embedding": [0.1, 0.2, 0.3], "index": 0}],
+                "usage": {"prompt_tokens": n, "total_tokens": n}}))
+        }
+        "/v1/models" => HttpResponse::Ok().json(json!({"object": "list", "data": [
+            {"id": "llama3:latest", "object": "model", "created": 1761990000, "owned_by": "library"},
+            {"id": "qwen3:8b", "object": "model", "created": 1761990000, "owned_by": "library"},
+            {"id": "mistral:latest", "object": "model", "created": 1761990000, "owned_by": "library"}
+        ]})),
+        p if p.starts_with("/v1/models/") => {
+            let id = p.trim_start_matches("/v1/models/");
+            HttpResponse::Ok().json(json!({"id": id, "object": "model", "created": 1761990000, "owned_by": "library"}))
+        }
         "/api/tags" => HttpResponse::Ok().json(json!({"models": [
             {"name": "llama3:latest", "model": "llama3:latest", "modified_at": "2026-11-01T10:00:00Z", "size": 4661224676u64,
              "digest": "365c0bd3c000a25d28ddbf732fe1c6add414de7275464c4e4d1c3b5fcb5d8ad1",
@@ -257,4 +288,155 @@ async fn generate(chat: bool, model: &str, v: &Value, state: Data<MockState>) ->
             }
         });
     HttpResponse::Ok().content_type("application/x-ndjson").streaming(body)
+}
+
+/// SSE: each event is `data: <json>` and a blank line, as Ollama writes them.
+/// For the model `cut`, the connection dies after the first two events.
+fn sse_for(model: &str, mut events: Vec<String>) -> HttpResponse {
+    use futures_util::StreamExt;
+    let cut = model == "cut";
+    if cut {
+        events.truncate(2);
+    }
+    let chunks: Vec<Result<Bytes, std::io::Error>> = events.into_iter().map(|e| Ok(Bytes::from(e))).collect();
+    let tail = stream::once(async move {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        Err(std::io::Error::other("connection reset"))
+    })
+    .filter(move |_| std::future::ready(cut));
+    HttpResponse::Ok().content_type("text/event-stream").streaming(stream::iter(chunks).chain(tail))
+}
+
+fn output_chunks(v: &Value) -> i64 {
+    ["max_completion_tokens", "max_tokens", "max_output_tokens"]
+        .iter()
+        .find_map(|f| v.get(*f).and_then(Value::as_i64))
+        .or_else(|| v.pointer("/options/num_predict").and_then(Value::as_i64))
+        .unwrap_or(3)
+        .clamp(1, 50)
+}
+
+fn openai_completion(chat: bool, model: &str, v: &Value, state: Data<MockState>) -> HttpResponse {
+    let prompt = words(v);
+    let chunks = output_chunks(v);
+    let usage =
+        json!({"prompt_tokens": prompt, "completion_tokens": chunks, "total_tokens": prompt + chunks});
+    state.reported_tokens.fetch_add(prompt + chunks, Ordering::SeqCst);
+    let tools = v.get("tools").is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty()));
+    let tool_name = v.pointer("/tools/0/function/name").and_then(Value::as_str).unwrap_or("tool").to_owned();
+    let (object, chunk_object) = if chat {
+        ("chat.completion", "chat.completion.chunk")
+    } else {
+        ("text_completion", "text_completion")
+    };
+    let base = |object: &str| json!({"id": "chatcmpl-42", "object": object, "created": 1763719200, "model": model, "system_fingerprint": "fp_ollama"});
+    let text = "tok ".repeat(chunks as usize);
+    if !v.get("stream").and_then(Value::as_bool).unwrap_or(false) {
+        let mut out = base(object);
+        out["choices"] = if !chat {
+            json!([{"index": 0, "text": text, "finish_reason": "stop"}])
+        } else if tools {
+            json!([{"index": 0, "message": {"role": "assistant", "content": "", "tool_calls": [{"id": "call_1", "index": 0,
+                "type": "function", "function": {"name": tool_name, "arguments": "{\"city\":\"Paris\"}"}}]}, "finish_reason": "tool_calls"}])
+        } else {
+            json!([{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}])
+        };
+        out["usage"] = usage;
+        return HttpResponse::Ok().json(out);
+    }
+    let mut events = vec![];
+    for i in 0..chunks {
+        let mut c = base(chunk_object);
+        c["choices"] = if chat {
+            json!([{"index": 0, "delta": {"role": "assistant", "content": "tok "}, "finish_reason": null}])
+        } else {
+            json!([{"index": 0, "text": "tok ", "finish_reason": null}])
+        };
+        if i == chunks - 1 {
+            c["choices"][0]["finish_reason"] = json!("stop");
+        }
+        events.push(format!("data: {c}\n\n"));
+    }
+    if v.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
+        let mut c = base(chunk_object);
+        c["choices"] = json!([]);
+        c["usage"] = usage;
+        events.push(format!("data: {c}\n\n"));
+    }
+    events.push("data: [DONE]\n\n".into());
+    sse_for(model, events)
+}
+
+fn openai_response(model: &str, v: &Value, state: Data<MockState>) -> HttpResponse {
+    let prompt = words(v);
+    let chunks = output_chunks(v);
+    state.reported_tokens.fetch_add(prompt + chunks, Ordering::SeqCst);
+    let text = "tok ".repeat(chunks as usize);
+    let response = json!({"id": "resp_42", "object": "response", "created_at": 1763719200, "status": "completed",
+        "model": model, "output": [{"type": "message", "id": "msg_42", "status": "completed", "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+        "usage": {"input_tokens": prompt, "output_tokens": chunks, "total_tokens": prompt + chunks}});
+    if !v.get("stream").and_then(Value::as_bool).unwrap_or(false) {
+        return HttpResponse::Ok().json(response);
+    }
+    let mut events = vec![format!(
+        "event: response.created\ndata: {}\n\n",
+        json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_42", "object": "response", "status": "in_progress", "model": model, "output": []}})
+    )];
+    for i in 0..chunks {
+        events.push(format!("event: response.output_text.delta\ndata: {}\n\n",
+            json!({"type": "response.output_text.delta", "sequence_number": i + 1, "item_id": "msg_42", "output_index": 0, "content_index": 0, "delta": "tok "})));
+    }
+    events.push(format!(
+        "event: response.completed\ndata: {}\n\n",
+        json!({"type": "response.completed", "sequence_number": chunks + 1, "response": response})
+    ));
+    sse_for(model, events)
+}
+
+fn anthropic_message(model: &str, v: &Value, state: Data<MockState>) -> HttpResponse {
+    if model.starts_with("claude") {
+        return HttpResponse::NotFound().json(json!({"type": "error", "error": {"type": "not_found_error", "message": format!("model '{model}' not found")}}));
+    }
+    let prompt = words(v);
+    let chunks = output_chunks(v);
+    state.reported_tokens.fetch_add(prompt + chunks, Ordering::SeqCst);
+    let tools = v.get("tools").is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty()));
+    let tool_name = v.pointer("/tools/0/name").and_then(Value::as_str).unwrap_or("tool").to_owned();
+    let text = "tok ".repeat(chunks as usize);
+    let (content, stop) = if tools {
+        (
+            json!([{"type": "tool_use", "id": "toolu_1", "name": tool_name, "input": {"city": "Paris"}}]),
+            "tool_use",
+        )
+    } else {
+        (json!([{"type": "text", "text": text}]), "end_turn")
+    };
+    if !v.get("stream").and_then(Value::as_bool).unwrap_or(false) {
+        return HttpResponse::Ok().json(
+            json!({"id": "msg_42", "type": "message", "role": "assistant", "model": model,
+            "content": content, "stop_reason": stop, "stop_sequence": null,
+            "usage": {"input_tokens": prompt, "output_tokens": chunks}}),
+        );
+    }
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut events = vec![
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_42", "type": "message", "role": "assistant",
+            "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": prompt, "output_tokens": 0}}}),
+        ),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        event("ping", json!({"type": "ping"})),
+    ];
+    for _ in 0..chunks {
+        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "tok "}})));
+    }
+    events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+    events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": chunks}})));
+    events.push(event("message_stop", json!({"type": "message_stop"})));
+    sse_for(model, events)
 }
