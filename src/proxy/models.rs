@@ -9,10 +9,13 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Normalised model names; `None` when the upstream could not list them.
+type Names = Option<Arc<HashSet<String>>>;
+
 /// The upstream's model names, fetched at most once a minute.
 #[derive(Default)]
 pub struct Catalog {
-    cached: Mutex<Option<(Instant, Option<Arc<HashSet<String>>>)>>,
+    cached: Mutex<Option<(Instant, Names)>>,
 }
 
 const FRESH_FOR: Duration = Duration::from_secs(60);
@@ -25,7 +28,7 @@ impl Catalog {
     }
 
     /// `None` when the upstream could not say.
-    pub async fn names(&self, state: &AppState, client: &awc::Client) -> Option<Arc<HashSet<String>>> {
+    pub async fn names(&self, state: &AppState, client: &awc::Client) -> Names {
         if let Some((at, names)) = self.cached.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             let ttl = if names.is_some() { FRESH_FOR } else { RETRY_AFTER };
             if at.elapsed() < ttl {
