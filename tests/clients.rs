@@ -1,4 +1,5 @@
-//! The official Python clients against the real binary (see tests/clients/).
+//! The official Python clients (ollama, openai, anthropic, langchain-ollama)
+//! against the real binary: see tests/clients/.
 //!
 //! Needs the virtualenv that `.ci/run` creates (`.venv` with
 //! tests/clients/requirements.txt). In CI its absence is a failure; elsewhere
@@ -18,7 +19,7 @@ fn free_port() -> u16 {
 }
 
 #[actix_web::test]
-async fn the_official_ollama_python_client_works_through_the_gate() {
+async fn the_official_python_clients_work_through_the_gate() {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     if !python.exists() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -38,6 +39,7 @@ async fn the_official_ollama_python_client_works_through_the_gate() {
         .env("ADMIN_PORT", admin.to_string())
         .env("OLLAMA_URL", &mock.url)
         .env("ADMIN_PASSWORD", "clients")
+        .env("ANTHROPIC_DEFAULT_MODEL", "llama3")
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -47,23 +49,19 @@ async fn the_official_ollama_python_client_works_through_the_gate() {
         assert!(started.elapsed() < Duration::from_secs(20), "the gate did not start");
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut keys = vec![];
-    for body in [json!({"name": "python"}), json!({"name": "limited", "limits": {"daily_requests": 1}})] {
-        let mut r = client
-            .post(format!("http://127.0.0.1:{admin}/api/api-keys"))
-            .insert_header(("authorization", "Bearer clients"))
-            .send_json(&body)
-            .await
-            .unwrap();
-        let v: serde_json::Value = r.json().await.unwrap();
-        keys.push(v["key"].as_str().unwrap().to_owned());
-    }
+    let mut r = client
+        .post(format!("http://127.0.0.1:{admin}/api/api-keys"))
+        .insert_header(("authorization", "Bearer clients"))
+        .send_json(&json!({"name": "python"}))
+        .await
+        .unwrap();
+    let created: serde_json::Value = r.json().await.unwrap();
     let status = Command::new(&python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/clients"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("OLLAMA_GATE_URL", format!("http://127.0.0.1:{proxy}"))
-        .env("OLLAMA_GATE_KEY", &keys[0])
-        .env("OLLAMA_GATE_LIMITED_KEY", &keys[1])
+        .env("OLLAMA_GATE_ADMIN_URL", format!("http://127.0.0.1:{admin}"))
+        .env("OLLAMA_GATE_KEY", created["key"].as_str().unwrap())
         .status()
         .unwrap();
     let _ = gate.kill();

@@ -3,27 +3,13 @@
 Run by tests/clients.rs, which starts a mock Ollama and the real gate binary
 and passes their addresses in the environment.
 """
-import os
-import time
-
-import httpx
 import ollama
 import pytest
-
-GATE = os.environ["OLLAMA_GATE_URL"]
-KEY = os.environ["OLLAMA_GATE_KEY"]
-LIMITED_KEY = os.environ["OLLAMA_GATE_LIMITED_KEY"]
+from conftest import GATE, KEY, charged
 
 
 def client(key=KEY):
     return ollama.Client(host=GATE, headers={"Authorization": f"Bearer {key}"})
-
-
-def charged(key=KEY):
-    """Tokens charged to the key so far, once settlement has caught up."""
-    time.sleep(0.2)
-    usage = httpx.get(f"{GATE}/v1/usage", headers={"Authorization": f"Bearer {key}"}).json()
-    return usage["usage"]["total"]["tokens"]
 
 
 def test_chat_is_charged_exactly_what_the_client_was_told():
@@ -64,8 +50,8 @@ def test_a_bad_key_raises_a_401_response_error():
     assert err.value.status_code == 401
 
 
-def test_an_exhausted_quota_raises_a_429_response_error():
-    limited = client(LIMITED_KEY)
+def test_an_exhausted_quota_raises_a_429_response_error(fresh_limited_key):
+    limited = client(fresh_limited_key)
     limited.generate(model="llama3", prompt="first")
     with pytest.raises(ollama.ResponseError) as err:
         limited.generate(model="llama3", prompt="second")
