@@ -78,6 +78,9 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub db_max_connections: u32,
     pub db_busy_timeout: Duration,
+    pub allow_private_image_urls: bool,
+    pub image_fetch_max_bytes: usize,
+    pub image_fetch_timeout: Duration,
 }
 
 /// Every setting, its default and what it means; README's table is made from this list.
@@ -113,6 +116,9 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("SHUTDOWN_TIMEOUT_SECS", "30", "how long running streams may drain on SIGTERM"),
     ("DB_MAX_CONNECTIONS", "8", "database read connections"),
     ("DB_BUSY_TIMEOUT_MS", "5000", "how long a SQLite write waits for the lock"),
+    ("ALLOW_PRIVATE_IMAGE_URLS", "false", "let image_url fetches reach private and loopback addresses"),
+    ("IMAGE_FETCH_MAX_BYTES", "20971520", "largest image fetched for an image_url"),
+    ("IMAGE_FETCH_TIMEOUT_SECS", "10", "time to fetch one image_url"),
 ];
 
 impl Settings {
@@ -250,6 +256,9 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(num("SHUTDOWN_TIMEOUT_SECS")?),
             db_max_connections: num("DB_MAX_CONNECTIONS")?.clamp(1, 1000) as u32,
             db_busy_timeout: Duration::from_millis(num("DB_BUSY_TIMEOUT_MS")?),
+            allow_private_image_urls: flag("ALLOW_PRIVATE_IMAGE_URLS")?,
+            image_fetch_max_bytes: num("IMAGE_FETCH_MAX_BYTES")? as usize,
+            image_fetch_timeout: Duration::from_secs(num("IMAGE_FETCH_TIMEOUT_SECS")?.max(1)),
         })
     }
 }

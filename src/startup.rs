@@ -91,6 +91,7 @@ impl Application {
             App::new()
                 .app_data(proxy_state.clone())
                 .app_data(Data::new(build_client(&proxy_state.settings)))
+                .app_data(Data::new(crate::proxy::images::build_client(&proxy_state.settings)))
                 .wrap(actix_web::middleware::from_fn(crate::cors::cors))
                 .route("/", web::get().to(info::service_info))
                 .route("/health", web::get().to(info::health))

@@ -4,6 +4,7 @@ use super::auth::{authenticate, presented_key};
 use super::body::{self, Facts};
 use super::error::ProxyError;
 use super::forward::{self, Outbound};
+use super::images::{self, ImageClient};
 use super::metered::{End, Metered, Ticket};
 use super::openai::{self, DropUsageChunk};
 use super::ratelimit;
@@ -31,10 +32,11 @@ pub async fn proxy(
     payload: web::Payload,
     state: Data<AppState>,
     client: Data<awc::Client>,
+    images: Data<ImageClient>,
 ) -> HttpResponse {
     let family = Family::of(req.path());
     let mut rate_headers = Headers::new();
-    match handle(&req, payload, &state, &client, &mut rate_headers).await {
+    match handle(&req, payload, &state, &client, &images, &mut rate_headers).await {
         Ok(response) => response,
         Err(error) => {
             log_refusal(&state, &req, &error);
@@ -48,6 +50,7 @@ async fn handle(
     mut payload: web::Payload,
     state: &Data<AppState>,
     client: &awc::Client,
+    images: &ImageClient,
     rate_headers: &mut Headers,
 ) -> Result<HttpResponse, ProxyError> {
     let settings = &state.settings;
@@ -103,6 +106,9 @@ async fn handle(
             changed |= models::map_unknown_anthropic_model(state, client, &mut value).await;
         }
         changed |= clamps::apply(route.kind, &mut value, &key.fields.clamps)?;
+        if matches!(route.kind, Kind::OpenAiChat | Kind::OpenAiResponses) {
+            changed |= images::inline_remote(&mut value, settings, images).await?;
+        }
         if matches!(route.kind, Kind::OpenAiChat | Kind::OpenAiCompletions)
             && value.get("stream").and_then(Value::as_bool) == Some(true)
         {

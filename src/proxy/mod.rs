@@ -7,6 +7,7 @@ pub mod clamps;
 pub mod error;
 pub mod forward;
 pub mod handler;
+pub mod images;
 pub mod info;
 pub mod metered;
 pub mod models;

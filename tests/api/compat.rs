@@ -245,3 +245,50 @@ async fn a_keys_aliases_choose_the_model_that_answers() {
     let ids: Vec<_> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["llama3:latest"]);
 }
+
+fn with_image(url: &str) -> Value {
+    json!({"model": "llama3", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this"},
+        {"type": "image_url", "image_url": {"url": url}}]}]})
+}
+
+#[actix_web::test]
+async fn remote_images_on_inside_addresses_are_refused_by_default() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(json!({"name": "eyes"})).await;
+    let port = app.mock.url.rsplit(':').next().unwrap().to_owned();
+    for url in [
+        format!("http://127.0.0.1:{port}/cat.png"),
+        format!("http://localhost:{port}/cat.png"),
+        "http://169.254.169.254/latest/meta-data".to_owned(),
+        format!("http://[::1]:{port}/cat.png"),
+    ] {
+        let reply = app.post("/v1/chat/completions", Some(&key), with_image(&url)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{url}: {}", reply.text());
+        assert_eq!(reply.json()["error"]["type"], "invalid_request_error");
+    }
+    assert_eq!(app.mock.count(), 0, "nothing fetched, nothing forwarded");
+}
+
+#[actix_web::test]
+async fn a_remote_image_is_fetched_and_inlined_when_the_operator_allows_the_address() {
+    let app = spawn_app_with(Options {
+        env: vec![("ALLOW_PRIVATE_IMAGE_URLS", "true".into()), ("IMAGE_FETCH_MAX_BYTES", "1000".into())],
+        ..Options::default()
+    })
+    .await;
+    let (key, _) = app.create_key(json!({"name": "eyes"})).await;
+    let reply =
+        app.post("/v1/chat/completions", Some(&key), with_image(&format!("{}/cat.png", app.mock.url))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let sent = forwarded(&app, "/v1/chat/completions");
+    let url = sent["messages"][0]["content"][1]["image_url"]["url"].as_str().unwrap().to_owned();
+    use base64::Engine;
+    let data = url.strip_prefix("data:image/png;base64,").expect("a data URL");
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(data).unwrap(), crate::mock_ollama::PNG);
+    let page = app
+        .post("/v1/chat/completions", Some(&key), with_image(&format!("{}/page.html", app.mock.url)))
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.json()["error"]["message"].as_str().unwrap().contains("not an image"));
+}

@@ -130,6 +130,9 @@ async fn handle(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpRe
             HttpResponse::Ok().json(json!({"model": model, "embeddings": [[0.1, 0.2, 0.3]], "prompt_eval_count": n}))
         }
         "/api/embeddings" => HttpResponse::Ok().json(json!({"embedding": [0.1, 0.2, 0.3]})),
+        // Not Ollama: a web server holding an image, for image_url fetches.
+        "/cat.png" => HttpResponse::Ok().content_type("image/png").body(PNG),
+        "/page.html" => HttpResponse::Ok().content_type("text/html").body("<html></html>"),
         "/v1/chat/completions" | "/v1/completions" => openai_completion(req.path() == "/v1/chat/completions", &model, &v, state),
         "/v1/responses" => openai_response(&model, &v, state),
         "/v1/messages" => anthropic_message(&model, &v, state),
@@ -289,6 +292,13 @@ async fn generate(chat: bool, model: &str, v: &Value, state: Data<MockState>) ->
         });
     HttpResponse::Ok().content_type("application/x-ndjson").streaming(body)
 }
+
+/// A 1x1 PNG.
+pub const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0,
+    0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0,
+    1, 0, 0, 5, 0, 1, 0x0d, 0x0a, 0x2d, 0xb4, 0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
 
 /// SSE: each event is `data: <json>` and a blank line, as Ollama writes them.
 /// For the model `cut`, the connection dies after the first two events.
