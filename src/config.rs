@@ -81,6 +81,9 @@ pub struct Settings {
     pub allow_private_image_urls: bool,
     pub image_fetch_max_bytes: usize,
     pub image_fetch_timeout: Duration,
+    pub admin_session_idle: Duration,
+    pub admin_session_max: Duration,
+    pub login_max_failures: u32,
 }
 
 /// Every setting, its default and what it means; README's table is made from this list.
@@ -119,6 +122,9 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("ALLOW_PRIVATE_IMAGE_URLS", "false", "let image_url fetches reach private and loopback addresses"),
     ("IMAGE_FETCH_MAX_BYTES", "20971520", "largest image fetched for an image_url"),
     ("IMAGE_FETCH_TIMEOUT_SECS", "10", "time to fetch one image_url"),
+    ("ADMIN_SESSION_IDLE_MINUTES", "30", "an admin session ends after this long unused"),
+    ("ADMIN_SESSION_MAX_HOURS", "12", "an admin session ends this long after login"),
+    ("LOGIN_MAX_FAILURES", "10", "wrong admin passwords from one address before it gets 429 for 15 minutes"),
 ];
 
 impl Settings {
@@ -259,6 +265,9 @@ impl Settings {
             allow_private_image_urls: flag("ALLOW_PRIVATE_IMAGE_URLS")?,
             image_fetch_max_bytes: num("IMAGE_FETCH_MAX_BYTES")? as usize,
             image_fetch_timeout: Duration::from_secs(num("IMAGE_FETCH_TIMEOUT_SECS")?.max(1)),
+            admin_session_idle: Duration::from_secs(num("ADMIN_SESSION_IDLE_MINUTES")?.max(1) * 60),
+            admin_session_max: Duration::from_secs(num("ADMIN_SESSION_MAX_HOURS")?.max(1) * 3600),
+            login_max_failures: num("LOGIN_MAX_FAILURES")?.clamp(1, 1000) as u32,
         })
     }
 }

@@ -3,13 +3,15 @@
 use crate::admin::password::{self, AdminPassword};
 use crate::admin::{self, api::SETTING_ANTHROPIC_MODEL, api::SETTING_UPSTREAMS};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{parse_upstream, Settings};
+use crate::config::{parse_upstream, CookieSecure, Settings};
 use crate::keys::KeyCache;
 use crate::proxy::{handler, info};
 use crate::state::AppState;
 use crate::store::{self, Store, StoreOptions};
 use crate::upstream::{build_client, Upstreams};
 use crate::usage_log::UsageLog;
+use actix_session::{storage::CookieSessionStore, SessionMiddleware};
+use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web::{self, Data};
 use actix_web::{App, HttpResponse, HttpServer};
@@ -72,6 +74,7 @@ impl Application {
             upstream_probe: Mutex::new(None),
             anthropic_default_model: RwLock::new(anthropic_model),
             catalog: Default::default(),
+            login_throttle: crate::admin::throttle::LoginThrottle::new(settings.login_max_failures),
             store,
             clock,
             settings,
@@ -105,8 +108,16 @@ impl Application {
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .run();
 
+        let session_key = session_key(&state).await?;
         let admin_state = state.clone();
         let admin = HttpServer::new(move || {
+            let cookie_secure = admin_state.settings.cookie_secure == CookieSecure::Always;
+            let sessions = SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
+                .cookie_name("ollama_gate_admin".into())
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Strict)
+                .cookie_secure(cookie_secure)
+                .build();
             App::new()
                 .app_data(admin_state.clone())
                 .app_data(Data::new(build_client(&admin_state.settings)))
@@ -119,7 +130,11 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|err, _| {
                     admin::error::AdminError::NotFound(format!("no such resource: {err}")).into()
                 }))
+                .wrap(actix_web::middleware::from_fn(admin::headers::security_headers))
+                .wrap(sessions)
                 .service(web::scope("/api").configure(admin::api::routes))
+                .service(actix_files::Files::new("/static", static_dir()))
+                .configure(admin::pages::routes)
                 .default_service(web::to(|| async {
                     HttpResponse::NotFound().json(serde_json::json!({"error": "not found"}))
                 }))
@@ -173,6 +188,34 @@ impl Application {
             log::warn!("could not unregister this instance: {e}");
         }
         Ok(())
+    }
+}
+
+/// The key that signs and encrypts admin cookies: `SESSION_KEY`, or one made
+/// on first start and kept in the database, so every replica shares it.
+async fn session_key(state: &AppState) -> anyhow::Result<Key> {
+    use base64::Engine;
+    let bytes = match &state.settings.session_key {
+        Some(bytes) => bytes.clone(),
+        None => {
+            let fresh: Vec<u8> = (0..64).map(|_| rand::thread_rng().gen()).collect();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&fresh);
+            let stored = state.store.init_setting(admin::session::SESSION_KEY_SETTING, &encoded).await?;
+            base64::engine::general_purpose::STANDARD
+                .decode(stored)
+                .context("the stored session key is damaged")?
+        }
+    };
+    Key::try_from(&bytes[..]).map_err(|e| anyhow::anyhow!("invalid SESSION_KEY: {e}"))
+}
+
+/// `static/` beside the binary's working directory, or in the source tree.
+fn static_dir() -> std::path::PathBuf {
+    let local = std::path::PathBuf::from("static");
+    if local.join("htmx.min.js").exists() {
+        local
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static")
     }
 }
 

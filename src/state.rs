@@ -27,6 +27,7 @@ pub struct AppState {
     pub anthropic_default_model: RwLock<Option<String>>,
     /// The upstream's model names, for mapping models Anthropic clients ask for.
     pub catalog: crate::proxy::models::Catalog,
+    pub login_throttle: crate::admin::throttle::LoginThrottle,
 }
 
 impl AppState {

@@ -92,9 +92,18 @@ pub fn join(base: &Url, path_and_query: &str) -> String {
 
 /// The upstream's `/api/tags`: its models.
 pub async fn tags(state: &crate::state::AppState, client: &awc::Client) -> Result<serde_json::Value, String> {
+    get_json(state, client, "/api/tags").await
+}
+
+/// A GET of the first upstream, as JSON.
+pub async fn get_json(
+    state: &crate::state::AppState,
+    client: &awc::Client,
+    path: &str,
+) -> Result<serde_json::Value, String> {
     let url = state.upstreams.urls()[0].clone();
     let mut request = client
-        .get(join(&url, "/api/tags"))
+        .get(join(&url, path))
         .insert_header(("host", host_header(&url)))
         .timeout(std::time::Duration::from_secs(10));
     if let Some(key) = state.upstreams.api_key() {

@@ -18,7 +18,8 @@ pub const SETTING_ANTHROPIC_MODEL: &str = "anthropic_default_model";
 
 type Reply = Result<HttpResponse, AdminError>;
 
-/// Every admin API route first proves it holds the admin password.
+/// Every admin API route first proves it holds the admin password, or a
+/// logged-in console session (whose changes also need the CSRF token).
 pub async fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), AdminError> {
     let presented = req
         .headers()
@@ -27,10 +28,18 @@ pub async fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), Ad
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
-    match presented {
-        Some(token) if state.admin_password.verify(token).await => Ok(()),
-        _ => Err(AdminError::Unauthorized),
+    if let Some(token) = presented {
+        return if state.admin_password.verify(token).await { Ok(()) } else { Err(AdminError::Unauthorized) };
     }
+    use actix_session::SessionExt;
+    let session = req.get_session();
+    let Some(data) = super::session::logged_in(&session, state).await? else {
+        return Err(AdminError::Unauthorized);
+    };
+    if req.method() != actix_web::http::Method::GET {
+        super::session::check_csrf(req, &data, None)?;
+    }
+    Ok(())
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -377,6 +386,8 @@ pub fn client_snippets(base: &str) -> Value {
         "anthropic_python": format!("from anthropic import Anthropic\nclient = Anthropic(base_url=\"{base}\", api_key=os.environ[\"OLLAMA_GATE_KEY\"])"),
         "ollama_python": format!("from ollama import Client\nclient = Client(host=\"{base}\", headers={{\"Authorization\": \"Bearer \" + os.environ[\"OLLAMA_GATE_KEY\"]}})"),
         "claude_code": format!("ANTHROPIC_BASE_URL={base} ANTHROPIC_AUTH_TOKEN=$OLLAMA_GATE_KEY claude"),
+        "langchain": format!("from langchain_ollama import ChatOllama\nllm = ChatOllama(model=\"llama3.2\", base_url=\"{base}\",\n    client_kwargs={{\"headers\": {{\"Authorization\": \"Bearer \" + os.environ[\"OLLAMA_GATE_KEY\"]}}}})"),
+        "open_webui": format!("Admin settings > Connections > OpenAI API: URL {base}/v1, key $OLLAMA_GATE_KEY"),
         "environment": format!("OPENAI_BASE_URL={base}/v1\nOPENAI_API_KEY=$OLLAMA_GATE_KEY\nOLLAMA_HOST={base}"),
     })
 }

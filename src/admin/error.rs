@@ -13,6 +13,10 @@ pub enum AdminError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("too many failed logins from this address; try again in {0} seconds")]
+    Throttled(u64),
+    #[error("{0}")]
     Upstream(String),
     #[error("the gate's database is unavailable")]
     Unavailable,
@@ -31,6 +35,8 @@ impl ResponseError for AdminError {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AdminError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             AdminError::Upstream(_) => StatusCode::BAD_GATEWAY,
             AdminError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -40,6 +46,9 @@ impl ResponseError for AdminError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, AdminError::Unauthorized) {
             response.insert_header(("www-authenticate", "Bearer"));
+        }
+        if let AdminError::Throttled(seconds) = self {
+            response.insert_header(("retry-after", seconds.to_string()));
         }
         response.json(json!({ "error": self.to_string() }))
     }

@@ -3,5 +3,9 @@
 
 pub mod api;
 pub mod error;
+pub mod headers;
 pub mod keys;
+pub mod pages;
 pub mod password;
+pub mod session;
+pub mod throttle;

@@ -62,6 +62,12 @@ impl AdminPassword {
         }
     }
 
+    /// A new hash, from a password change in the console.
+    pub fn set_hash(&self, phc: String) {
+        *self.phc.write().unwrap_or_else(|e| e.into_inner()) = Some(phc);
+        self.verified.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     pub async fn verify(&self, candidate: &str) -> bool {
         let candidate_digest = digest(candidate);
         if let Some(expected) = &self.plaintext_digest {

@@ -67,6 +67,10 @@ pub trait Store: Send + Sync {
     async fn finish_import(&self) -> StoreResult<()>;
     async fn is_empty(&self) -> StoreResult<bool>;
 
+    /// Ends an admin session for good (kept until it would have expired anyway).
+    async fn revoke_session(&self, id: &str, expires_at: i64, now: i64) -> StoreResult<()>;
+    async fn is_session_revoked(&self, id: &str) -> StoreResult<bool>;
+
     async fn get_setting(&self, name: &str) -> StoreResult<Option<String>>;
     async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()>;
     /// Stores `value` unless the setting exists; returns what is stored.

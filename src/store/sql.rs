@@ -145,3 +145,8 @@ pub const IMPORT_USAGE: &str = "INSERT INTO usage (id, created_at, key_id, key_n
 
 pub const ALL_SETTINGS: &str = "SELECT name, value FROM settings ORDER BY name";
 pub const COUNT_ROWS: &str = "SELECT (SELECT COUNT(*) FROM api_keys) + (SELECT COUNT(*) FROM usage)";
+
+pub const REVOKE_SESSION: &str = "INSERT INTO admin_sessions_revoked (id, expires_at) VALUES ($1, $2) \
+    ON CONFLICT (id) DO NOTHING";
+pub const FORGET_EXPIRED_REVOCATIONS: &str = "DELETE FROM admin_sessions_revoked WHERE expires_at < $1";
+pub const IS_SESSION_REVOKED: &str = "SELECT COUNT(*) FROM admin_sessions_revoked WHERE id = $1";

@@ -373,6 +373,20 @@ macro_rules! sql_store {
                 Ok(rows == 0)
             }
 
+            async fn revoke_session(&self, id: &str, expires_at: i64, now: i64) -> StoreResult<()> {
+                let mut tx = self.write().await?;
+                sqlx::query(sql::FORGET_EXPIRED_REVOCATIONS).bind(now).execute(&mut *tx).await?;
+                sqlx::query(sql::REVOKE_SESSION).bind(id).bind(expires_at).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn is_session_revoked(&self, id: &str) -> StoreResult<bool> {
+                let n: i64 =
+                    sqlx::query_scalar(sql::IS_SESSION_REVOKED).bind(id).fetch_one(&self.reader).await?;
+                Ok(n > 0)
+            }
+
             async fn get_setting(&self, name: &str) -> StoreResult<Option<String>> {
                 Ok(sqlx::query_scalar(sql::GET_SETTING).bind(name).fetch_optional(&self.reader).await?)
             }

@@ -4,6 +4,7 @@
 mod accounting;
 mod admin_api;
 mod compat;
+mod console;
 mod helpers;
 mod lifecycle;
 mod mock_ollama;
