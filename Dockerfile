@@ -1,9 +1,11 @@
-# Build: a release binary with the database migrations compiled in.
+# Build: one release binary with the migrations, templates and static files compiled in.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY migrations ./migrations
+COPY templates ./templates
+COPY static ./static
 RUN cargo build --release --locked && strip target/release/ollama-gate
 
 # Run: a small image with the binary, CA certificates (for https upstreams) and nothing else.

@@ -133,7 +133,7 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(admin::headers::security_headers))
                 .wrap(sessions)
                 .service(web::scope("/api").configure(admin::api::routes))
-                .service(actix_files::Files::new("/static", static_dir()))
+                .route("/static/{name}", web::get().to(admin::assets::asset))
                 .configure(admin::pages::routes)
                 .default_service(web::to(|| async {
                     HttpResponse::NotFound().json(serde_json::json!({"error": "not found"}))
@@ -207,16 +207,6 @@ async fn session_key(state: &AppState) -> anyhow::Result<Key> {
         }
     };
     Key::try_from(&bytes[..]).map_err(|e| anyhow::anyhow!("invalid SESSION_KEY: {e}"))
-}
-
-/// `static/` beside the binary's working directory, or in the source tree.
-fn static_dir() -> std::path::PathBuf {
-    let local = std::path::PathBuf::from("static");
-    if local.join("htmx.min.js").exists() {
-        local
-    } else {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static")
-    }
 }
 
 async fn wait_for_shutdown_signal() -> std::io::Result<()> {

@@ -1,3 +1,11 @@
+// Content-Security-Policy violations are kept for the session, so tests (and
+// a curious admin, in the console) can see that none happened.
+document.addEventListener("securitypolicyviolation", (event) => {
+  const seen = JSON.parse(sessionStorage.getItem("csp-violations") || "[]");
+  seen.push(`${event.violatedDirective} ${event.blockedURI}`);
+  sessionStorage.setItem("csp-violations", JSON.stringify(seen));
+});
+
 // Copy buttons: <button data-copy="element-id">. Loaded as a file so the
 // Content-Security-Policy can forbid inline scripts.
 document.addEventListener("click", (event) => {

@@ -2,6 +2,7 @@
 //! it, the console.
 
 pub mod api;
+pub mod assets;
 pub mod error;
 pub mod headers;
 pub mod keys;

@@ -427,10 +427,10 @@ impl KeyForm {
     }
 
     fn blank() -> KeyForm {
-        KeyForm::from_record(None, "")
+        KeyForm::from_record(None)
     }
 
-    fn from_record(k: Option<&KeyRecord>, _tz: &str) -> KeyForm {
+    fn from_record(k: Option<&KeyRecord>) -> KeyForm {
         let f = k.map(|k| &k.fields);
         let limits = f.map(|f| f.limits).unwrap_or_default();
         let clamps = f.map(|f| f.clamps).unwrap_or_default();
@@ -739,7 +739,7 @@ pub async fn key_detail(
 ) -> Page {
     let data = or_return!(admin(&req, &session, &state).await);
     let k = find_key(&state, *id).await?;
-    let form = KeyForm::from_record(Some(&k), "");
+    let form = KeyForm::from_record(Some(&k));
     detail_page(&state, data.csrf, &k, form, notice(&query.notice)).await
 }
 

@@ -1,0 +1,283 @@
+//! The console in a real headless Chromium over WebDriver (Debian's chromium
+//! and chromium-driver), once with JavaScript on and once with it off: log in,
+//! create a key and read its secret once, edit it, deactivate, rotate, delete,
+//! log out. A screenshot of every page goes to target/screenshots/.
+
+#[allow(dead_code)]
+#[path = "support/gate.rs"]
+mod gate;
+#[allow(dead_code)]
+#[path = "api/mock_ollama.rs"]
+mod mock_ollama;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use gate::*;
+use mock_ollama::MockOllama;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromedriver() -> Option<PathBuf> {
+    let found = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("no chromedriver: .ci/run installs Debian's chromium and chromium-driver");
+        }
+        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+    }
+    found
+}
+
+async fn start_driver(binary: &Path) -> (Driver, u16) {
+    let port = free_port();
+    let child = Command::new(binary)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "chromedriver did not start");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    (Driver(child), port)
+}
+
+async fn browser(driver_port: u16, javascript: bool, profile: &Path) -> Client {
+    let mut options = json!({
+        "binary": "/usr/bin/chromium",
+        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                 "--disable-sync", "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())],
+    });
+    if !javascript {
+        options["prefs"] = json!({"profile.managed_default_content_settings.javascript": 2});
+    }
+    let mut caps = serde_json::Map::new();
+    caps.insert("goog:chromeOptions".into(), options);
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .expect("a WebDriver session")
+}
+
+struct Run<'a> {
+    c: Client,
+    base: String,
+    label: &'a str,
+    shots: PathBuf,
+    count: usize,
+}
+
+impl Run<'_> {
+    async fn shot(&mut self, name: &str) {
+        self.count += 1;
+        let png = self.c.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{}-{:02}-{name}.png", self.label, self.count)), png).unwrap();
+    }
+
+    async fn go(&mut self, path: &str) {
+        self.c.goto(&format!("{}{path}", self.base)).await.unwrap();
+    }
+
+    async fn wait_path(&self, part: &str) {
+        let started = Instant::now();
+        loop {
+            let url = self.c.current_url().await.unwrap();
+            let here = format!("{}{}", url.path(), url.query().map(|q| format!("?{q}")).unwrap_or_default());
+            if here.contains(part) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{}: never reached {part}, at {here}",
+                self.label
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Finds an element, waiting for the page that holds it to load.
+    async fn find(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
+        let what = format!("{locator:?}");
+        match self.c.wait().at_most(Duration::from_secs(10)).for_element(locator).await {
+            Ok(element) => element,
+            Err(e) => panic!(
+                "{}: no {what} on {:?}: {e}\n{}",
+                self.label,
+                self.c.current_url().await.ok(),
+                self.body().await
+            ),
+        }
+    }
+
+    async fn click_button(&self, text: &str) {
+        let xpath = format!("//button[normalize-space()='{text}']");
+        self.find(Locator::XPath(&xpath)).await.click().await.unwrap();
+    }
+
+    async fn click_link(&self, text: &str) {
+        self.find(Locator::LinkText(text)).await.click().await.unwrap();
+    }
+
+    async fn fill(&self, id: &str, value: &str) {
+        let field = self.find(Locator::Id(id)).await;
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.find(Locator::Css(css)).await.text().await.unwrap()
+    }
+
+    async fn body(&self) -> String {
+        self.c.source().await.unwrap()
+    }
+}
+
+async fn status_of(gate: &Gate, key: &str) -> u16 {
+    gate.generate(key, "llama3").await.0
+}
+
+async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
+    run.go("/keys").await;
+    run.wait_path("/login").await;
+    run.shot("login").await;
+    run.fill("password", PASSWORD).await;
+    run.click_button("Log in").await;
+    run.wait_path("/").await;
+    assert!(run.body().await.contains("Tokens per day"));
+    run.shot("dashboard").await;
+
+    run.go("/keys/new").await;
+    run.fill("name", &format!("e2e <b>{}</b>", run.label)).await;
+    run.fill("owner", "browser").await;
+    run.fill("daily_requests", "100").await;
+    run.shot("key-new").await;
+    run.click_button("Create key").await;
+    let secret = run.text("#secret").await;
+    assert!(secret.starts_with("sk-og-"), "{secret}");
+    run.shot("key-secret").await;
+    assert_eq!(status_of(gate, &secret).await, 200);
+
+    run.click_link("Go to the key").await;
+    run.wait_path("/keys/").await;
+    let detail = run.body().await;
+    assert!(!detail.contains(&secret), "the secret is shown only once");
+    assert!(
+        detail.contains("&lt;b&gt;") || detail.contains("&#60;b&#62;") || !detail.contains("<b>e2e"),
+        "the name is escaped"
+    );
+    run.shot("key-detail").await;
+
+    run.fill("daily_tokens", "5000").await;
+    run.click_button("Save").await;
+    run.wait_path("notice=saved").await;
+    assert_eq!(
+        run.find(Locator::Id("daily_tokens")).await.prop("value").await.unwrap().as_deref(),
+        Some("5000")
+    );
+    run.shot("key-saved").await;
+
+    run.click_button("Deactivate").await;
+    run.wait_path("notice=deactivated").await;
+    assert_eq!(status_of(gate, &secret).await, 401);
+    run.shot("key-deactivated").await;
+    run.click_button("Activate").await;
+    run.wait_path("notice=activated").await;
+
+    run.click_button("Rotate secret").await;
+    let rotated = run.text("#secret").await;
+    assert!(rotated.starts_with("sk-og-") && rotated != secret);
+    assert_eq!(status_of(gate, &secret).await, 401);
+    assert_eq!(status_of(gate, &rotated).await, 200);
+    run.shot("key-rotated").await;
+
+    run.click_link("Go to the key").await;
+    run.wait_path("/keys/").await;
+    run.click_link("Delete…").await;
+    run.wait_path("/delete").await;
+    run.shot("key-delete-confirm").await;
+    run.click_button("Delete the key").await;
+    run.wait_path("notice=deleted").await;
+    assert_eq!(status_of(gate, &rotated).await, 401);
+    run.shot("keys").await;
+
+    if javascript {
+        // htmx: the filter updates the table in place, without a page load.
+        let created = gate.admin("POST", "/api-keys", Some(json!({"name": "findable"}))).await;
+        assert!(created["key"].is_string());
+        run.go("/keys").await;
+        run.fill("q", "findab").await;
+        let started = Instant::now();
+        while !run.text("#keys-table").await.contains("findable")
+            || run.text("#keys-table").await.contains("e2e")
+        {
+            assert!(started.elapsed() < Duration::from_secs(5), "the htmx filter did not update the table");
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        run.shot("keys-filtered").await;
+    }
+
+    for (path, name) in
+        [("/usage", "usage"), ("/models", "models"), ("/settings", "settings"), ("/connect", "connect")]
+    {
+        run.go(path).await;
+        run.shot(name).await;
+    }
+    assert!(run.body().await.contains("ANTHROPIC_BASE_URL"));
+
+    if javascript {
+        let seen = run.c.execute("return sessionStorage.getItem('csp-violations');", vec![]).await.unwrap();
+        assert!(seen.is_null() || seen == json!("[]"), "Content-Security-Policy violations: {seen}");
+    }
+    run.click_button("Log out").await;
+    run.wait_path("/login").await;
+    run.go("/").await;
+    run.wait_path("/login").await;
+}
+
+#[actix_web::test]
+async fn the_console_works_in_chromium_with_and_without_javascript() {
+    let Some(driver_binary) = chromedriver() else { return };
+    let mock = MockOllama::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gate = Gate::new(dir.path(), &mock.url);
+    gate.extra.push(("ADMIN_PASSWORD".into(), PASSWORD.into()));
+    let mut child = gate.spawn("gate.log");
+    gate.wait_ready(&mut child).await;
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let (_driver, driver_port) = start_driver(&driver_binary).await;
+    for (label, javascript) in [("js", true), ("nojs", false)] {
+        let profile = tempfile::tempdir().unwrap();
+        let c = browser(driver_port, javascript, profile.path()).await;
+        let mut run = Run {
+            c,
+            base: format!("http://127.0.0.1:{}", gate.admin),
+            label,
+            shots: shots.clone(),
+            count: 0,
+        };
+        walk_through(&mut run, &gate, javascript).await;
+        run.c.close().await.unwrap();
+    }
+    kill(&child, 15);
+    wait_exit(&mut child, Duration::from_secs(10)).await;
+}
