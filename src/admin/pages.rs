@@ -6,7 +6,7 @@ use super::error::AdminError;
 use super::keys::{self as key_ops, CreateKey, PatchKey};
 use super::session::{self, SessionData};
 use super::throttle::Verdict;
-use crate::admin::api::{apply_settings, client_snippets, public_base_url, SettingsChange};
+use crate::admin::api::{apply_settings, client_snippets, public_base_url, SettingsChange, UsageQuery};
 use crate::domain::clamps::{Clamps, ClampsPatch};
 use crate::domain::limits::{Limits, LimitsPatch};
 use crate::domain::scopes::Scope;
@@ -898,54 +898,6 @@ struct UsagePage {
     next_page: Option<i64>,
 }
 
-#[derive(serde::Deserialize, Default)]
-pub struct UsageQuery {
-    key_id: Option<String>,
-    model: Option<String>,
-    status: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    page: Option<i64>,
-}
-
-impl UsageQuery {
-    fn filter(&self, state: &AppState, limit: i64, offset: i64) -> Result<UsageFilter, AdminError> {
-        let tz = state.settings.app_tz;
-        let time = |v: &Option<String>, end: bool| {
-            v.as_deref()
-                .filter(|s| !s.is_empty())
-                .map(|t| key_ops::parse_time(t, tz, end).map_err(AdminError::BadRequest))
-                .transpose()
-        };
-        Ok(UsageFilter {
-            key_id: self.key_id.as_deref().and_then(|k| k.parse().ok()),
-            model: self.model.clone().filter(|m| !m.is_empty()),
-            status: self.status.clone().filter(|s| !s.is_empty()),
-            from: time(&self.from, false)?,
-            to: time(&self.to, true)?,
-            limit,
-            offset,
-        })
-    }
-
-    /// The filters as a query string, for links that keep them.
-    fn query_string(&self) -> String {
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
-            ("key_id", &self.key_id),
-            ("model", &self.model),
-            ("status", &self.status),
-            ("from", &self.from),
-            ("to", &self.to),
-        ] {
-            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                q.append_pair(k, v);
-            }
-        }
-        q.finish()
-    }
-}
-
 pub async fn usage_page(
     req: HttpRequest,
     session: Session,
@@ -955,7 +907,7 @@ pub async fn usage_page(
     let data = or_return!(admin(&req, &session, &state).await);
     let page = query.page.unwrap_or(1).max(1);
     // One more row than shown tells whether there is a next page.
-    let filter = query.filter(&state, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)?;
+    let filter = query.filter_rows(&state, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)?;
     let mut rows = state.store.usage_rows(&filter).await?;
     let more = rows.len() as i64 > PAGE_SIZE;
     rows.truncate(PAGE_SIZE as usize);
@@ -997,7 +949,7 @@ pub async fn usage_csv(
     query: Query<UsageQuery>,
 ) -> Page {
     or_return!(admin(&req, &session, &state).await);
-    let filter = query.filter(&state, 100_000, 0)?;
+    let filter = query.filter_rows(&state, 100_000, 0)?;
     let mut out = String::from(
         "time,key_id,key_name,model,route,status,http_status,prompt_tokens,completion_tokens,total_tokens,estimated,latency_ms\n",
     );
