@@ -176,8 +176,16 @@ async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     run.shot("key-secret").await;
     assert_eq!(status_of(gate, &secret).await, 200);
 
+    if javascript {
+        run.c.execute("window.stillHere = true;", vec![]).await.unwrap();
+    }
     run.click_link("Go to the key").await;
     run.wait_path("/keys/").await;
+    run.find(Locator::Id("daily_tokens")).await;
+    if javascript {
+        let kept = run.c.execute("return window.stillHere === true;", vec![]).await.unwrap();
+        assert_eq!(kept, json!(true), "htmx swapped the page in place instead of loading it");
+    }
     let detail = run.body().await;
     assert!(!detail.contains(&secret), "the secret is shown only once");
     assert!(

@@ -187,6 +187,28 @@ async fn state_changes_need_the_sessions_csrf_token_and_a_same_site_origin() {
     );
     let made = browser.post("/keys", &[("csrf_token", &csrf), ("name", "a"), ("scopes", "inference")]).await;
     assert_eq!(made.status, StatusCode::OK);
+    let id = app.admin("GET", "/api-keys", None).await.json()[0]["id"].as_i64().unwrap();
+    // Every state-changing route, without the token and with a foreign one.
+    for path in [
+        "/keys".to_owned(),
+        format!("/keys/{id}"),
+        format!("/keys/{id}/rotate"),
+        format!("/keys/{id}/delete"),
+        format!("/keys/{id}/deactivate"),
+        format!("/keys/{id}/activate"),
+        "/settings".to_owned(),
+        "/settings/password".to_owned(),
+        "/logout".to_owned(),
+    ] {
+        for token in ["", "0123456789abcdef0123456789abcdef"] {
+            let page =
+                browser.post(&path, &[("csrf_token", token), ("name", "b"), ("scopes", "inference")]).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{path} with token '{token}'");
+        }
+    }
+    let key = app.key(&json!(id)).await;
+    assert_eq!((key["active"].as_bool(), key["name"].as_str()), (Some(true), Some("a")), "nothing changed");
+    assert_eq!(browser.get("/").await.status, StatusCode::OK, "still logged in");
 }
 
 #[actix_web::test]
