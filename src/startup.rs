@@ -265,6 +265,7 @@ async fn admin_password(settings: &Settings, store: &dyn Store) -> anyhow::Resul
 async fn upkeep_once(state: &AppState) -> anyhow::Result<()> {
     let now = state.clock.now().timestamp();
     state.store.heartbeat(&state.instance_id, now).await?;
+    reload_shared_settings(state).await?;
     let stale_before = now - state.settings.reservation_stale_after.as_secs() as i64;
     let settled = state.store.settle_stale(stale_before, now).await?;
     if settled > 0 {
@@ -273,7 +274,31 @@ async fn upkeep_once(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Heartbeat, and settle the reservations of processes that died.
+/// Settings another replica may have changed through its admin: the upstream
+/// URLs, the default Anthropic model and a password changed in the console.
+async fn reload_shared_settings(state: &AppState) -> anyhow::Result<()> {
+    if let Some(saved) = state.store.get_setting(SETTING_UPSTREAMS).await? {
+        let urls: Vec<url::Url> = saved.split(',').filter_map(|u| parse_upstream(u).ok()).collect();
+        if !urls.is_empty() && *state.upstreams.urls() != urls {
+            state.upstreams.set_urls(urls);
+            state.catalog.clear();
+        }
+    }
+    if let Some(saved) = state.store.get_setting(SETTING_ANTHROPIC_MODEL).await? {
+        *state.anthropic_default_model.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(saved).filter(|m| !m.is_empty());
+    }
+    let password_from_env =
+        state.settings.admin_password.is_some() || state.settings.admin_password_hash.is_some();
+    if !password_from_env {
+        if let Some(phc) = state.store.get_setting("admin_password_hash").await? {
+            state.admin_password.replace_if_changed(phc);
+        }
+    }
+    Ok(())
+}
+
+/// Heartbeat, settings other replicas changed, and the reservations of processes that died.
 async fn upkeep(state: Data<AppState>) {
     let period = (state.settings.reservation_stale_after / 3).max(Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);

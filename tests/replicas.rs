@@ -38,6 +38,8 @@ impl Replicas {
             gate.database_url = database_url.to_owned();
             gate.extra.push(("ADMIN_PASSWORD".into(), PASSWORD.into()));
             gate.extra.push(("LOG_FILE".into(), String::new()));
+            // Upkeep (and so the reload of shared settings) every second.
+            gate.extra.push(("RESERVATION_STALE_AFTER_SECS".into(), "3".into()));
             gates.push(gate);
             dirs.push(dir);
         }
@@ -230,4 +232,26 @@ async fn a_sqlite_database_moves_to_postgres_with_nothing_lost() {
     assert_eq!(c["id"], 3, "new ids continue after the copied ones");
     kill(&child, 15);
     wait_exit(&mut child, Duration::from_secs(10)).await;
+}
+
+#[actix_web::test]
+async fn settings_changed_on_one_replica_reach_the_others() {
+    let mock = MockOllama::start().await;
+    let shared = tempfile::tempdir().unwrap();
+    let replicas = Replicas::start(2, "sqlite://data/shared.db", &mock, Some(shared.path())).await;
+    let changed = replicas.gates[0]
+        .admin("PUT", "/settings", Some(json!({"anthropic_default_model": "qwen3:8b", "ollama_urls": [mock.url.clone(), "http://127.0.0.1:9"]})))
+        .await;
+    assert_eq!(changed["anthropic_default_model"], "qwen3:8b");
+    let started = Instant::now();
+    loop {
+        let seen = replicas.gates[1].admin("GET", "/settings", None).await;
+        if seen["anthropic_default_model"] == "qwen3:8b"
+            && seen["ollama_urls"].as_array().map_or(0, |u| u.len()) == 2
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "the other replica still has {seen}");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -68,6 +68,14 @@ impl AdminPassword {
         self.verified.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
+    /// The hash as another replica stored it; a no-op when it is the same.
+    pub fn replace_if_changed(&self, phc: String) {
+        let same = self.phc.read().unwrap_or_else(|e| e.into_inner()).as_deref() == Some(phc.as_str());
+        if !same {
+            self.set_hash(phc);
+        }
+    }
+
     pub async fn verify(&self, candidate: &str) -> bool {
         let candidate_digest = digest(candidate);
         if let Some(expected) = &self.plaintext_digest {
