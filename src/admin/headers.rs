@@ -1,11 +1,12 @@
 //! Headers on every admin response: a strict Content-Security-Policy (no
 //! inline script, no eval: htmx is configured not to need them), no framing,
 //! no sniffing, no referrer, no caching; and the cookie's `Secure` flag when
-//! `COOKIE_SECURE=auto` and the request came over HTTPS.
+//! `COOKIE_SECURE=auto` and the request came over HTTPS. Errors on console
+//! pages are shown to browsers as a page; the JSON API keeps its JSON.
 
 use crate::config::CookieSecure;
 use crate::state::AppState;
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
@@ -14,16 +15,37 @@ use actix_web::web::Data;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+#[derive(askama::Template)]
+#[template(path = "admin/error.html")]
+struct ErrorPage {
+    status: String,
+    message: String,
+}
+
 pub async fn security_headers(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let wants_page = !req.path().starts_with("/api/")
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
     let https = req.connection_info().scheme() == "https"
         || req.headers().get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https");
     let auto =
         req.app_data::<Data<AppState>>().is_some_and(|s| s.settings.cookie_secure == CookieSecure::Auto);
     let is_static = req.path().starts_with("/static/");
-    let mut response = next.call(req).await?;
+    let mut response = next.call(req).await?.map_into_boxed_body();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if wants_page && is_json && response.status().is_client_error() {
+        response = as_page(response).await;
+    }
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -44,4 +66,29 @@ pub async fn security_headers(
         }
     }
     Ok(response)
+}
+
+/// `{"error": "..."}` from a console route, redrawn as a small page.
+async fn as_page(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    use askama::Template;
+    let status = response.status();
+    let (req, res) = response.into_parts();
+    let headers = res.headers().clone();
+    let body = actix_web::body::to_bytes(res.into_body()).await.unwrap_or_default();
+    let message = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned());
+    let page = ErrorPage {
+        status: format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or_default()),
+        message,
+    };
+    let mut out = actix_web::HttpResponse::build(status);
+    for (name, value) in
+        headers.iter().filter(|(n, _)| *n != header::CONTENT_TYPE && *n != header::CONTENT_LENGTH)
+    {
+        out.append_header((name.clone(), value.clone()));
+    }
+    let res = out.content_type("text/html; charset=utf-8").body(page.render().unwrap_or_default());
+    ServiceResponse::new(req, res)
 }

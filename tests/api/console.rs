@@ -160,6 +160,13 @@ async fn state_changes_need_the_sessions_csrf_token_and_a_same_site_origin() {
     let csrf = browser.csrf().await;
     let missing = browser.post("/keys", &[("name", "a"), ("scopes", "inference")]).await;
     assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    // A browser (it asks for HTML) is told why on a page, not in JSON.
+    let req = browser.client.post(format!("{}/keys", browser.base)).insert_header(("accept", "text/html"));
+    let page = browser.send(req, Some("name=a".into())).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.headers.get("content-type").unwrap().to_str().unwrap().starts_with("text/html"));
+    assert!(page.body.contains("CSRF token") && page.body.contains("Back to the console"));
+    assert!(page.headers.get("content-security-policy").is_some());
     let foreign = browser
         .post(
             "/keys",
