@@ -270,3 +270,32 @@ async fn blobs_are_streamed_to_the_upstream_for_a_manage_key_only() {
     assert_eq!((seen[0].method.as_str(), seen[0].body.len()), ("HEAD", 0));
     assert_eq!(seen[1].body, layer, "the layer arrives byte for byte");
 }
+
+#[actix_web::test]
+async fn keys_in_the_query_or_body_work_only_when_enabled_and_are_never_forwarded() {
+    let app = spawn_app_with(Options {
+        env: vec![("ALLOW_KEY_IN_QUERY", "true".into()), ("ALLOW_KEY_IN_BODY", "true".into())],
+        ..Options::default()
+    })
+    .await;
+    let (key, _) = app.create_key(json!({"name": "legacy client"})).await;
+    let in_query = app.get(&format!("/api/tags?api_key={key}"), None).await;
+    assert_eq!(in_query.status, StatusCode::OK);
+    let in_body = app
+        .post(
+            "/api/generate",
+            None,
+            json!({"model": "llama3", "prompt": "hi", "stream": false, "api_key": key}),
+        )
+        .await;
+    assert_eq!(in_body.status, StatusCode::OK, "{}", in_body.text());
+    for seen in app.mock.requests() {
+        assert!(!seen.path.contains(&key), "the key reached the upstream in {}", seen.path);
+        assert!(
+            !String::from_utf8_lossy(&seen.body).contains(&key),
+            "the key reached the upstream in a body"
+        );
+    }
+    let sent: serde_json::Value = serde_json::from_slice(&app.mock.requests().last().unwrap().body).unwrap();
+    assert_eq!(sent, json!({"model": "llama3", "prompt": "hi", "stream": false}));
+}
