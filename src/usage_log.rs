@@ -116,3 +116,59 @@ impl Writer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: i64) -> UsageEvent<'static> {
+        UsageEvent {
+            ts: "2026-11-21T10:00:00Z".into(),
+            event: "request",
+            key_id: Some(n),
+            model: "llama3",
+            route: "/api/chat",
+            status: "ok",
+            http_status: 200,
+            prompt_tokens: n,
+            completion_tokens: 1,
+            total_tokens: n + 1,
+            estimated: false,
+            latency_ms: 3,
+        }
+    }
+
+    #[test]
+    fn the_log_rotates_at_its_size_and_keeps_the_newest_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/usage.log");
+        let log = UsageLog::start(&path, 4096, 2).unwrap();
+        for n in 0..200 {
+            log.record(&event(n));
+        }
+        drop(log);
+        // The writer thread drains the queue and flushes; give it a moment.
+        let rotated = |n: usize| PathBuf::from(format!("{}.{n}", path.display()));
+        for _ in 0..100 {
+            if rotated(2).exists()
+                && std::fs::read_to_string(&path).unwrap_or_default().contains("\"key_id\":199")
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(rotated(1).exists() && rotated(2).exists());
+        assert!(!rotated(3).exists(), "only LOG_KEEP rotated files are kept");
+        for file in [path.clone(), rotated(1), rotated(2)] {
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(text.len() <= 4096, "{} is {} bytes", file.display(), text.len());
+            for line in text.lines() {
+                serde_json::from_str::<serde_json::Value>(line).expect("every line is JSON");
+            }
+        }
+        assert!(
+            std::fs::read_to_string(&path).unwrap().contains("\"key_id\":199"),
+            "the newest line is in the live file"
+        );
+    }
+}
