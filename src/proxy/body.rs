@@ -195,6 +195,12 @@ fn default_stream(kind: Kind) -> bool {
     matches!(kind, Kind::Generate | Kind::Chat | Kind::Pull | Kind::Create)
 }
 
+/// An estimate of the prompt's tokens, for reservations and for upstream
+/// responses that report no counts.
+pub fn prompt_tokens(body: &Value) -> i64 {
+    crate::tokens::count(&prompt_text(body))
+}
+
 /// The text a request sends to the model, for a token estimate.
 pub fn prompt_text(body: &Value) -> String {
     let mut text = String::new();

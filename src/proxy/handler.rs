@@ -98,9 +98,9 @@ async fn handle(
             }
         };
         // Checked as sent, then changed: aliases, model mapping, clamps, usage
-        // reporting; the facts are read again so that the model checked and the
-        // tokens reserved are the ones that will be forwarded.
-        body::facts(route.kind, &value)?;
+        // reporting; if anything changed, the facts are read again so that the
+        // model checked and the tokens reserved are the ones that will be forwarded.
+        facts = body::facts(route.kind, &value)?;
         changed |= models::apply_aliases(&key, &mut value);
         if matches!(route.kind, Kind::AnthropicMessages | Kind::AnthropicCountTokens) {
             changed |= models::map_unknown_anthropic_model(state, client, &mut value).await;
@@ -115,7 +115,9 @@ async fn handle(
             strip_usage = openai::request_usage(&mut value);
             changed |= strip_usage;
         }
-        facts = body::facts(route.kind, &value)?;
+        if changed {
+            facts = body::facts(route.kind, &value)?;
+        }
         check_models(&key, &facts.models)?;
         let bytes = match (changed, raw) {
             // Forwarded exactly as received unless the gate had to change it.
@@ -135,9 +137,10 @@ async fn handle(
         check_models(&key, &[model.to_owned()])?;
     }
     if route.kind == Kind::AnthropicCountTokens {
-        let tokens = parsed.as_deref().map_or(0, |b| crate::tokens::count(&body::prompt_text(b)));
-        return Ok(with_headers(HttpResponse::Ok(), rate_headers)
-            .json(serde_json::json!({ "input_tokens": tokens })));
+        let tokens = parsed.as_deref().map_or(0, body::prompt_tokens);
+        let mut reply = HttpResponse::Ok();
+        add_headers(&mut reply, rate_headers);
+        return Ok(reply.json(serde_json::json!({ "input_tokens": tokens })));
     }
 
     // Admission: one transaction that counts the request and reserves its tokens.
@@ -177,9 +180,7 @@ async fn handle(
             builder.append_header((name.clone(), value.clone()));
         }
     }
-    for (name, value) in rate_headers.iter() {
-        builder.insert_header((name.clone(), value.clone()));
-    }
+    add_headers(&mut builder, rate_headers);
 
     // A key with a model allow-list sees only its models in the listings.
     if let (Some(models), true) = (&key.fields.models, is_listing(route.kind) && status.is_success()) {
@@ -225,7 +226,7 @@ async fn admit(
     let limits = &key.fields.limits;
     // The tokenizer runs only when some token limit needs the estimate now.
     let prompt_estimate = match (&body, limits.has_token_limit()) {
-        (Some(b), true) => Some(crate::tokens::count(&body::prompt_text(b))),
+        (Some(b), true) => Some(body::prompt_tokens(b)),
         _ => None,
     };
     let reserve = if limits.has_token_limit() {
@@ -379,14 +380,10 @@ fn filter_listing(kind: Kind, raw: &[u8], allowed: &crate::domain::model::ModelL
     Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
 }
 
-fn with_headers(
-    mut builder: actix_web::HttpResponseBuilder,
-    headers: &Headers,
-) -> actix_web::HttpResponseBuilder {
+fn add_headers(builder: &mut actix_web::HttpResponseBuilder, headers: &Headers) {
     for (name, value) in headers {
         builder.insert_header((name.clone(), value.clone()));
     }
-    builder
 }
 
 fn log_refusal(state: &AppState, req: &HttpRequest, error: &ProxyError) {

@@ -117,9 +117,7 @@ impl Ticket {
             return n;
         }
         let Some(body) = self.body.clone() else { return 0 };
-        tokio::task::spawn_blocking(move || crate::tokens::count(&super::body::prompt_text(&body)))
-            .await
-            .unwrap_or(0)
+        tokio::task::spawn_blocking(move || super::body::prompt_tokens(&body)).await.unwrap_or(0)
     }
 }
 

@@ -66,7 +66,6 @@ pub struct UsageTap {
     pub error: bool,
     /// Streamed chunks seen: the completion estimate when no count arrives.
     pub units: i64,
-    pub bytes: u64,
 }
 
 impl UsageTap {
@@ -75,17 +74,7 @@ impl UsageTap {
         // match at the very start of the body.
         let mut tail = Vec::with_capacity(CARRY * 2);
         tail.push(b'\n');
-        UsageTap {
-            dialect,
-            end,
-            tail,
-            prompt: None,
-            completion: None,
-            done: false,
-            error: false,
-            units: 0,
-            bytes: 0,
-        }
+        UsageTap { dialect, end, tail, prompt: None, completion: None, done: false, error: false, units: 0 }
     }
 
     /// The response has an end marker, so its absence means it was cut short.
@@ -97,7 +86,6 @@ impl UsageTap {
         if chunk.is_empty() {
             return;
         }
-        self.bytes += chunk.len() as u64;
         self.units += memmem::find_iter(chunk, self.dialect.unit).count() as i64;
         // Matches that begin in earlier bytes and complete in this chunk.
         let carried = self.tail.len();
