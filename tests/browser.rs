@@ -279,7 +279,7 @@ async fn the_console_works_in_chromium_with_and_without_javascript() {
         let c = browser(driver_port, javascript, profile.path()).await;
         let mut run = Run {
             c,
-            base: format!("http://127.0.0.1:{}", gate.admin),
+            base: format!("http://127.0.0.1:{}", gate.admin_port()),
             label,
             shots: shots.clone(),
             count: 0,

@@ -66,8 +66,11 @@ async fn a_postgres_outage_fails_closed_and_the_gate_recovers_by_itself() {
         let (status, body) = gate.generate(&key, "llama3").await;
         assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
     }
-    let health =
-        awc::Client::default().get(format!("http://127.0.0.1:{}/health", gate.proxy)).send().await.unwrap();
+    let health = awc::Client::default()
+        .get(format!("http://127.0.0.1:{}/health", gate.proxy_port()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status().as_u16(), 503);
     assert_eq!(mock.count_path("/api/generate"), during, "nothing is forwarded while the database is down");
 

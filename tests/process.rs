@@ -61,7 +61,7 @@ async fn a_first_start_prints_a_generated_password_once_and_stores_only_its_hash
     let mut second = gate.spawn("second.log");
     gate.wait_ready(&mut second).await;
     let reply = awc::Client::default()
-        .get(format!("http://127.0.0.1:{}/api/api-keys", gate.admin))
+        .get(format!("http://127.0.0.1:{}/api/api-keys", gate.admin_port()))
         .insert_header(("authorization", format!("Bearer {password}")))
         .send()
         .await
@@ -121,7 +121,7 @@ async fn a_process_killed_mid_stream_leaves_nothing_stuck_after_a_restart() {
         .await;
     let key = created["key"].as_str().unwrap().to_owned();
     let stream = awc::Client::default()
-        .post(format!("http://127.0.0.1:{}/api/generate", gate.proxy))
+        .post(format!("http://127.0.0.1:{}/api/generate", gate.proxy_port()))
         .insert_header(("authorization", format!("Bearer {key}")))
         .send_json(&json!({"model": "slow", "prompt": "one two three"}));
     let _response = stream.await.unwrap();
@@ -165,14 +165,14 @@ async fn sigterm_lets_running_streams_finish_then_exits_cleanly() {
     let mut response = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish()
-        .post(format!("http://127.0.0.1:{}/api/generate", gate.proxy))
+        .post(format!("http://127.0.0.1:{}/api/generate", gate.proxy_port()))
         .insert_header(("authorization", format!("Bearer {key}")))
         .send_json(&json!({"model": "slow", "prompt": "one two three"}))
         .await
         .unwrap();
     kill(&child, 15);
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-    let refused = std::net::TcpStream::connect(("127.0.0.1", gate.proxy));
+    let refused = std::net::TcpStream::connect(("127.0.0.1", gate.proxy_port()));
     assert!(refused.is_err(), "new connections are refused while draining");
     let body = response.body().limit(1 << 20).await.unwrap();
     let last = String::from_utf8_lossy(&body).lines().last().unwrap().to_owned();

@@ -45,7 +45,7 @@ impl Replicas {
         }
         let mut children = vec![];
         for (i, gate) in gates.iter().enumerate() {
-            let mut child = gate.spawn(&format!("replica-{i}-{}.log", gate.proxy));
+            let mut child = gate.spawn(&format!("replica-{i}.log"));
             gate.wait_ready(&mut child).await;
             children.push(child);
         }
@@ -56,7 +56,7 @@ impl Replicas {
     async fn race(&self, key: &str, total: usize) -> (usize, usize) {
         let client = awc::Client::builder().connector(awc::Connector::new().limit(0)).finish();
         let replies = join_all((0..total).map(|i| {
-            let port = self.gates[i % self.gates.len()].proxy;
+            let port = self.gates[i % self.gates.len()].proxy_port();
             let client = client.clone();
             let key = key.to_owned();
             async move {
@@ -146,7 +146,7 @@ async fn two_gates_on_one_sqlite_file_admit_exactly_the_daily_limit() {
 /// `GET /api/tags` goes through the key cache but not through admission.
 async fn tags_status(gate: &Gate, key: &str) -> u16 {
     let reply = awc::Client::default()
-        .get(format!("http://127.0.0.1:{}/api/tags", gate.proxy))
+        .get(format!("http://127.0.0.1:{}/api/tags", gate.proxy_port()))
         .insert_header(("authorization", format!("Bearer {key}")))
         .send()
         .await

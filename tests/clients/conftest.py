@@ -20,6 +20,7 @@ def charged(key=KEY):
 def fresh_limited_key():
     """A key with one request a day, made through the admin API."""
     admin = os.environ["OLLAMA_GATE_ADMIN_URL"]
-    reply = httpx.post(f"{admin}/api/api-keys", headers={"Authorization": "Bearer clients"},
+    password = os.environ["OLLAMA_GATE_ADMIN_PASSWORD"]
+    reply = httpx.post(f"{admin}/api/api-keys", headers={"Authorization": f"Bearer {password}"},
                        json={"name": "limited", "limits": {"daily_requests": 1}})
     return reply.json()["key"]

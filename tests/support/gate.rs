@@ -2,6 +2,7 @@
 //! free ports, in a folder of its own.
 
 use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -14,10 +15,12 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Gates listen on port 0 and the ports they got are read from their startup
+/// line: a port picked in advance could be taken by anything meanwhile.
 pub struct Gate {
     pub dir: PathBuf,
-    pub proxy: u16,
-    pub admin: u16,
+    ports: Cell<(u16, u16)>,
+    log: RefCell<PathBuf>,
     upstream: String,
     pub database_url: String,
     pub extra: Vec<(String, String)>,
@@ -27,8 +30,8 @@ impl Gate {
     pub fn new(dir: &Path, upstream: &str) -> Gate {
         Gate {
             dir: dir.to_path_buf(),
-            proxy: free_port(),
-            admin: free_port(),
+            ports: Cell::new((0, 0)),
+            log: RefCell::new(PathBuf::new()),
             upstream: upstream.into(),
             database_url: "sqlite://data/gate.db".into(),
             extra: vec![],
@@ -40,8 +43,8 @@ impl Gate {
         c.current_dir(&self.dir)
             .env_clear()
             .env("PROXY_HOST", "127.0.0.1")
-            .env("PROXY_PORT", self.proxy.to_string())
-            .env("ADMIN_PORT", self.admin.to_string())
+            .env("PROXY_PORT", "0")
+            .env("ADMIN_PORT", "0")
             .env("DATABASE_URL", &self.database_url)
             .env("OLLAMA_URL", &self.upstream)
             .env("LOG_FILE", "logs/usage.log")
@@ -52,7 +55,17 @@ impl Gate {
         c
     }
 
+    pub fn proxy_port(&self) -> u16 {
+        self.ports.get().0
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.ports.get().1
+    }
+
     pub fn spawn(&self, stderr: &str) -> Child {
+        self.ports.set((0, 0));
+        *self.log.borrow_mut() = self.dir.join(stderr);
         let log = std::fs::File::create(self.dir.join(stderr)).unwrap();
         self.command().stdout(Stdio::null()).stderr(log).spawn().unwrap()
     }
@@ -66,9 +79,17 @@ impl Gate {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("the gate exited early with {status}");
+                let log = std::fs::read_to_string(&*self.log.borrow()).unwrap_or_default();
+                panic!("the gate exited early with {status}:\n{log}");
             }
-            if let Ok(r) = client.get(format!("http://127.0.0.1:{}/health", self.proxy)).send().await {
+            if self.proxy_port() == 0 {
+                let log = std::fs::read_to_string(&*self.log.borrow()).unwrap_or_default();
+                if let Some(ports) = announced_ports(&log) {
+                    self.ports.set(ports);
+                }
+            } else if let Ok(r) =
+                client.get(format!("http://127.0.0.1:{}/health", self.proxy_port())).send().await
+            {
                 if r.status().is_success() {
                     return;
                 }
@@ -82,7 +103,7 @@ impl Gate {
         let request = awc::Client::default()
             .request(
                 awc::http::Method::from_bytes(method.as_bytes()).unwrap(),
-                format!("http://127.0.0.1:{}/api{path}", self.admin),
+                format!("http://127.0.0.1:{}/api{path}", self.admin_port()),
             )
             .insert_header(("authorization", format!("Bearer {PASSWORD}")));
         let mut response = match body {
@@ -95,7 +116,7 @@ impl Gate {
 
     pub async fn generate(&self, key: &str, model: &str) -> (u16, Vec<u8>) {
         let mut r = awc::Client::default()
-            .post(format!("http://127.0.0.1:{}/api/generate", self.proxy))
+            .post(format!("http://127.0.0.1:{}/api/generate", self.proxy_port()))
             .insert_header(("authorization", format!("Bearer {key}")))
             .send_json(&json!({"model": model, "prompt": "one two three", "stream": false}))
             .await
@@ -119,6 +140,15 @@ pub async fn wait_exit(child: &mut Child, within: Duration) -> std::process::Exi
         assert!(started.elapsed() < within, "the gate did not exit in time");
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The ports in "serving the proxy on HOST:PORT and the admin on HOST:PORT".
+fn announced_ports(log: &str) -> Option<(u16, u16)> {
+    let line = log.lines().find(|l| l.contains("serving the proxy on "))?;
+    let rest = line.split("serving the proxy on ").nth(1)?;
+    let (proxy, admin) = rest.split_once(" and the admin on ")?;
+    let port = |addr: &str| addr.trim().rsplit(':').next()?.parse().ok();
+    Some((port(proxy)?, port(admin)?))
 }
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
