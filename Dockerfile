@@ -6,6 +6,8 @@ COPY src ./src
 COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
+# The benchmark harness is a workspace member: cargo reads its manifest, never builds it here.
+COPY bench ./bench
 RUN cargo build --release --locked && strip target/release/ollama-gate
 
 # Run: a small image with the binary, CA certificates (for https upstreams) and nothing else.

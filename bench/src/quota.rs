@@ -1,11 +1,7 @@
-//! Quota transactions per second: admissions and settlements straight against
-//! the store, without HTTP, as the proxy issues them.
-//!
-//!   cargo run --release --example quota_tps -- sqlite:///tmp/tps.db
-//!   cargo run --release --example quota_tps -- postgres://postgres@127.0.0.1:54329/tps --concurrency 32
-//!
-//! Each of `--concurrency` tasks admits a request on one shared key (limited,
-//! so every admission checks every limit) and settles it, for `--seconds`.
+//! Quota transactions per second: admissions and settlements straight
+//! against the store, without HTTP, as the proxy issues them. Each task
+//! admits a request on one shared key (limited, so every admission checks
+//! every limit) and settles it.
 
 use ollama_gate::admin::keys::{create, new_fields, CreateKey};
 use ollama_gate::config::DatabaseUrl;
@@ -16,30 +12,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-#[tokio::main(flavor = "multi_thread")]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let url = args.first().cloned().unwrap_or_else(|| "sqlite:///tmp/ollama-gate-tps.db".into());
-    let concurrency = arg(&args, "--concurrency", 32);
-    let seconds = arg(&args, "--seconds", 5);
+/// Admitted-and-settled requests per second; each is two quota transactions.
+pub async fn requests_per_second(url: &str, concurrency: usize, duration: Duration) -> anyhow::Result<f64> {
     let store = connect(
-        &DatabaseUrl::parse(&url).map_err(anyhow::Error::msg)?,
+        &DatabaseUrl::parse(url).map_err(anyhow::Error::msg)?,
         &StoreOptions { max_connections: 16, busy_timeout: Duration::from_secs(5) },
     )
     .await?;
+    let big = Some(i64::MAX / 4);
     let limits = Limits {
-        requests_per_minute: Some(i64::MAX / 4),
-        daily_requests: Some(i64::MAX / 4),
-        daily_tokens: Some(i64::MAX / 4),
-        monthly_tokens: Some(i64::MAX / 4),
+        requests_per_minute: big,
+        daily_requests: big,
+        daily_tokens: big,
+        monthly_tokens: big,
         ..Limits::default()
     };
     let input = CreateKey { name: "tps".into(), limits: Some(limits), ..CreateKey::default() };
@@ -47,8 +32,8 @@ async fn main() -> anyhow::Result<()> {
         create(store.as_ref(), new_fields(input, chrono_tz::UTC).map_err(anyhow::Error::msg)?, 0).await?;
     let key = Arc::new(key);
     let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
+    let deadline = started + duration;
     let tasks: Vec<_> = (0..concurrency)
         .map(|i| {
             let (store, key, done) = (store.clone(), key.clone(), done.clone());
@@ -66,8 +51,8 @@ async fn main() -> anyhow::Result<()> {
                         route: "/api/generate",
                         instance_id: &instance,
                     };
-                    let Ok(Admitted::Yes { reservation_id, .. }) = store.admit(&admission).await else {
-                        panic!("admission failed");
+                    let Admitted::Yes { reservation_id, .. } = store.admit(&admission).await? else {
+                        anyhow::bail!("the bench key was refused");
                     };
                     let settlement = Settlement {
                         reservation_id,
@@ -80,22 +65,15 @@ async fn main() -> anyhow::Result<()> {
                         refund_request: false,
                         now: now.timestamp(),
                     };
-                    store.settle(&settlement).await.expect("settlement");
+                    store.settle(&settlement).await?;
                     done.fetch_add(1, Ordering::Relaxed);
                 }
+                Ok(())
             })
         })
         .collect();
     for t in tasks {
-        t.await?;
+        t.await??;
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let n = done.load(Ordering::Relaxed);
-    println!(
-        "{url}: {n} requests admitted and settled in {elapsed:.1} s with {concurrency} tasks: \
-         {:.0} requests/s ({:.0} quota transactions/s)",
-        n as f64 / elapsed,
-        2.0 * n as f64 / elapsed
-    );
-    Ok(())
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }

@@ -1,0 +1,82 @@
+//! ollama-gate's benchmark harness: the mock directly, then through the gate
+//! (and optionally LiteLLM), in alternating rounds, with the gate alone on
+//! one core and the mock and load client on the other.
+//!
+//!   cargo run --release -p ollama-gate-bench              # every scenario, a few minutes
+//!   cargo run --release -p ollama-gate-bench -- --quick   # under a minute, before a commit
+//!   cargo run --release -p ollama-gate-bench -- --peer litellm
+
+mod client;
+mod load;
+mod mock;
+mod procs;
+mod quota;
+mod report;
+mod run;
+mod stats;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "ollama-gate-bench", about = "Measures ollama-gate against a fast mock upstream")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// A short run (under a minute) to catch a regression before committing.
+    #[arg(long)]
+    quick: bool,
+    /// Also measure another gateway in the same rounds.
+    #[arg(long, value_enum)]
+    peer: Option<Peer>,
+    /// Also measure quota transactions on this PostgreSQL database (it gets a key table).
+    #[arg(long, env = "BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
+    /// Where to write the raw results (default: the run's folder under target/bench).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Measure this gate binary instead of building target/release/ollama-gate.
+    #[arg(long)]
+    gate_bin: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the mock upstream only (the runner starts it by itself).
+    Mock {
+        #[arg(long, default_value = "127.0.0.1:11434")]
+        listen: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Peer {
+    Litellm,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = || tokio::runtime::Builder::new_current_thread().enable_all().build();
+    if let Some(Command::Mock { listen }) = cli.command {
+        return runtime()?.block_on(async {
+            let listener = tokio::net::TcpListener::bind(&listen).await?;
+            println!("mock listening on {}", listener.local_addr()?);
+            mock::serve(listener).await?;
+            Ok(())
+        });
+    }
+    if procs::online_cores() < 2 {
+        anyhow::bail!(
+            "the benchmark needs two cores: one for the gate, one for the mock and the load client"
+        );
+    }
+    // Before the runtime, so that every thread the client starts stays on its core.
+    procs::pin_current_thread(procs::LOAD_CORE)?;
+    runtime()?.block_on(run::run(run::Options {
+        quick: cli.quick,
+        peer_litellm: matches!(cli.peer, Some(Peer::Litellm)),
+        postgres: cli.postgres,
+        out: cli.out,
+        gate_bin: cli.gate_bin,
+    }))
+}

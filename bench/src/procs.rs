@@ -1,0 +1,241 @@
+//! The processes a run starts: the mock, the gate and a peer, each pinned
+//! to its core with `taskset`, and the memory readings taken from them.
+
+use crate::client::{call, get};
+use anyhow::{bail, Context};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The gate runs alone on this core...
+pub const GATE_CORE: usize = 0;
+/// ...and the mock and the load client share this one.
+pub const LOAD_CORE: usize = 1;
+
+pub fn online_cores() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    n.max(1) as usize
+}
+
+/// Pins the calling thread, and every thread it starts later, to `core`.
+pub fn pin_current_thread(core: usize) -> anyhow::Result<()> {
+    // SAFETY: the set is zeroed, then one bit set, then read by the kernel;
+    // pid 0 means the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            bail!("could not pin the load client to core {core}: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A child process that is stopped when dropped.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then SIGKILL if it has not gone within five seconds.
+    pub fn stop(&mut self) {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// Resident memory of `pid` in KiB, from `/proc/PID/status`.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn pinned(core: usize, program: &Path) -> Command {
+    let mut c = Command::new("taskset");
+    c.arg("-c").arg(core.to_string()).arg(program);
+    c
+}
+
+/// The mock, this same binary's `mock` command, on the load core.
+pub fn start_mock() -> anyhow::Result<(Proc, SocketAddr)> {
+    let exe = std::env::current_exe()?;
+    let mut child = pinned(LOAD_CORE, &exe)
+        .args(["mock", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting the mock")?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+    let addr =
+        line.trim().rsplit(' ').next().unwrap_or_default().parse().context("the mock's address line")?;
+    Ok((Proc { child }, addr))
+}
+
+/// A running gate and the ports it announced.
+pub struct GateProc {
+    pub proc: Proc,
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    pub ready_after: Duration,
+}
+
+pub struct GateSetup {
+    pub bin: PathBuf,
+    pub dir: PathBuf,
+    pub database_url: String,
+    pub upstream: SocketAddr,
+}
+
+pub const ADMIN_PASSWORD: &str = "bench-admin-password";
+
+/// Starts the gate on its core and waits until `/health` answers 200,
+/// timing spawn to ready.
+pub async fn start_gate(setup: &GateSetup, log_name: &str) -> anyhow::Result<GateProc> {
+    let log_path = setup.dir.join(log_name);
+    let log = std::fs::File::create(&log_path)?;
+    let started = Instant::now();
+    let child = pinned(GATE_CORE, &setup.bin)
+        .arg("serve")
+        .current_dir(&setup.dir)
+        .env_clear()
+        .env("PROXY_HOST", "127.0.0.1")
+        .env("PROXY_PORT", "0")
+        .env("ADMIN_PORT", "0")
+        .env("DATABASE_URL", &setup.database_url)
+        .env("OLLAMA_URL", format!("http://{}", setup.upstream))
+        .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("LOG_FILE", "logs/usage.log")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting the gate")?;
+    let mut proc = Proc { child };
+    let mut ports = None;
+    loop {
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            bail!("the gate exited with {status}:\n{log}");
+        }
+        match ports {
+            None => ports = announced(&std::fs::read_to_string(&log_path).unwrap_or_default()),
+            Some((proxy, admin)) => {
+                if let Ok((200, _)) = call(proxy, &get(proxy, "/health", None)).await {
+                    let ready_after = started.elapsed();
+                    return Ok(GateProc { proc, proxy, admin, ready_after });
+                }
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the gate was not ready within 30 s; see {}", log_path.display());
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}
+
+/// The addresses in "serving the proxy on HOST:PORT and the admin on HOST:PORT".
+fn announced(log: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let line = log.lines().find(|l| l.contains("serving the proxy on "))?;
+    let rest = line.split("serving the proxy on ").nth(1)?;
+    let (proxy, admin) = rest.split_once(" and the admin on ")?;
+    Some((proxy.trim().parse().ok()?, admin.trim().parse().ok()?))
+}
+
+/// LiteLLM's proxy from PyPI, in a virtualenv of its own under `target/bench`.
+pub fn install_litellm(root: &Path) -> anyhow::Result<PathBuf> {
+    let venv = root.join("litellm-venv");
+    let bin = venv.join("bin/litellm");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    eprintln!("installing LiteLLM into {} (once)", venv.display());
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "litellm[proxy]",
+    ]))?;
+    Ok(bin)
+}
+
+fn run(command: &mut Command) -> anyhow::Result<()> {
+    let status = command.status().with_context(|| format!("running {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
+
+pub const LITELLM_KEY: &str = "sk-bench-litellm";
+
+/// LiteLLM's proxy with one worker and no database, on the gate's core,
+/// sending every model to the mock's OpenAI-compatible routes.
+pub async fn start_litellm(
+    bin: &Path,
+    dir: &Path,
+    upstream: SocketAddr,
+) -> anyhow::Result<(Proc, SocketAddr)> {
+    let config = dir.join("litellm.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "model_list:\n  - model_name: \"*\"\n    litellm_params:\n      model: \"openai/*\"\n      api_base: \"http://{upstream}/v1\"\n      api_key: \"none\"\ngeneral_settings:\n  master_key: \"{LITELLM_KEY}\"\nlitellm_settings:\n  telemetry: false\n"
+        ),
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let log = std::fs::File::create(dir.join("litellm.log"))?;
+    let child = pinned(GATE_CORE, bin)
+        .args(["--config"])
+        .arg(&config)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--num_workers", "1"])
+        .current_dir(dir)
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .env("LITELLM_LOG", "ERROR")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting LiteLLM")?;
+    let mut proc = Proc { child };
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            bail!("LiteLLM exited with {status}; see {}", dir.join("litellm.log").display());
+        }
+        if let Ok((200, _)) = call(addr, &get(addr, "/health/liveliness", None)).await {
+            return Ok((proc, addr));
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("LiteLLM was not ready within 120 s; see {}", dir.join("litellm.log").display());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

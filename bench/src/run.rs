@@ -1,0 +1,564 @@
+//! One run: start the mock and the gate (and a peer), then every scenario in
+//! alternating rounds, then the table and the raw figures as JSON.
+
+use crate::client::{call, post};
+use crate::load::{latency, streams, throughput, Lane, Target};
+use crate::mock::Shape;
+use crate::procs::{self, rss_kib, start_gate, start_mock, GateSetup, Proc, ADMIN_PASSWORD};
+use crate::quota;
+use crate::report::{mib, us, verdict, Row, Table};
+use crate::stats::{median, percentile};
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Options {
+    pub quick: bool,
+    pub peer_litellm: bool,
+    pub postgres: Option<String>,
+    pub out: Option<PathBuf>,
+    pub gate_bin: Option<PathBuf>,
+}
+
+/// How much of each scenario a run does.
+struct Plan {
+    restarts: usize,
+    latency_rounds: usize,
+    latency_requests: usize,
+    rate_levels: Vec<usize>,
+    rate_rounds: usize,
+    rate_duration: Duration,
+    stream_rounds: usize,
+    streams_per_round: usize,
+    stream_shape: Shape,
+    held: usize,
+    held_shape: Shape,
+    settle_wait: Duration,
+    quota_duration: Duration,
+}
+
+impl Plan {
+    fn full() -> Plan {
+        Plan {
+            restarts: 5,
+            latency_rounds: 5,
+            latency_requests: 2000,
+            rate_levels: vec![1, 8, 32, 64, 128, 256],
+            rate_rounds: 3,
+            rate_duration: Duration::from_secs(2),
+            stream_rounds: 5,
+            streams_per_round: 10,
+            stream_shape: Shape { chunks: 50, gap: Duration::from_millis(2), first: Duration::ZERO },
+            held: 2000,
+            held_shape: Shape { chunks: 200, gap: Duration::from_millis(100), first: Duration::ZERO },
+            settle_wait: Duration::from_secs(60),
+            quota_duration: Duration::from_secs(3),
+        }
+    }
+
+    /// Under a minute: enough to see a regression on the request path.
+    fn quick() -> Plan {
+        Plan {
+            restarts: 3,
+            latency_rounds: 3,
+            latency_requests: 500,
+            rate_levels: vec![32],
+            rate_rounds: 2,
+            rate_duration: Duration::from_secs(1),
+            stream_rounds: 2,
+            streams_per_round: 3,
+            stream_shape: Shape { chunks: 30, gap: Duration::from_millis(2), first: Duration::ZERO },
+            held: 500,
+            held_shape: Shape { chunks: 20, gap: Duration::from_millis(100), first: Duration::ZERO },
+            settle_wait: Duration::from_secs(12),
+            quota_duration: Duration::from_secs(1),
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ sits in the workspace").to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The release binary, built now unless one was named.
+fn gate_binary(named: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(bin) = named {
+        // The gate runs in the run's folder, so a relative path would miss.
+        return std::fs::canonicalize(&bin).with_context(|| format!("no gate binary at {}", bin.display()));
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "--locked", "--bin", "ollama-gate"])
+        .current_dir(workspace_root())
+        .status()
+        .context("building the gate")?;
+    if !status.success() {
+        bail!("building the gate failed");
+    }
+    Ok(target_dir().join("release/ollama-gate"))
+}
+
+struct Targets {
+    direct: Target,
+    gate: Target,
+    peer: Option<Target>,
+}
+
+impl Targets {
+    /// The targets a lane is measured on: the peer only speaks OpenAI.
+    fn for_lane(&self, lane: Lane) -> Vec<&Target> {
+        let mut v = vec![&self.direct, &self.gate];
+        if lane == Lane::OpenAi {
+            v.extend(self.peer.as_ref());
+        }
+        v
+    }
+}
+
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let plan = if options.quick { Plan::quick() } else { Plan::full() };
+    let bin = gate_binary(options.gate_bin.clone())?;
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
+    let work = target_dir().join("bench").join(format!("run-{stamp}"));
+    std::fs::create_dir_all(&work)?;
+    eprintln!(
+        "gate on core {}; mock and load client on core {} (taskset)",
+        procs::GATE_CORE,
+        procs::LOAD_CORE
+    );
+    eprintln!("work folder: {}", work.display());
+
+    let (_mock, mock_addr) = start_mock()?;
+    let setup = GateSetup {
+        bin: bin.clone(),
+        dir: work.clone(),
+        database_url: "sqlite://data/gate.db".into(),
+        upstream: mock_addr,
+    };
+    let mut table = Table::default();
+    let mut raw = BTreeMap::<&str, Value>::new();
+
+    // Start to ready: once on a new database (migrations run), then restarts.
+    let mut first = start_gate(&setup, "gate-first.log").await?;
+    let fresh = first.ready_after;
+    first.proc.stop();
+    let mut restarts = Vec::new();
+    for i in 0..plan.restarts {
+        let mut g = start_gate(&setup, &format!("gate-restart-{i}.log")).await?;
+        restarts.push(g.ready_after.as_secs_f64() * 1e3);
+        g.proc.stop();
+    }
+    let restart_ms = median(&restarts);
+    table.push(Row {
+        scenario: "start to ready (restart, median)".into(),
+        gate: format!("{restart_ms:.0} ms"),
+        added: format!("new database: {:.0} ms", fresh.as_secs_f64() * 1e3),
+        target: "≤ 300 ms".into(),
+        verdict: verdict(Some(restart_ms <= 300.0)),
+        ..Row::default()
+    });
+    raw.insert("start_to_ready_ms", json!({"new_database": fresh.as_secs_f64() * 1e3, "restarts": restarts}));
+
+    let gate = start_gate(&setup, "gate.log").await?;
+    let gate_pid = gate.proc.pid();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_start = rss_kib(gate_pid).unwrap_or(0);
+    let key = create_key(gate.admin).await?;
+
+    let mut peer_proc: Option<Proc> = None;
+    let mut peer = None;
+    if options.peer_litellm {
+        let litellm = procs::install_litellm(&target_dir().join("bench"))?;
+        let (proc, addr) = procs::start_litellm(&litellm, &work, mock_addr).await?;
+        peer_proc = Some(proc);
+        peer = Some(Target { name: "litellm", addr, key: Some(procs::LITELLM_KEY.into()) });
+    }
+    let targets = Targets {
+        direct: Target { name: "direct", addr: mock_addr, key: None },
+        gate: Target { name: "gate", addr: gate.proxy, key: Some(key) },
+        peer,
+    };
+
+    for lane in [Lane::Ollama, Lane::OpenAi] {
+        for t in targets.for_lane(lane) {
+            let warm = latency(t, lane, 300).await;
+            if warm.errors > 0 {
+                bail!(
+                    "{} answered {} of 300 warm-up requests with an error; see {}",
+                    t.name,
+                    warm.errors,
+                    work.display()
+                );
+            }
+        }
+    }
+
+    latency_section(&plan, &targets, &mut table, &mut raw).await;
+    rate_section(&plan, &targets, &mut table, &mut raw).await;
+    stream_section(&plan, &targets, &mut table, &mut raw).await;
+
+    // Many streams held at once, and the gate's memory before, during and after.
+    let rss_before = rss_kib(gate_pid).unwrap_or(0);
+    let (held, peak) =
+        with_peak_rss(gate_pid, streams(&targets.gate, Lane::Ollama, plan.held_shape, plan.held, plan.held))
+            .await;
+    tokio::time::sleep(plan.settle_wait).await;
+    let rss_after = rss_kib(gate_pid).unwrap_or(0);
+    let lost = held.chunks_expected - held.chunks_seen;
+    let mut peer_held = String::new();
+    if let (Some(p), Some(proc)) = (&targets.peer, &peer_proc) {
+        let (s, peak) =
+            with_peak_rss(proc.pid(), streams(p, Lane::OpenAi, plan.held_shape, plan.held, plan.held)).await;
+        peer_held = format!(
+            "{} of {} ok, {} chunks lost, peak {}",
+            plan.held as u64 - s.errors,
+            plan.held,
+            s.chunks_expected - s.chunks_seen,
+            mib(peak)
+        );
+        raw.insert("peer_held_streams", json!({"errors": s.errors, "lost_chunks": s.chunks_expected - s.chunks_seen, "peak_rss_kib": peak}));
+    }
+    table.push(Row {
+        scenario: format!(
+            "streams held at once ({} chunks, {} ms apart)",
+            plan.held_shape.chunks,
+            plan.held_shape.gap.as_millis()
+        ),
+        gate: format!("{} of {} ok, {lost} chunks lost", plan.held as u64 - held.errors, plan.held),
+        added: format!("{} merged", held.merged),
+        target: "2,000 held, none lost".into(),
+        verdict: verdict(Some(held.errors == 0 && lost == 0 && (options.quick || plan.held >= 2000))),
+        peer: peer_held,
+        ..Row::default()
+    });
+    table.push(Row {
+        scenario: "resident memory, idle after start (tokenizer loaded)".into(),
+        gate: mib(rss_start),
+        target: "≤ 40 MiB".into(),
+        verdict: verdict(Some(rss_start <= 40 * 1024)),
+        ..Row::default()
+    });
+    table.push(Row {
+        scenario: format!("resident memory, peak at {} streams", plan.held),
+        gate: mib(peak),
+        added: format!("idle before: {}", mib(rss_before)),
+        target: "≤ 120 MiB at 2,000".into(),
+        verdict: verdict(Some(peak <= 120 * 1024)),
+        ..Row::default()
+    });
+    let ratio = rss_after as f64 / rss_before.max(1) as f64;
+    table.push(Row {
+        scenario: format!("resident memory, {} s after the streams", plan.settle_wait.as_secs()),
+        gate: mib(rss_after),
+        added: format!("{:+.0}% of idle before", (ratio - 1.0) * 100.0),
+        target: "within 20% of idle".into(),
+        verdict: verdict(Some(ratio <= 1.2)),
+        ..Row::default()
+    });
+    raw.insert(
+        "held_streams",
+        json!({
+            "streams": plan.held, "chunks": plan.held_shape.chunks, "gap_ms": plan.held_shape.gap.as_millis() as u64,
+            "errors": held.errors, "lost_chunks": lost, "merged": held.merged,
+            "rss_kib": {"idle_after_start": rss_start, "idle_before": rss_before, "peak": peak, "after": rss_after},
+            "settle_wait_s": plan.settle_wait.as_secs(),
+        }),
+    );
+    drop(peer_proc);
+
+    quota_section(&plan, &work, options.postgres.as_deref(), &mut table, &mut raw).await?;
+
+    println!();
+    println!(
+        "ollama-gate benchmark{}: {} ; gate on core {}, mock and load client on core {} (taskset); SQLite; auth and quotas on",
+        if options.quick { " (quick)" } else { "" },
+        machine(),
+        procs::GATE_CORE,
+        procs::LOAD_CORE
+    );
+    println!();
+    table.print(targets.peer.as_ref().map(|p| p.name));
+    let out = options.out.unwrap_or_else(|| work.join("results.json"));
+    let doc = json!({
+        "when": stamp, "machine": machine(), "quick": options.quick,
+        "pinning": {"gate_core": procs::GATE_CORE, "load_core": procs::LOAD_CORE},
+        "table": table.rows, "raw": raw,
+    });
+    std::fs::write(&out, serde_json::to_string_pretty(&doc)?)?;
+    println!();
+    println!("raw results: {}", out.display());
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{} cores of {model}", procs::online_cores())
+}
+
+/// A key with every limit set (high enough never to bind), so every request
+/// runs the whole quota check and settlement.
+async fn create_key(admin: std::net::SocketAddr) -> anyhow::Result<String> {
+    let big = 1_000_000_000_000i64;
+    let body = json!({
+        "name": "bench",
+        "limits": {
+            "requests_per_minute": big, "tokens_per_minute": big, "daily_requests": big, "daily_tokens": big,
+            "monthly_requests": big, "monthly_tokens": big, "total_tokens": big, "max_concurrent": 100_000,
+        }
+    })
+    .to_string();
+    let request = post(admin, "/api/api-keys", Some(ADMIN_PASSWORD), &body);
+    let (status, body) = call(admin, &request).await?;
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match (status, v["key"].as_str()) {
+        (201, Some(key)) => Ok(key.to_string()),
+        _ => bail!("creating the bench key failed: {status} {}", String::from_utf8_lossy(&body)),
+    }
+}
+
+async fn with_peak_rss<T>(pid: u32, work: impl std::future::Future<Output = T>) -> (T, u64) {
+    let peak = Arc::new(AtomicU64::new(rss_kib(pid).unwrap_or(0)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, stop) = (peak.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid).unwrap_or(0), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let out = work.await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.await;
+    (out, peak.load(Ordering::Relaxed))
+}
+
+/// Per target, per round: one figure.
+type Rounds = BTreeMap<&'static str, Vec<f64>>;
+
+fn med(r: &Rounds, name: &str) -> f64 {
+    r.get(name).map(|v| median(v)).unwrap_or(f64::NAN)
+}
+
+/// Median over rounds of (gate − direct) for a figure measured in both.
+fn added(r: &Rounds, who: &str) -> f64 {
+    let (Some(g), Some(d)) = (r.get(who), r.get("direct")) else { return f64::NAN };
+    median(&g.iter().zip(d).map(|(g, d)| g - d).collect::<Vec<_>>())
+}
+
+fn peer_cell(r: &Rounds, peer: Option<&Target>, gate_added: f64) -> String {
+    let Some(p) = peer else { return String::new() };
+    let a = added(r, p.name);
+    format!("{} (adds {}, {:.0}× the gate)", us(med(r, p.name)), us(a), a / gate_added)
+}
+
+async fn latency_section(plan: &Plan, targets: &Targets, table: &mut Table, raw: &mut BTreeMap<&str, Value>) {
+    let mut json_lanes = serde_json::Map::new();
+    for lane in [Lane::Ollama, Lane::OpenAi] {
+        let (mut p50, mut p99, mut errors) = (Rounds::new(), Rounds::new(), BTreeMap::<&str, u64>::new());
+        for _ in 0..plan.latency_rounds {
+            for t in targets.for_lane(lane) {
+                let l = latency(t, lane, plan.latency_requests).await;
+                p50.entry(t.name).or_default().push(percentile(&l.ns, 50.0) as f64);
+                p99.entry(t.name).or_default().push(percentile(&l.ns, 99.0) as f64);
+                *errors.entry(t.name).or_default() += l.errors;
+            }
+        }
+        let peer = if lane == Lane::OpenAi { targets.peer.as_ref() } else { None };
+        for (label, r, limit) in [("p50", &p50, 300_000.0), ("p99", &p99, 600_000.0)] {
+            let a = added(r, "gate");
+            table.push(Row {
+                scenario: format!("latency, one client, not streamed, {label} ({})", lane.name()),
+                direct: us(med(r, "direct")),
+                gate: us(med(r, "gate")),
+                added: us(a),
+                target: format!("adds ≤ {}", us(limit)),
+                verdict: verdict(Some(a <= limit && errors["gate"] == 0)),
+                peer: peer_cell(r, peer, a),
+            });
+        }
+        json_lanes.insert(lane.name().into(), json!({"p50_ns": p50, "p99_ns": p99, "errors": errors}));
+    }
+    raw.insert("latency", json!({"requests_per_round": plan.latency_requests, "lanes": json_lanes}));
+}
+
+async fn rate_section(plan: &Plan, targets: &Targets, table: &mut Table, raw: &mut BTreeMap<&str, Value>) {
+    let lanes: &[Lane] = if targets.peer.is_some() { &[Lane::Ollama, Lane::OpenAi] } else { &[Lane::Ollama] };
+    let mut json_lanes = serde_json::Map::new();
+    for &lane in lanes {
+        let mut best: Option<(usize, f64, f64)> = None;
+        let mut levels_json = Vec::new();
+        for &level in &plan.rate_levels {
+            let (mut rate, mut p99, mut errors) =
+                (Rounds::new(), Rounds::new(), BTreeMap::<&str, u64>::new());
+            for _ in 0..plan.rate_rounds {
+                for t in targets.for_lane(lane) {
+                    let r = throughput(t, lane, level, plan.rate_duration).await;
+                    rate.entry(t.name).or_default().push(r.per_second);
+                    p99.entry(t.name).or_default().push(percentile(&r.latencies.ns, 99.0) as f64);
+                    *errors.entry(t.name).or_default() += r.latencies.errors;
+                }
+            }
+            let (direct, gate) = (med(&rate, "direct"), med(&rate, "gate"));
+            let gate_p99 = med(&p99, "gate");
+            let mock_bound = direct < 3.0 * gate;
+            let clean = errors["gate"] == 0 && gate_p99 < 20e6;
+            if !mock_bound && clean && best.is_none_or(|(_, r, _)| gate > r) {
+                best = Some((level, gate, gate_p99));
+            }
+            let peer = if lane == Lane::OpenAi { targets.peer.as_ref() } else { None };
+            table.push(Row {
+                scenario: format!("requests/s, {level} clients, instant mock ({})", lane.name()),
+                direct: format!("{direct:.0}/s"),
+                gate: if mock_bound {
+                    "refused: the mock was the bottleneck".into()
+                } else {
+                    format!("{gate:.0}/s, p99 {}, {} errors", us(gate_p99), errors["gate"])
+                },
+                added: format!("{:.0}% of direct", 100.0 * gate / direct),
+                peer: peer
+                    .map(|p| {
+                        let pr = med(&rate, p.name);
+                        format!(
+                            "{pr:.0}/s, p99 {}, {} errors; gate {:.1}×",
+                            us(med(&p99, p.name)),
+                            errors[p.name],
+                            gate / pr
+                        )
+                    })
+                    .unwrap_or_default(),
+                ..Row::default()
+            });
+            levels_json.push(json!({"clients": level, "per_second": rate, "p99_ns": p99, "errors": errors, "mock_bound": mock_bound}));
+        }
+        let (scenario, gate, verdict_) = match best {
+            Some((level, rate, p99)) => (
+                format!("highest rate with p99 < 20 ms, no errors ({})", lane.name()),
+                format!("{rate:.0}/s at {level} clients, p99 {}", us(p99)),
+                verdict(Some(rate >= 5000.0)),
+            ),
+            None => (
+                format!("highest rate with p99 < 20 ms, no errors ({})", lane.name()),
+                "none qualified".into(),
+                verdict(Some(false)),
+            ),
+        };
+        table.push(Row { scenario, gate, target: "≥ 5,000/s".into(), verdict: verdict_, ..Row::default() });
+        json_lanes.insert(lane.name().into(), json!(levels_json));
+    }
+    raw.insert(
+        "requests_per_second",
+        json!({"seconds_per_round": plan.rate_duration.as_secs_f64(), "lanes": json_lanes}),
+    );
+}
+
+async fn stream_section(plan: &Plan, targets: &Targets, table: &mut Table, raw: &mut BTreeMap<&str, Value>) {
+    let mut json_lanes = serde_json::Map::new();
+    for lane in [Lane::Ollama, Lane::OpenAi] {
+        let (mut first, mut transit, mut gap) = (Rounds::new(), Rounds::new(), Rounds::new());
+        let (mut merged, mut lost, mut held, mut errors) = (
+            BTreeMap::<&str, u64>::new(),
+            BTreeMap::<&str, u64>::new(),
+            BTreeMap::<&str, u64>::new(),
+            BTreeMap::<&str, u64>::new(),
+        );
+        for _ in 0..plan.stream_rounds {
+            for t in targets.for_lane(lane) {
+                let s = streams(t, lane, plan.stream_shape, plan.streams_per_round, 1).await;
+                first.entry(t.name).or_default().push(percentile(&s.first_chunk_ns, 99.0) as f64);
+                transit.entry(t.name).or_default().push(percentile(&s.transit_ns, 99.0) as f64);
+                gap.entry(t.name).or_default().push(percentile(&s.gap_change_ns, 99.0) as f64);
+                *merged.entry(t.name).or_default() += s.merged;
+                *lost.entry(t.name).or_default() += s.chunks_expected - s.chunks_seen;
+                // A chunk more than 1 ms on its way over loopback was held somewhere.
+                *held.entry(t.name).or_default() +=
+                    s.transit_ns.iter().filter(|&&t| t > 1_000_000).count() as u64;
+                *errors.entry(t.name).or_default() += s.errors;
+            }
+        }
+        let peer = if lane == Lane::OpenAi { targets.peer.as_ref() } else { None };
+        let kind = if lane == Lane::Ollama { "NDJSON" } else { "SSE" };
+        for (label, r, limit) in [
+            ("time to first chunk, p99", &first, 500_000.0),
+            ("chunk transit, p99", &transit, f64::NAN),
+            ("change in the gap between chunks, p99", &gap, 50_000.0),
+        ] {
+            let a = added(r, "gate");
+            table.push(Row {
+                scenario: format!("streaming {kind}: {label}"),
+                direct: us(med(r, "direct")),
+                gate: us(med(r, "gate")),
+                added: us(a),
+                target: if limit.is_nan() { String::new() } else { format!("adds ≤ {}", us(limit)) },
+                verdict: if limit.is_nan() { String::new() } else { verdict(Some(a <= limit)) },
+                peer: peer_cell(r, peer, a),
+            });
+        }
+        let gate_bad = merged["gate"] + lost["gate"] + held["gate"] + errors["gate"];
+        table.push(Row {
+            scenario: format!("streaming {kind}: chunks merged / held > 1 ms / lost"),
+            direct: format!("{} / {} / {}", merged["direct"], held["direct"], lost["direct"]),
+            gate: format!("{} / {} / {}", merged["gate"], held["gate"], lost["gate"]),
+            target: "none".into(),
+            verdict: verdict(Some(gate_bad == 0)),
+            peer: peer
+                .map(|p| format!("{} / {} / {}", merged[p.name], held[p.name], lost[p.name]))
+                .unwrap_or_default(),
+            ..Row::default()
+        });
+        json_lanes.insert(
+            kind.into(),
+            json!({"first_chunk_p99_ns": first, "transit_p99_ns": transit, "gap_change_p99_ns": gap,
+                   "merged": merged, "held_over_1ms": held, "lost": lost, "errors": errors}),
+        );
+    }
+    raw.insert(
+        "streaming",
+        json!({"chunks": plan.stream_shape.chunks, "gap_us": plan.stream_shape.gap.as_micros() as u64,
+               "streams_per_round": plan.streams_per_round, "lanes": json_lanes}),
+    );
+}
+
+async fn quota_section(
+    plan: &Plan,
+    work: &std::path::Path,
+    postgres: Option<&str>,
+    table: &mut Table,
+    raw: &mut BTreeMap<&str, Value>,
+) -> anyhow::Result<()> {
+    let sqlite = format!("sqlite://{}", work.join("quota.db").display());
+    let mut dbs = vec![("SQLite", sqlite)];
+    if let Some(url) = postgres {
+        dbs.push(("PostgreSQL", url.to_string()));
+    }
+    let mut figures = serde_json::Map::new();
+    for (name, url) in dbs {
+        let rps = quota::requests_per_second(&url, 32, plan.quota_duration).await?;
+        table.push(Row {
+            scenario: format!("quota transactions/s, {name}, one hot key, 32 tasks (no HTTP)"),
+            gate: format!("{:.0}/s", 2.0 * rps),
+            added: format!("{rps:.0} requests/s"),
+            target: "reported".into(),
+            ..Row::default()
+        });
+        figures
+            .insert(name.into(), json!({"requests_per_second": rps, "transactions_per_second": 2.0 * rps}));
+    }
+    raw.insert("quota", Value::Object(figures));
+    Ok(())
+}
