@@ -103,6 +103,9 @@ impl Application {
                 .default_service(web::to(handler::proxy))
         })
         .listen(proxy_listener)?
+        // Each chunk of a stream leaves at once rather than waiting in Nagle's
+        // buffer for the client's delayed ACK.
+        .tcp_nodelay(true)
         .disable_signals()
         .workers(workers)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
@@ -146,6 +149,8 @@ impl Application {
         .run();
 
         actix_web::rt::spawn(upkeep(state.clone()));
+        actix_web::rt::spawn(store_upkeep(state.clone()));
+        actix_web::rt::spawn(return_freed_memory());
         Ok(Application { proxy_port, admin_port, proxy, admin, state })
     }
 
@@ -296,6 +301,42 @@ async fn reload_shared_settings(state: &AppState) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Hands memory freed after a burst (thousands of streams' buffers) back to
+/// the system. glibc keeps freed blocks in its per-thread arenas otherwise,
+/// and the resident size stays at the burst's peak for good.
+async fn return_freed_memory() {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free memory; it takes the
+        // allocator's own locks and touches no live allocation.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
+/// The store's own housekeeping, often enough that each round is small.
+async fn store_upkeep(state: Data<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        match state.store.upkeep().await {
+            Ok(()) => failing = false,
+            // Once per failing streak: the database being away is logged elsewhere too.
+            Err(e) if !failing => {
+                failing = true;
+                log::warn!("database upkeep failed (will retry): {e}");
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// Heartbeat, settings other replicas changed, and the reservations of processes that died.

@@ -1,6 +1,10 @@
 //! The upstream Ollama servers: which one to call next, with which bearer key.
 
 use crate::config::Settings;
+use actix_service::Service;
+use actix_tls::connect::{ConnectError, ConnectInfo, Connection, Connector as TcpConnector, Resolver};
+use actix_web::http::Uri;
+use futures_util::future::LocalBoxFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use url::Url;
@@ -58,7 +62,9 @@ impl Upstreams {
 
 /// One upstream client per worker thread (awc's client is not `Send`).
 pub fn build_client(settings: &Settings) -> awc::Client {
+    let tcp = TcpConnector::new(Resolver::default()).service();
     let connector = awc::Connector::new()
+        .connector(NoDelay(tcp))
         .timeout(settings.connect_timeout)
         // Streams are long-lived; the default cap of 100 connections would queue the 101st.
         .limit(0);
@@ -68,6 +74,36 @@ pub fn build_client(settings: &Settings) -> awc::Client {
         .disable_redirects()
         .no_default_headers()
         .finish()
+}
+
+/// Sets `TCP_NODELAY` on every upstream connection. Without it a request
+/// written as head then body can sit in Nagle's buffer until the upstream's
+/// delayed ACK, 40 ms later on Linux.
+#[derive(Clone)]
+pub struct NoDelay<S>(pub S);
+
+impl<S> Service<ConnectInfo<Uri>> for NoDelay<S>
+where
+    S: Service<ConnectInfo<Uri>, Response = Connection<Uri, tokio::net::TcpStream>, Error = ConnectError>,
+    S::Future: 'static,
+{
+    type Response = Connection<Uri, tokio::net::TcpStream>;
+    type Error = ConnectError;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, ConnectError>>;
+
+    fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), ConnectError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&self, req: ConnectInfo<Uri>) -> Self::Future {
+        let connecting = self.0.call(req);
+        Box::pin(async move {
+            let connection = connecting.await?;
+            // A socket that refuses the option still works, only slower.
+            let _ = connection.io_ref().set_nodelay(true);
+            Ok(connection)
+        })
+    }
 }
 
 /// Ollama refuses Host names it does not know when it listens on loopback, so

@@ -9,9 +9,19 @@
 use super::sql;
 use super::sql_store::sql_store;
 use super::*;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgPool, Postgres, Transaction};
 use std::str::FromStr;
+
+/// A pooled connection, held for one write transaction.
+pub struct PgWriter(PoolConnection<Postgres>);
+
+impl PgWriter {
+    pub async fn begin(&mut self) -> StoreResult<Transaction<'_, Postgres>> {
+        Ok(Connection::begin(&mut *self.0).await?)
+    }
+}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -25,14 +35,22 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.busy_timeout.max(std::time::Duration::from_secs(1)))
+            // No ping before each use: a round trip per query. A connection
+            // that died with the server fails its query (503) and is dropped.
+            .test_before_acquire(false)
             .connect_with(connect)
             .await?;
         MIGRATOR.run(&pool).await?;
         Ok(PgStore { reader: pool })
     }
 
-    async fn write(&self) -> StoreResult<Transaction<'static, Postgres>> {
-        Ok(self.reader.begin().await?)
+    async fn writer(&self) -> StoreResult<PgWriter> {
+        Ok(PgWriter(self.reader.acquire().await?))
+    }
+
+    /// PostgreSQL keeps itself: nothing to do.
+    async fn background_upkeep(&self) -> StoreResult<()> {
+        Ok(())
     }
 
     /// Rows copied in with their ids leave the id sequences behind; move them on.

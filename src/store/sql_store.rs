@@ -4,7 +4,8 @@
 //! (`BEGIN IMMEDIATE` on SQLite, a plain `BEGIN` on PostgreSQL, whose row locks
 //! serialise admissions on one key). Everything else is the same statements,
 //! bound the same way, so it is written once here. A backend provides
-//! `reader` (a pool) and `async fn write(&self) -> StoreResult<Transaction>`.
+//! `reader` (a pool) and `async fn writer(&self)`, a connection to write on
+//! whose `begin()` starts the write transaction.
 
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
@@ -24,17 +25,15 @@ macro_rules! sql_store {
                 id: i64,
                 query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
             ) -> StoreResult<Option<KeyRecord>> {
-                let mut tx = self.write().await?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await?;
                 let changed = query.execute(&mut *tx).await?.rows_affected();
                 let key = if changed == 0 { None } else { Self::key_by_id(&mut *tx, id).await? };
                 tx.commit().await?;
                 Ok(key)
             }
 
-            async fn settle_in(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                s: &Settlement,
-            ) -> StoreResult<bool> {
+            async fn settle_in(tx: &mut sqlx::Transaction<'_, $db>, s: &Settlement) -> StoreResult<bool> {
                 let Some(r) = sqlx::query_as::<_, ReservationRow>(sql::TAKE_RESERVATION)
                     .bind(s.reservation_id)
                     .fetch_optional(&mut **tx)
@@ -99,10 +98,15 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn upkeep(&self) -> StoreResult<()> {
+                self.background_upkeep().await
+            }
+
             async fn create_key(&self, key: &NewKey) -> StoreResult<KeyRecord> {
                 use sqlx::Row;
                 let f = &key.fields;
-                let mut tx = self.write().await?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await?;
                 let query = sqlx::query(sql::INSERT_KEY)
                     .bind(&f.name)
                     .bind(&f.owner)
@@ -170,7 +174,8 @@ macro_rules! sql_store {
             }
 
             async fn delete_key(&self, id: i64) -> StoreResult<bool> {
-                let mut tx = self.write().await?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await?;
                 let deleted = sqlx::query(sql::DELETE_KEY).bind(id).execute(&mut *tx).await?.rows_affected();
                 tx.commit().await?;
                 Ok(deleted > 0)
@@ -178,7 +183,8 @@ macro_rules! sql_store {
 
             async fn admit(&self, a: &Admission<'_>) -> StoreResult<Admitted> {
                 let w = &a.windows;
-                let mut tx = self.write().await?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await?;
                 let counters = sqlx::query_as::<_, CounterRow>(sql::ADMIT)
                     .bind(a.key_id)
                     .bind(w.minute.start)
@@ -218,14 +224,16 @@ macro_rules! sql_store {
             }
 
             async fn settle(&self, s: &Settlement) -> StoreResult<bool> {
-                let mut tx = self.write().await?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await?;
                 let settled = Self::settle_in(&mut tx, s).await?;
                 tx.commit().await?;
                 Ok(settled)
             }
 
             async fn settle_stale(&self, stale_before: i64, now: i64) -> StoreResult<u64> {
-                let mut tx = self.write().await?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await?;
                 let stale: Vec<(i64, i64)> =
                     sqlx::query_as(sql::STALE_RESERVATIONS).bind(stale_before).fetch_all(&mut *tx).await?;
                 let mut settled = 0;
@@ -250,14 +258,16 @@ macro_rules! sql_store {
             }
 
             async fn heartbeat(&self, instance_id: &str, now: i64) -> StoreResult<()> {
-                let mut tx = self.write().await?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await?;
                 sqlx::query(sql::HEARTBEAT).bind(instance_id).bind(now).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(())
             }
 
             async fn remove_instance(&self, instance_id: &str) -> StoreResult<()> {
-                let mut tx = self.write().await?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await?;
                 sqlx::query(sql::REMOVE_INSTANCE).bind(instance_id).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(())
@@ -297,7 +307,8 @@ macro_rules! sql_store {
             async fn import_key(&self, k: &KeyRecord) -> StoreResult<()> {
                 let f = &k.fields;
                 let c = &k.counters;
-                let mut tx = self.write().await?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await?;
                 let query = sqlx::query(sql::IMPORT_KEY)
                     .bind(k.id)
                     .bind(&f.name)
@@ -337,7 +348,8 @@ macro_rules! sql_store {
             }
 
             async fn import_usage(&self, rows: &[UsageRow]) -> StoreResult<()> {
-                let mut tx = self.write().await?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await?;
                 for r in rows {
                     sqlx::query(sql::IMPORT_USAGE)
                         .bind(r.id)
@@ -374,7 +386,8 @@ macro_rules! sql_store {
             }
 
             async fn revoke_session(&self, id: &str, expires_at: i64, now: i64) -> StoreResult<()> {
-                let mut tx = self.write().await?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await?;
                 sqlx::query(sql::FORGET_EXPIRED_REVOCATIONS).bind(now).execute(&mut *tx).await?;
                 sqlx::query(sql::REVOKE_SESSION).bind(id).bind(expires_at).execute(&mut *tx).await?;
                 tx.commit().await?;
@@ -392,14 +405,16 @@ macro_rules! sql_store {
             }
 
             async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()> {
-                let mut tx = self.write().await?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await?;
                 sqlx::query(sql::PUT_SETTING).bind(name).bind(value).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(())
             }
 
             async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {
-                let mut tx = self.write().await?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await?;
                 sqlx::query(sql::INIT_SETTING).bind(name).bind(value).execute(&mut *tx).await?;
                 let stored: String =
                     sqlx::query_scalar(sql::GET_SETTING).bind(name).fetch_one(&mut *tx).await?;
