@@ -143,6 +143,7 @@ pub struct Streams {
     pub merged: u64,
     pub chunks_expected: u64,
     pub chunks_seen: u64,
+    /// Streams that failed or ended without every chunk.
     pub errors: u64,
 }
 
@@ -228,6 +229,9 @@ async fn one_stream(
     let stamped: Vec<_> =
         splitter.chunks.iter().filter_map(|c| c.sent_ns.map(|s| (c.read, c.at_ns, s))).collect();
     out.chunks_seen = stamped.len() as u64;
+    if out.chunks_seen < out.chunks_expected {
+        out.errors = 1;
+    }
     if let Some(first) = splitter.chunks.first() {
         out.first_chunk_ns.push(first.at_ns.saturating_sub(started) as u64);
     }

@@ -253,11 +253,13 @@ impl<'a> Answer<'a> {
         }
     }
 
-    fn chunk(&self) -> String {
+    /// Each chunk's text differs, as a model's does: some gateways cut off a
+    /// stream that repeats one chunk too often.
+    fn chunk(&self, index: u32) -> String {
         format!(
             r#"{{"model":"{}","created_at":"2026-11-21T00:00:00.000000Z",{},"done":false,"sent_ns":{}}}"#,
             self.model,
-            self.text_field(" tok"),
+            self.text_field(&format!(" tok{index}")),
             now_ns()
         ) + "\n"
     }
@@ -286,7 +288,7 @@ async fn ndjson_stream(stream: &mut TcpStream, model: &str, chat: bool) -> io::R
         if i + 1 == answer.shape.chunks {
             write_chunk(stream, &mut head, &answer.last(""), true).await?;
         } else {
-            write_chunk(stream, &mut head, &answer.chunk(), false).await?;
+            write_chunk(stream, &mut head, &answer.chunk(i), false).await?;
         }
     }
     Ok(())
@@ -301,7 +303,7 @@ async fn sse_stream(stream: &mut TcpStream, model: &str, include_usage: bool) ->
         pause(&shape, i).await;
         let finish = if i + 1 == shape.chunks { r#""stop""# } else { "null" };
         let mut event = format!(
-            r#"data: {{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1763683200,"model":"{model}","system_fingerprint":"fp_ollama","choices":[{{"index":0,"delta":{{"role":"assistant","content":" tok"}},"finish_reason":{finish}}}],"sent_ns":{}}}"#,
+            r#"data: {{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1763683200,"model":"{model}","system_fingerprint":"fp_ollama","choices":[{{"index":0,"delta":{{"role":"assistant","content":" tok{i}"}},"finish_reason":{finish}}}],"sent_ns":{}}}"#,
             now_ns()
         ) + "\n\n";
         let last = i + 1 == shape.chunks;
