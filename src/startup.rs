@@ -149,7 +149,6 @@ impl Application {
         .run();
 
         actix_web::rt::spawn(upkeep(state.clone()));
-        actix_web::rt::spawn(store_upkeep(state.clone()));
         actix_web::rt::spawn(return_freed_memory());
         Ok(Application { proxy_port, admin_port, proxy, admin, state })
     }
@@ -316,25 +315,6 @@ async fn return_freed_memory() {
         // allocator's own locks and touches no live allocation.
         unsafe {
             libc::malloc_trim(0);
-        }
-    }
-}
-
-/// The store's own housekeeping, often enough that each round is small.
-async fn store_upkeep(state: Data<AppState>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        tick.tick().await;
-        match state.store.upkeep().await {
-            Ok(()) => failing = false,
-            // Once per failing streak: the database being away is logged elsewhere too.
-            Err(e) if !failing => {
-                failing = true;
-                log::warn!("database upkeep failed (will retry): {e}");
-            }
-            Err(_) => {}
         }
     }
 }

@@ -31,10 +31,6 @@ pub trait Store: Send + Sync {
     /// One cheap round trip: is the database there?
     async fn ping(&self) -> StoreResult<()>;
 
-    /// Housekeeping kept off the request path, run every few hundred
-    /// milliseconds (SQLite: the WAL checkpoint).
-    async fn upkeep(&self) -> StoreResult<()>;
-
     async fn create_key(&self, key: &NewKey) -> StoreResult<KeyRecord>;
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
     async fn get_key(&self, id: i64) -> StoreResult<Option<KeyRecord>>;

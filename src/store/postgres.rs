@@ -48,11 +48,6 @@ impl PgStore {
         Ok(PgWriter(self.reader.acquire().await?))
     }
 
-    /// PostgreSQL keeps itself: nothing to do.
-    async fn background_upkeep(&self) -> StoreResult<()> {
-        Ok(())
-    }
-
     /// Rows copied in with their ids leave the id sequences behind; move them on.
     async fn reset_sequences(&self) -> StoreResult<()> {
         for table in ["api_keys", "usage", "reservations"] {

@@ -98,10 +98,6 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn upkeep(&self) -> StoreResult<()> {
-                self.background_upkeep().await
-            }
-
             async fn create_key(&self, key: &NewKey) -> StoreResult<KeyRecord> {
                 use sqlx::Row;
                 let f = &key.fields;
