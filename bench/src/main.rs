@@ -2,7 +2,7 @@
 //! (and optionally LiteLLM), in alternating rounds, with the gate alone on
 //! one core and the mock and load client on the other.
 //!
-//!   cargo run --release -p ollama-gate-bench              # every scenario, a few minutes
+//!   cargo run --release -p ollama-gate-bench              # every scenario, about 7 minutes
 //!   cargo run --release -p ollama-gate-bench -- --quick   # under a minute, before a commit
 //!   cargo run --release -p ollama-gate-bench -- --peer litellm
 
