@@ -263,7 +263,8 @@ async fn admit(
                 model,
                 route: route.name,
                 started: Instant::now(),
-                body,
+                // With an estimate made, the parsed body need not live as long as the stream.
+                body: if prompt_estimate.is_some() { None } else { body },
                 prompt_estimate,
             };
             Ok((ticket, usage))
