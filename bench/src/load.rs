@@ -175,7 +175,7 @@ pub async fn streams(target: &Target, lane: Lane, shape: Shape, count: usize, co
     let tasks: Vec<_> = (0..concurrency.min(count))
         .map(|i| {
             let (request, addr) = (request.clone(), target.addr);
-            let n = per_task.min(count - i * per_task);
+            let n = per_task.min(count.saturating_sub(i * per_task));
             tokio::spawn(async move {
                 let mut out = Streams::default();
                 let mut conn = None;
