@@ -12,8 +12,9 @@
 //! clock when the mock wrote it, so the load client can tell how long each
 //! chunk spent on the way and whether any was held back.
 
+use crate::client::now_ns;
 use std::io;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -221,10 +222,6 @@ async fn write_chunk(
         out.push_str("0\r\n\r\n");
     }
     stream.write_all(out.as_bytes()).await
-}
-
-fn now_ns() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
 
 async fn pause(shape: &Shape, index: u32) {
