@@ -2,6 +2,8 @@
 //!
 //! The SQL lives in `sql.rs` and is written for both SQLite and PostgreSQL:
 //! `$N` placeholders, `BIGINT` counters, `CASE` instead of `MAX`/`GREATEST`.
+//! Admission and settlement share their parts but are assembled per backend,
+//! so that each costs one trip to the database.
 
 pub mod postgres;
 pub mod records;

@@ -4,6 +4,8 @@
 //! COMMITTED a second admission on the same key waits for the first's row
 //! lock and then re-checks its `WHERE` against the committed row, so the
 //! limits stay exact across replicas without serialisation failures.
+//! Admission and settlement are each one statement (data-modifying `WITH`),
+//! so each is one round trip and atomic without `BEGIN`/`COMMIT`.
 //! sqlx's migrator holds an advisory lock, so replicas may start together.
 
 use super::sql;
@@ -11,7 +13,7 @@ use super::sql_store::sql_store;
 use super::*;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgPool, Postgres, Transaction};
+use sqlx::{Connection, FromRow, PgPool, Postgres, Row, Transaction};
 use std::str::FromStr;
 
 /// A pooled connection, held for one write transaction.
@@ -46,6 +48,25 @@ impl PgStore {
 
     async fn writer(&self) -> StoreResult<PgWriter> {
         Ok(PgWriter(self.reader.acquire().await?))
+    }
+
+    async fn admit_once(&self, a: &Admission<'_>) -> StoreResult<Option<(CounterRow, i64)>> {
+        let row = Self::bind_admission(sqlx::query(&sql::PG_ADMIT), a).fetch_optional(&self.reader).await?;
+        match row {
+            Some(row) => Ok(Some((CounterRow::from_row(&row)?, row.try_get("reservation_id")?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn settle_once(&self, s: &Settlement) -> StoreResult<bool> {
+        Ok(Self::bind_settlement(sqlx::query(&sql::PG_SETTLE), s)
+            .fetch_optional(&self.reader)
+            .await?
+            .is_some())
+    }
+
+    fn settle_sql() -> &'static str {
+        &sql::PG_SETTLE
     }
 
     /// Rows copied in with their ids leave the id sequences behind; move them on.

@@ -283,16 +283,3 @@ impl From<CounterRow> for Usage {
         }
     }
 }
-
-/// A reservation as `DELETE ... RETURNING` hands it to settlement.
-#[derive(Debug, sqlx::FromRow)]
-pub struct ReservationRow {
-    pub key_id: i64,
-    pub key_name: String,
-    pub minute_start: i64,
-    pub day_start: i64,
-    pub month_start: i64,
-    pub reserved_tokens: i64,
-    pub model: String,
-    pub route: String,
-}

@@ -1,5 +1,7 @@
 //! SQL shared by the SQLite and PostgreSQL stores.
 
+use std::sync::LazyLock;
+
 pub const KEY_COLUMNS: &str = "id, name, owner, key_hash, key_hint, active, expires_at, created_at, \
     updated_at, scopes, models, requests_per_minute, tokens_per_minute, daily_requests, daily_tokens, \
     monthly_requests, monthly_tokens, total_tokens, max_concurrent, max_num_ctx, max_output_tokens, max_images, \
@@ -29,7 +31,7 @@ pub const DELETE_KEY: &str = "DELETE FROM api_keys WHERE id = $1";
 /// key is usable and no limit would be passed: `used + reserved + this <= limit`.
 /// A window whose stored start is not the current one counts from zero.
 /// ($1 key, $2 minute, $3 day, $4 month, $5 tokens, $6 key hash, $7 now)
-pub const ADMIT: &str = "UPDATE api_keys SET
+const ADMIT: &str = "UPDATE api_keys SET
     minute_start = $2,
     minute_requests_used = (CASE WHEN minute_start = $2 THEN minute_requests_used ELSE 0 END) + 1,
     minute_tokens_used = (CASE WHEN minute_start = $2 THEN minute_tokens_used ELSE 0 END) + $5,
@@ -60,35 +62,91 @@ pub const ADMIT: &str = "UPDATE api_keys SET
   RETURNING minute_requests_used, minute_tokens_used, day_requests_used, day_tokens_used,
     month_requests_used, month_tokens_used, total_requests_used, total_tokens_used, in_flight";
 
-pub const INSERT_RESERVATION: &str = "INSERT INTO reservations (key_id, key_name, instance_id, created_at, \
-    minute_start, day_start, month_start, reserved_tokens, prompt_estimate, model, route) \
-    VALUES ($1, (SELECT name FROM api_keys WHERE id = $1), $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
+/// The reservation an admission leaves behind; its values come from the
+/// admission's parameters ($8 instance, $9 prompt estimate, $10 model, $11 route).
+const RESERVATION_COLUMNS: &str = "key_id, key_name, instance_id, created_at, minute_start, day_start, \
+    month_start, reserved_tokens, prompt_estimate, model, route";
+const RESERVATION_VALUES: &str =
+    "$1, (SELECT name FROM api_keys WHERE id = $1), $8, $7, $2, $3, $4, $5, $9, $10, $11";
 
-pub const TAKE_RESERVATION: &str = "DELETE FROM reservations WHERE id = $1 \
-    RETURNING key_id, key_name, minute_start, day_start, month_start, reserved_tokens, model, route";
+/// Admission on SQLite, inside a write transaction: the counters change, and
+/// only if they did (`changes()`) is the reservation written. Rows back: the
+/// counters, then the reservation id; none when refused.
+pub static SQLITE_ADMIT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{ADMIT}; \
+         INSERT INTO reservations ({RESERVATION_COLUMNS}) SELECT {RESERVATION_VALUES} WHERE changes() = 1 \
+         RETURNING id"
+    )
+});
 
-/// Replaces a reservation by the real count ($5 = real - reserved) in the windows
-/// it was made in, gives back the request when $6 = 1, and frees its concurrency slot.
-/// ($1 key, $2 minute, $3 day, $4 month, $5 token delta, $6 refunded requests)
-pub const SETTLE_COUNTERS: &str = "UPDATE api_keys SET
-    minute_tokens_used = CASE WHEN minute_start = $2 THEN
-        (CASE WHEN minute_tokens_used + $5 < 0 THEN 0 ELSE minute_tokens_used + $5 END) ELSE minute_tokens_used END,
-    minute_requests_used = CASE WHEN minute_start = $2 THEN minute_requests_used - $6 ELSE minute_requests_used END,
-    day_tokens_used = CASE WHEN day_start = $3 THEN
-        (CASE WHEN day_tokens_used + $5 < 0 THEN 0 ELSE day_tokens_used + $5 END) ELSE day_tokens_used END,
-    day_requests_used = CASE WHEN day_start = $3 THEN day_requests_used - $6 ELSE day_requests_used END,
-    month_tokens_used = CASE WHEN month_start = $4 THEN
-        (CASE WHEN month_tokens_used + $5 < 0 THEN 0 ELSE month_tokens_used + $5 END) ELSE month_tokens_used END,
-    month_requests_used = CASE WHEN month_start = $4 THEN month_requests_used - $6 ELSE month_requests_used END,
-    total_tokens_used = CASE WHEN total_tokens_used + $5 < 0 THEN 0 ELSE total_tokens_used + $5 END,
-    total_requests_used = total_requests_used - $6,
-    in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END
-  WHERE id = $1";
+/// Admission on PostgreSQL: one statement, so one round trip and no explicit
+/// transaction. The counters and the reservation id in one row; none when refused.
+pub static PG_ADMIT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH a AS ({ADMIT}), \
+         r AS (INSERT INTO reservations ({RESERVATION_COLUMNS}) SELECT {RESERVATION_VALUES} FROM a RETURNING id) \
+         SELECT a.*, r.id AS reservation_id FROM a, r"
+    )
+});
 
-/// The key's name comes from the reservation: the key may be deleted while its request runs.
-pub const INSERT_USAGE: &str = "INSERT INTO usage (created_at, key_id, key_name, model, route, status, \
+/// Replaces a reservation `r` by the real count in the windows it was made
+/// in (a window that has moved on since is left alone), gives back the
+/// request when $9 = 1, and frees its concurrency slot. No counter goes below
+/// zero. ($5 prompt tokens, $6 completion tokens.)
+fn settle_set() -> String {
+    let delta = "($5 + $6 - r.reserved_tokens)";
+    let floored = |column: &str| {
+        format!("CASE WHEN api_keys.{column} + {delta} < 0 THEN 0 ELSE api_keys.{column} + {delta} END")
+    };
+    let mut set = Vec::new();
+    for window in ["minute", "day", "month"] {
+        let (tokens, requests) = (format!("{window}_tokens_used"), format!("{window}_requests_used"));
+        let same = format!("api_keys.{window}_start = r.{window}_start");
+        set.push(format!("{tokens} = CASE WHEN {same} THEN {} ELSE api_keys.{tokens} END", floored(&tokens)));
+        set.push(format!(
+            "{requests} = CASE WHEN {same} THEN api_keys.{requests} - $9 ELSE api_keys.{requests} END"
+        ));
+    }
+    set.push(format!("total_tokens_used = {}", floored("total_tokens_used")));
+    set.push("total_requests_used = api_keys.total_requests_used - $9".into());
+    set.push("in_flight = CASE WHEN api_keys.in_flight > 0 THEN api_keys.in_flight - 1 ELSE 0 END".into());
+    set.join(",\n    ")
+}
+
+/// The usage row of a settled reservation `r`. The key's name comes from the
+/// reservation: the key may be deleted while its request runs.
+/// ($2 now, $3 status, $4 HTTP status, $7 estimated, $8 latency)
+const USAGE_FROM_RESERVATION: &str =
+    "INSERT INTO usage (created_at, key_id, key_name, model, route, status, \
     http_status, prompt_tokens, completion_tokens, total_tokens, estimated, latency_ms) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    SELECT $2, r.key_id, r.key_name, r.model, r.route, $3, $4, $5, $6, $5 + $6, $7, $8";
+
+/// Settlement of reservation $1 on SQLite, inside a write transaction: the
+/// reservation is read by the first two statements and deleted by the last,
+/// which returns a row only if there was one to settle.
+pub static SQLITE_SETTLE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE api_keys SET {} FROM reservations AS r WHERE r.id = $1 AND api_keys.id = r.key_id; \
+         {USAGE_FROM_RESERVATION} FROM reservations AS r WHERE r.id = $1; \
+         DELETE FROM reservations WHERE id = $1 RETURNING key_id",
+        settle_set()
+    )
+});
+
+/// Settlement of reservation $1 on PostgreSQL: one statement. Taking the
+/// reservation first locks it, so a second settler finds nothing and changes
+/// nothing. A row back only if there was one to settle.
+pub static PG_SETTLE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH r AS (DELETE FROM reservations WHERE id = $1 \
+             RETURNING key_id, key_name, minute_start, day_start, month_start, reserved_tokens, model, route), \
+         k AS (UPDATE api_keys SET {} FROM r WHERE api_keys.id = r.key_id), \
+         u AS ({USAGE_FROM_RESERVATION} FROM r) \
+         SELECT key_id FROM r",
+        settle_set()
+    )
+});
 
 pub const STALE_RESERVATIONS: &str = "SELECT r.id, r.prompt_estimate FROM reservations r \
     WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = r.instance_id AND i.heartbeat_at >= $1) \

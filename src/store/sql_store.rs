@@ -2,10 +2,12 @@
 //!
 //! The two differ only in how they connect and how a write transaction begins
 //! (`BEGIN IMMEDIATE` on SQLite, a plain `BEGIN` on PostgreSQL, whose row locks
-//! serialise admissions on one key). Everything else is the same statements,
-//! bound the same way, so it is written once here. A backend provides
-//! `reader` (a pool) and `async fn writer(&self)`, a connection to write on
-//! whose `begin()` starts the write transaction.
+//! serialise admissions on one key), and in how admission and settlement, the
+//! two writes on every request, reach the database in one trip each. Everything
+//! else is the same statements, bound the same way, so it is written once here.
+//! A backend provides `reader` (a pool), `async fn writer(&self)`, a connection
+//! to write on whose `begin()` starts the write transaction, `admit_once`,
+//! `settle_once` and `settle_sql` (settlement inside a transaction).
 
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
@@ -33,40 +35,41 @@ macro_rules! sql_store {
                 Ok(key)
             }
 
-            async fn settle_in(tx: &mut sqlx::Transaction<'_, $db>, s: &Settlement) -> StoreResult<bool> {
-                let Some(r) = sqlx::query_as::<_, ReservationRow>(sql::TAKE_RESERVATION)
+            /// Binds an admission's parameters, numbered as `sql::ADMIT` and the reservation expect.
+            fn bind_admission<'q>(
+                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+                a: &'q Admission<'q>,
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+                let w = &a.windows;
+                query
+                    .bind(a.key_id)
+                    .bind(w.minute.start)
+                    .bind(w.day.start)
+                    .bind(w.month.start)
+                    .bind(a.reserve_tokens)
+                    .bind(a.key_hash)
+                    .bind(w.now)
+                    .bind(a.instance_id)
+                    .bind(a.prompt_estimate)
+                    .bind(a.model)
+                    .bind(a.route)
+            }
+
+            /// Binds a settlement's parameters, numbered as the settlement statements expect.
+            fn bind_settlement<'q>(
+                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+                s: &'q Settlement,
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+                query
                     .bind(s.reservation_id)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                else {
-                    return Ok(false);
-                };
-                let total = s.prompt_tokens + s.completion_tokens;
-                sqlx::query(sql::SETTLE_COUNTERS)
-                    .bind(r.key_id)
-                    .bind(r.minute_start)
-                    .bind(r.day_start)
-                    .bind(r.month_start)
-                    .bind(total - r.reserved_tokens)
-                    .bind(i64::from(s.refund_request))
-                    .execute(&mut **tx)
-                    .await?;
-                sqlx::query(sql::INSERT_USAGE)
                     .bind(s.now)
-                    .bind(r.key_id)
-                    .bind(&r.key_name)
-                    .bind(&r.model)
-                    .bind(&r.route)
                     .bind(s.status)
                     .bind(i64::from(s.http_status))
                     .bind(s.prompt_tokens)
                     .bind(s.completion_tokens)
-                    .bind(total)
                     .bind(s.estimated)
                     .bind(s.latency_ms)
-                    .execute(&mut **tx)
-                    .await?;
-                Ok(true)
+                    .bind(i64::from(s.refund_request))
             }
 
             pub(crate) fn bind_fields<'q>(
@@ -178,53 +181,22 @@ macro_rules! sql_store {
             }
 
             async fn admit(&self, a: &Admission<'_>) -> StoreResult<Admitted> {
+                if let Some((counters, reservation_id)) = self.admit_once(a).await? {
+                    return Ok(Admitted::Yes { reservation_id, usage: counters.into() });
+                }
+                // Nothing changed; read the key to say why. Another request may
+                // have changed it since, so the reason given is the one that holds now.
                 let w = &a.windows;
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await?;
-                let counters = sqlx::query_as::<_, CounterRow>(sql::ADMIT)
-                    .bind(a.key_id)
-                    .bind(w.minute.start)
-                    .bind(w.day.start)
-                    .bind(w.month.start)
-                    .bind(a.reserve_tokens)
-                    .bind(a.key_hash)
-                    .bind(w.now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(counters) = counters else {
-                    // Nothing changed; read the row (in the same snapshot) to say why.
-                    let key = Self::key_by_id(&mut *tx, a.key_id).await?;
-                    tx.rollback().await?;
-                    return Ok(match key {
-                        Some(k) if k.active && !k.is_expired(w.now) && k.key_hash == a.key_hash => {
-                            Admitted::Refused { limits: k.fields.limits, usage: k.usage_at(w) }
-                        }
-                        _ => Admitted::KeyGone,
-                    });
-                };
-                let reservation_id = sqlx::query_scalar::<_, i64>(sql::INSERT_RESERVATION)
-                    .bind(a.key_id)
-                    .bind(a.instance_id)
-                    .bind(w.now)
-                    .bind(w.minute.start)
-                    .bind(w.day.start)
-                    .bind(w.month.start)
-                    .bind(a.reserve_tokens)
-                    .bind(a.prompt_estimate)
-                    .bind(a.model)
-                    .bind(a.route)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(Admitted::Yes { reservation_id, usage: counters.into() })
+                Ok(match Self::key_by_id(&self.reader, a.key_id).await? {
+                    Some(k) if k.active && !k.is_expired(w.now) && k.key_hash == a.key_hash => {
+                        Admitted::Refused { limits: k.fields.limits, usage: k.usage_at(w) }
+                    }
+                    _ => Admitted::KeyGone,
+                })
             }
 
             async fn settle(&self, s: &Settlement) -> StoreResult<bool> {
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await?;
-                let settled = Self::settle_in(&mut tx, s).await?;
-                tx.commit().await?;
-                Ok(settled)
+                self.settle_once(s).await
             }
 
             async fn settle_stale(&self, stale_before: i64, now: i64) -> StoreResult<u64> {
@@ -246,7 +218,10 @@ macro_rules! sql_store {
                         refund_request: false,
                         now,
                     };
-                    settled += u64::from(Self::settle_in(&mut tx, &s).await?);
+                    let rows = Self::bind_settlement(sqlx::query(Self::settle_sql()), &s)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    settled += u64::from(!rows.is_empty());
                 }
                 sqlx::query(sql::DELETE_STALE_INSTANCES).bind(stale_before).execute(&mut *tx).await?;
                 tx.commit().await?;

@@ -2,6 +2,7 @@ use crate::helpers::*;
 use awc::http::StatusCode;
 use ollama_gate::store::{Admission, Admitted};
 use serde_json::json;
+use std::task::Poll;
 use std::time::Duration;
 
 #[actix_web::test]
@@ -45,6 +46,53 @@ async fn reservations_left_by_a_dead_process_are_settled_exactly_once() {
     assert_eq!(rows.len(), 1, "settled exactly once: {rows:?}");
     assert_eq!(rows[0]["status"], "interrupted");
     assert_eq!(rows[0]["estimated"], true);
+}
+
+/// A client that goes away mid-admission drops the admission's future. Wherever
+/// that lands, the request is either wholly counted with its reservation or not
+/// at all, and the next write on the database goes through.
+#[actix_web::test]
+async fn an_admission_dropped_part_way_leaves_no_half_written_counter() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_key(json!({"name": "dropped", "limits": {"daily_tokens": 1000000}})).await;
+    let key_id = key["id"].as_i64().unwrap();
+    let record = app.state.store.get_key(key_id).await.unwrap().unwrap();
+    let admission = Admission {
+        key_id,
+        key_hash: &record.key_hash,
+        windows: app.state.windows(),
+        reserve_tokens: 10,
+        prompt_estimate: 4,
+        model: "llama3",
+        route: "/api/generate",
+        instance_id: "dropping-process",
+    };
+    for i in 0..60 {
+        let mut admit = app.state.store.admit(&admission);
+        // Polled a few times, then dropped: sent to the database and abandoned at different points.
+        for _ in 0..i % 6 {
+            let done = std::future::poll_fn(|cx| Poll::Ready(admit.as_mut().poll(cx).is_ready())).await;
+            if done {
+                break;
+            }
+            actix_web::rt::task::yield_now().await;
+        }
+    }
+    let admitted = app.state.store.admit(&admission).await.expect("the writer is usable after drops");
+    assert!(matches!(admitted, Admitted::Yes { .. }));
+
+    let counters = app.state.store.get_key(key_id).await.unwrap().unwrap().counters;
+    assert_eq!(
+        counters.in_flight, counters.total_requests,
+        "a counted request without its slot: {counters:?}"
+    );
+    assert_eq!(counters.day_tokens, 10 * counters.total_requests, "{counters:?}");
+    // Every counted request left exactly one reservation: settling them all frees every slot.
+    let now = app.state.clock.now().timestamp();
+    let settled = app.state.store.settle_stale(now + 1, now).await.unwrap();
+    assert_eq!(settled as i64, counters.in_flight);
+    let counters = app.state.store.get_key(key_id).await.unwrap().unwrap().counters;
+    assert_eq!(counters.in_flight, 0, "{counters:?}");
 }
 
 #[actix_web::test]
