@@ -7,9 +7,31 @@
 //! few bytes of each chunk are kept and scanned together with the next.
 
 use memchr::memmem;
+use std::sync::OnceLock;
 
 /// Longest pattern plus whitespace and a 20-digit number.
 const CARRY: usize = 96;
+
+/// A byte pattern and its searcher. Building a searcher costs more than
+/// running it over a chunk, so each is built once, on first use.
+pub struct Pattern {
+    bytes: &'static [u8],
+    finder: OnceLock<memmem::Finder<'static>>,
+}
+
+impl Pattern {
+    const fn new(bytes: &'static [u8]) -> Self {
+        Pattern { bytes, finder: OnceLock::new() }
+    }
+
+    fn find_iter<'h, 'p>(&'p self, haystack: &'h [u8]) -> memmem::FindIter<'h, 'p> {
+        self.finder.get_or_init(|| memmem::Finder::new(self.bytes)).find_iter(haystack)
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
@@ -19,46 +41,58 @@ enum Field {
 
 /// How one API family reports usage and errors.
 pub struct Dialect {
-    numbers: &'static [(&'static [u8], Field)],
+    numbers: &'static [(&'static Pattern, Field)],
     /// Seen at the start of a line when the upstream reports an error mid-stream.
-    error: &'static [u8],
+    error: &'static Pattern,
     /// One of these per streamed chunk of generated text (roughly one token).
-    unit: &'static [u8],
+    unit: &'static Pattern,
 }
 
-pub const OLLAMA: Dialect = Dialect {
-    numbers: &[(b"\"prompt_eval_count\":", Field::Prompt), (b"\"eval_count\":", Field::Completion)],
-    error: b"\n{\"error\":",
-    unit: b"\n",
+static PROMPT_EVAL_COUNT: Pattern = Pattern::new(b"\"prompt_eval_count\":");
+static EVAL_COUNT: Pattern = Pattern::new(b"\"eval_count\":");
+static PROMPT_TOKENS: Pattern = Pattern::new(b"\"prompt_tokens\":");
+static COMPLETION_TOKENS: Pattern = Pattern::new(b"\"completion_tokens\":");
+static INPUT_TOKENS: Pattern = Pattern::new(b"\"input_tokens\":");
+static OUTPUT_TOKENS: Pattern = Pattern::new(b"\"output_tokens\":");
+static NDJSON_ERROR: Pattern = Pattern::new(b"\n{\"error\":");
+static SSE_ERROR: Pattern = Pattern::new(b"\ndata: {\"error\":");
+static ANTHROPIC_ERROR: Pattern = Pattern::new(b"\nevent: error");
+static LINE: Pattern = Pattern::new(b"\n");
+static SSE_DATA: Pattern = Pattern::new(b"\ndata:");
+
+pub static OLLAMA: Dialect = Dialect {
+    numbers: &[(&PROMPT_EVAL_COUNT, Field::Prompt), (&EVAL_COUNT, Field::Completion)],
+    error: &NDJSON_ERROR,
+    unit: &LINE,
 };
 
-pub const OPENAI: Dialect = Dialect {
+pub static OPENAI: Dialect = Dialect {
     numbers: &[
-        (b"\"prompt_tokens\":", Field::Prompt),
-        (b"\"completion_tokens\":", Field::Completion),
-        (b"\"input_tokens\":", Field::Prompt),
-        (b"\"output_tokens\":", Field::Completion),
+        (&PROMPT_TOKENS, Field::Prompt),
+        (&COMPLETION_TOKENS, Field::Completion),
+        (&INPUT_TOKENS, Field::Prompt),
+        (&OUTPUT_TOKENS, Field::Completion),
     ],
-    error: b"\ndata: {\"error\":",
-    unit: b"\ndata:",
+    error: &SSE_ERROR,
+    unit: &SSE_DATA,
 };
 
-pub const ANTHROPIC: Dialect = Dialect {
-    numbers: &[(b"\"input_tokens\":", Field::Prompt), (b"\"output_tokens\":", Field::Completion)],
-    error: b"\nevent: error",
-    unit: b"\ndata:",
+pub static ANTHROPIC: Dialect = Dialect {
+    numbers: &[(&INPUT_TOKENS, Field::Prompt), (&OUTPUT_TOKENS, Field::Completion)],
+    error: &ANTHROPIC_ERROR,
+    unit: &SSE_DATA,
 };
 
 /// What a complete response ends with, where there is such a thing: a
 /// response that ends without it was cut short, even if the connection closed cleanly.
-pub const OLLAMA_DONE: &[u8] = b"\"done\":true";
-pub const OPENAI_DONE: &[u8] = b"data: [DONE]";
-pub const RESPONSES_DONE: &[u8] = b"\"type\":\"response.completed\"";
-pub const ANTHROPIC_DONE: &[u8] = b"\"type\":\"message_stop\"";
+pub static OLLAMA_DONE: Pattern = Pattern::new(b"\"done\":true");
+pub static OPENAI_DONE: Pattern = Pattern::new(b"data: [DONE]");
+pub static RESPONSES_DONE: Pattern = Pattern::new(b"\"type\":\"response.completed\"");
+pub static ANTHROPIC_DONE: Pattern = Pattern::new(b"\"type\":\"message_stop\"");
 
 pub struct UsageTap {
     dialect: &'static Dialect,
-    end: Option<&'static [u8]>,
+    end: Option<&'static Pattern>,
     tail: Vec<u8>,
     pub prompt: Option<i64>,
     pub completion: Option<i64>,
@@ -69,7 +103,7 @@ pub struct UsageTap {
 }
 
 impl UsageTap {
-    pub fn new(dialect: &'static Dialect, end: Option<&'static [u8]>) -> Self {
+    pub fn new(dialect: &'static Dialect, end: Option<&'static Pattern>) -> Self {
         // A virtual newline before the first byte lets "start of line" patterns
         // match at the very start of the body.
         let mut tail = Vec::with_capacity(CARRY * 2);
@@ -86,7 +120,7 @@ impl UsageTap {
         if chunk.is_empty() {
             return;
         }
-        self.units += memmem::find_iter(chunk, self.dialect.unit).count() as i64;
+        self.units += self.dialect.unit.find_iter(chunk).count() as i64;
         // Matches that begin in earlier bytes and complete in this chunk.
         let carried = self.tail.len();
         let mut window = std::mem::take(&mut self.tail);
@@ -112,7 +146,7 @@ impl UsageTap {
         let starts_ok = |pos: usize| boundary.is_none_or(|b| pos < b);
         let completes_ok = |end: usize| boundary.is_none_or(|b| end >= b);
         for (pattern, field) in self.dialect.numbers {
-            for pos in memmem::find_iter(buf, pattern) {
+            for pos in pattern.find_iter(buf) {
                 if !starts_ok(pos) {
                     break;
                 }
@@ -126,12 +160,9 @@ impl UsageTap {
                 }
             }
         }
-        let end = self.end.unwrap_or_default();
-        for (pattern, flag) in [(end, &mut self.done), (self.dialect.error, &mut self.error)] {
-            if pattern.is_empty() {
-                continue;
-            }
-            for pos in memmem::find_iter(buf, pattern) {
+        for (pattern, flag) in [(self.end, &mut self.done), (Some(self.dialect.error), &mut self.error)] {
+            let Some(pattern) = pattern else { continue };
+            for pos in pattern.find_iter(buf) {
                 if starts_ok(pos) && completes_ok(pos + pattern.len() - 1) {
                     *flag = true;
                 }
@@ -167,7 +198,7 @@ mod tests {
     );
 
     fn tap_in_chunks(text: &str, size: usize) -> UsageTap {
-        let mut tap = UsageTap::new(&OLLAMA, Some(OLLAMA_DONE));
+        let mut tap = UsageTap::new(&OLLAMA, Some(&OLLAMA_DONE));
         for chunk in text.as_bytes().chunks(size) {
             tap.observe(chunk);
         }
@@ -208,7 +239,7 @@ mod tests {
         let text = "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n\
             data: {\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":7,\"total_tokens\":18}}\n\n\
             data: [DONE]\n\n";
-        let mut tap = UsageTap::new(&OPENAI, Some(OPENAI_DONE));
+        let mut tap = UsageTap::new(&OPENAI, Some(&OPENAI_DONE));
         for c in text.as_bytes().chunks(7) {
             tap.observe(c);
         }
