@@ -91,17 +91,31 @@ pub struct CreateArgs {
     pub json: bool,
 }
 
+/// The line `serve` logs once both listeners are bound. With port 0 it is the
+/// only place the ports chosen show; the test suite and the benchmark read them
+/// back with `announced_addresses`.
+fn announcement(proxy: &str, admin: &str) -> String {
+    format!("ollama-gate {} serving the proxy on {proxy} and the admin on {admin}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The proxy's and the admin's `HOST:PORT` from a log holding the announcement.
+pub fn announced_addresses(log: &str) -> Option<(&str, &str)> {
+    let rest = log.lines().find_map(|l| l.split_once("serving the proxy on ").map(|(_, rest)| rest))?;
+    let (proxy, admin) = rest.split_once(" and the admin on ")?;
+    Some((proxy.trim(), admin.trim()))
+}
+
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(settings).await?;
+            let settings = &app.state().settings;
             log::info!(
-                "ollama-gate {} serving the proxy on {}:{} and the admin on {}:{}",
-                env!("CARGO_PKG_VERSION"),
-                app.state().settings.proxy_host,
-                app.proxy_port(),
-                app.state().settings.admin_host,
-                app.admin_port()
+                "{}",
+                announcement(
+                    &format!("{}:{}", settings.proxy_host, app.proxy_port()),
+                    &format!("{}:{}", settings.admin_host, app.admin_port())
+                )
             );
             app.run_until_stopped().await
         }
@@ -225,4 +239,16 @@ async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Resul
         },
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_announcement_reads_back() {
+        let log = format!("[INFO] starting\n[INFO] {}\n", announcement("127.0.0.1:40001", "127.0.0.1:40002"));
+        assert_eq!(announced_addresses(&log), Some(("127.0.0.1:40001", "127.0.0.1:40002")));
+        assert_eq!(announced_addresses("[INFO] starting\n"), None);
+    }
 }

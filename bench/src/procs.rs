@@ -159,12 +159,10 @@ pub async fn start_gate(setup: &GateSetup, log_name: &str) -> anyhow::Result<Gat
     }
 }
 
-/// The addresses in "serving the proxy on HOST:PORT and the admin on HOST:PORT".
+/// The proxy's and the admin's addresses, once the gate has announced them.
 fn announced(log: &str) -> Option<(SocketAddr, SocketAddr)> {
-    let line = log.lines().find(|l| l.contains("serving the proxy on "))?;
-    let rest = line.split("serving the proxy on ").nth(1)?;
-    let (proxy, admin) = rest.split_once(" and the admin on ")?;
-    Some((proxy.trim().parse().ok()?, admin.trim().parse().ok()?))
+    let (proxy, admin) = ollama_gate::cli::announced_addresses(log)?;
+    Some((proxy.parse().ok()?, admin.parse().ok()?))
 }
 
 /// LiteLLM's proxy from PyPI, in a virtualenv of its own under `target/bench`.

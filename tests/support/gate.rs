@@ -142,12 +142,10 @@ pub async fn wait_exit(child: &mut Child, within: Duration) -> std::process::Exi
     }
 }
 
-/// The ports in "serving the proxy on HOST:PORT and the admin on HOST:PORT".
+/// The ports the gate announced it is serving on.
 fn announced_ports(log: &str) -> Option<(u16, u16)> {
-    let line = log.lines().find(|l| l.contains("serving the proxy on "))?;
-    let rest = line.split("serving the proxy on ").nth(1)?;
-    let (proxy, admin) = rest.split_once(" and the admin on ")?;
-    let port = |addr: &str| addr.trim().rsplit(':').next()?.parse().ok();
+    let (proxy, admin) = ollama_gate::cli::announced_addresses(log)?;
+    let port = |addr: &str| addr.rsplit(':').next()?.parse().ok();
     Some((port(proxy)?, port(admin)?))
 }
 
