@@ -73,6 +73,8 @@ pub struct Settings {
     pub stream_idle_timeout: Duration,
     pub key_cache_ttl: Duration,
     pub default_output_reservation: i64,
+    /// Longest `keep_alive` a key may ask for, unless its clamps allow extremes.
+    pub max_keep_alive: Duration,
     pub reservation_stale_after: Duration,
     pub workers: usize,
     pub shutdown_timeout: Duration,
@@ -113,7 +115,8 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("FIRST_BYTE_TIMEOUT_SECS", "600", "time for the upstream's response headers (cold model loads)"),
     ("STREAM_IDLE_TIMEOUT_SECS", "120", "longest silence inside a streamed response"),
     ("KEY_CACHE_TTL_MS", "1000", "how long a key lookup is cached"),
-    ("DEFAULT_OUTPUT_RESERVATION", "512", "output tokens reserved when a request sets no maximum"),
+    ("DEFAULT_OUTPUT_RESERVATION", "512", "output tokens reserved when a request sets no maximum (once less is left, what is left becomes its maximum)"),
+    ("MAX_KEEP_ALIVE", "1h", "longest keep_alive a request may ask for (Go duration or seconds); also refused: unloading at once, pinning forever"),
     ("RESERVATION_STALE_AFTER_SECS", "30", "when a dead process's reservations are settled"),
     ("WORKERS", "0", "worker threads per listener (0: one per core)"),
     ("SHUTDOWN_TIMEOUT_SECS", "30", "how long running streams may drain on SIGTERM"),
@@ -257,6 +260,7 @@ impl Settings {
             stream_idle_timeout: Duration::from_secs(num("STREAM_IDLE_TIMEOUT_SECS")?.max(1)),
             key_cache_ttl: Duration::from_millis(num("KEY_CACHE_TTL_MS")?),
             default_output_reservation: num("DEFAULT_OUTPUT_RESERVATION")? as i64,
+            max_keep_alive: keep_alive_limit(&get("MAX_KEEP_ALIVE"))?,
             reservation_stale_after: Duration::from_secs(num("RESERVATION_STALE_AFTER_SECS")?.max(1)),
             workers: num("WORKERS")? as usize,
             shutdown_timeout: Duration::from_secs(num("SHUTDOWN_TIMEOUT_SECS")?),
@@ -270,6 +274,21 @@ impl Settings {
             login_max_failures: num("LOGIN_MAX_FAILURES")?.clamp(1, 1000) as u32,
         })
     }
+}
+
+/// `MAX_KEEP_ALIVE`: a Go duration (`"30m"`) or whole seconds, at least one second.
+fn keep_alive_limit(text: &str) -> anyhow::Result<Duration> {
+    let text = text.trim();
+    let nanos = match text.parse::<u64>() {
+        Ok(seconds) => seconds.saturating_mul(1_000_000_000).min(i64::MAX as u64) as i64,
+        Err(_) => crate::domain::keep_alive::parse_go_duration(text).map_err(|e| {
+            anyhow!("invalid MAX_KEEP_ALIVE: '{text}': {e} (use seconds or a duration such as 30m)")
+        })?,
+    };
+    if nanos < 1_000_000_000 {
+        bail!("invalid MAX_KEEP_ALIVE: '{text}' is under one second");
+    }
+    Ok(Duration::from_nanos(nanos as u64))
 }
 
 pub fn parse_upstream(raw: &str) -> Result<Url, String> {

@@ -184,7 +184,8 @@ impl UsageQuery {
             .transpose()?;
         Ok(UsageFilter {
             key_id,
-            model: given(&self.model),
+            // Usage records models by their canonical name (`llama3:latest`).
+            model: given(&self.model).map(|m| crate::domain::model::normalize(&m)),
             status: given(&self.status),
             from: time(&self.from, false)?,
             to: time(&self.to, true)?,

@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod clamps;
+pub mod keep_alive;
 pub mod limits;
 pub mod model;
 pub mod scopes;

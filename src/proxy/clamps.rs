@@ -6,17 +6,20 @@
 use super::error::ProxyError;
 use super::routes::Kind;
 use crate::domain::clamps::Clamps;
+use crate::domain::keep_alive::KeepAlive;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// Changes the body to respect the clamps; true when anything changed.
 /// Refuses what cannot be lowered: too many images, a forbidden keep_alive.
-pub fn apply(kind: Kind, body: &mut Value, clamps: &Clamps) -> Result<bool, ProxyError> {
-    if !clamps.allow_keep_alive_extremes {
-        if let Some(keep_alive) = body.get("keep_alive").filter(|v| is_extreme(v)) {
-            return Err(ProxyError::Forbidden(format!(
-                "keep_alive {keep_alive} is not allowed for this key: -1 pins a model in memory and 0 unloads it for everyone"
-            )));
-        }
+pub fn apply(
+    kind: Kind,
+    body: &mut Value,
+    clamps: &Clamps,
+    max_keep_alive: Duration,
+) -> Result<bool, ProxyError> {
+    if reads_keep_alive(kind) {
+        check_keep_alive(body.get("keep_alive"), clamps, max_keep_alive)?;
     }
     if let Some(max) = clamps.max_images {
         let n = count_images(body);
@@ -36,13 +39,16 @@ pub fn apply(kind: Kind, body: &mut Value, clamps: &Clamps) -> Result<bool, Prox
         }
     }
     if let Some(max) = clamps.max_output_tokens {
-        changed |= clamp_output(kind, body, max);
+        changed |= lower_output(kind, body, max);
     }
     Ok(changed)
 }
 
-/// Lowers the requested maximum output to `max`, and sets it where none was asked.
-fn clamp_output(kind: Kind, body: &mut Value, max: i64) -> bool {
+/// Lowers the requested maximum output to `max`, and sets it where none was
+/// asked (or where a negative value asks for no limit). Every field that may
+/// carry the maximum on the route is lowered, so whichever one the upstream
+/// obeys stays within `max`.
+pub fn lower_output(kind: Kind, body: &mut Value, max: i64) -> bool {
     let Some(object) = body.as_object_mut() else { return false };
     let over = |v: Option<&Value>| v.and_then(Value::as_i64).is_none_or(|n| n < 0 || n > max);
     match kind {
@@ -79,16 +85,33 @@ fn clamp_output(kind: Kind, body: &mut Value, max: i64) -> bool {
     }
 }
 
-/// `-1`, `"-1m"`, `0`, `"0"`, `"0s"`: pin forever or unload at once.
-fn is_extreme(value: &Value) -> bool {
-    match value {
-        Value::Number(n) => n.as_f64().is_some_and(|n| n <= 0.0),
-        Value::String(s) => {
-            let s = s.trim();
-            let number = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-            s.starts_with('-') || number.parse::<f64>().is_ok_and(|n| n <= 0.0)
-        }
-        _ => false,
+/// Ollama's own routes read `keep_alive`; its OpenAI and Anthropic layers do not.
+fn reads_keep_alive(kind: Kind) -> bool {
+    matches!(kind, Kind::Generate | Kind::Chat | Kind::Embed | Kind::Embeddings)
+}
+
+/// Unloading a model at once evicts it for everyone, and pinning it keeps
+/// its memory from every other model: both, and anything longer than
+/// `MAX_KEEP_ALIVE`, are refused unless the key's clamps allow extremes.
+fn check_keep_alive(value: Option<&Value>, clamps: &Clamps, max: Duration) -> Result<(), ProxyError> {
+    let keep_alive = KeepAlive::from_json(value).map_err(ProxyError::BadRequest)?;
+    if clamps.allow_keep_alive_extremes {
+        return Ok(());
+    }
+    let shown = value.map(Value::to_string).unwrap_or_default();
+    match keep_alive {
+        KeepAlive::Default => Ok(()),
+        KeepAlive::For(d) if d <= max => Ok(()),
+        KeepAlive::For(_) => Err(ProxyError::Forbidden(format!(
+            "keep_alive {shown} is longer than this gate allows ({}s at most)",
+            max.as_secs()
+        ))),
+        KeepAlive::Unload => Err(ProxyError::Forbidden(format!(
+            "keep_alive {shown} is not allowed for this key: it unloads the model for everyone"
+        ))),
+        KeepAlive::Forever => Err(ProxyError::Forbidden(format!(
+            "keep_alive {shown} is not allowed for this key: it pins the model in memory"
+        ))),
     }
 }
 
@@ -125,30 +148,60 @@ mod tests {
     #[test]
     fn outputs_and_contexts_are_lowered_and_set_where_missing() {
         let mut native = json!({"model": "m", "options": {"num_ctx": 32768, "num_predict": -1}});
-        assert!(apply(Kind::Chat, &mut native, &clamps()).unwrap());
+        assert!(apply(Kind::Chat, &mut native, &clamps(), HOUR).unwrap());
         assert_eq!(native["options"], json!({"num_ctx": 4096, "num_predict": 100}));
         let mut openai = json!({"model": "m", "max_completion_tokens": 5000});
-        apply(Kind::OpenAiChat, &mut openai, &clamps()).unwrap();
+        apply(Kind::OpenAiChat, &mut openai, &clamps(), HOUR).unwrap();
         assert_eq!(openai["max_completion_tokens"], 100);
         let mut bare = json!({"model": "m"});
-        apply(Kind::OpenAiChat, &mut bare, &clamps()).unwrap();
+        apply(Kind::OpenAiChat, &mut bare, &clamps(), HOUR).unwrap();
         assert_eq!(bare["max_tokens"], 100);
         let mut small = json!({"model": "m", "max_tokens": 10});
-        assert!(!apply(Kind::AnthropicMessages, &mut small, &clamps()).unwrap());
+        assert!(!apply(Kind::AnthropicMessages, &mut small, &clamps(), HOUR).unwrap());
     }
+
+    const HOUR: Duration = Duration::from_secs(3600);
 
     #[test]
     fn keep_alive_extremes_and_extra_images_are_refused() {
-        for keep_alive in [json!(-1), json!("-1m"), json!(0), json!("0s"), json!("0")] {
+        for keep_alive in [
+            json!(-1),
+            json!("-1m"),
+            json!(0),
+            json!("0s"),
+            json!("0"),
+            json!(0.5),
+            json!("999ms"),
+            json!(3601),
+            json!("1h0m1s"),
+            json!(1e19),
+            json!("2562047h"),
+            json!(-0.0001),
+        ] {
             let mut body = json!({"model": "m", "keep_alive": keep_alive});
-            assert!(apply(Kind::Generate, &mut body, &clamps()).is_err(), "{keep_alive}");
+            assert!(
+                matches!(apply(Kind::Generate, &mut body, &clamps(), HOUR), Err(ProxyError::Forbidden(_))),
+                "{keep_alive}"
+            );
         }
-        let mut fine = json!({"model": "m", "keep_alive": "10m"});
-        assert!(apply(Kind::Generate, &mut fine, &clamps()).is_ok());
+        for unreadable in [json!("10"), json!("ten minutes"), json!(true), json!([1])] {
+            let mut body = json!({"model": "m", "keep_alive": unreadable});
+            assert!(matches!(apply(Kind::Chat, &mut body, &clamps(), HOUR), Err(ProxyError::BadRequest(_))));
+        }
+        for fine in [json!("10m"), json!(3600), json!("1h"), json!(1.5), Value::Null] {
+            let mut body = json!({"model": "m", "keep_alive": fine});
+            assert!(apply(Kind::Generate, &mut body, &clamps(), HOUR).is_ok(), "{fine}");
+        }
+        // Ollama's OpenAI layer does not read it, so it decides nothing there.
+        let mut ignored = json!({"model": "m", "keep_alive": -1});
+        assert!(apply(Kind::OpenAiChat, &mut ignored, &clamps(), HOUR).is_ok());
+        let allowed = Clamps { allow_keep_alive_extremes: true, ..clamps() };
+        let mut pinned = json!({"model": "m", "keep_alive": -1});
+        assert!(apply(Kind::Generate, &mut pinned, &allowed, HOUR).is_ok());
         let mut two = json!({"messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}]});
-        assert!(apply(Kind::OpenAiChat, &mut two, &clamps()).is_err());
+        assert!(apply(Kind::OpenAiChat, &mut two, &clamps(), HOUR).is_err());
         assert_eq!(count_images(&json!({"messages": [{"images": ["a", "b"]}], "images": ["c"]})), 3);
     }
 }

@@ -102,8 +102,13 @@ impl ProxyError {
 
     pub fn render(&self, family: Family, extra: &[(HeaderName, HeaderValue)]) -> HttpResponse {
         let mut response = HttpResponse::build(self.status());
-        if let ProxyError::Limited { retry_after, .. } = self {
+        if let ProxyError::Limited { kind, retry_after, .. } = self {
             response.insert_header(("retry-after", retry_after.to_string()));
+            // A spent quota comes back in hours: the Anthropic SDKs and
+            // openai-node would otherwise sleep through that Retry-After.
+            if !kind.is_rate() {
+                response.insert_header(("x-should-retry", "false"));
+            }
         }
         if matches!(self, ProxyError::Unauthorized(_)) {
             response.insert_header(("www-authenticate", "Bearer"));

@@ -8,10 +8,12 @@ use super::images::{self, ImageClient};
 use super::metered::{End, Metered, Ticket};
 use super::openai::{self, DropUsageChunk};
 use super::ratelimit;
+use super::reservation::{self, Room};
 use super::routes::{self, Family, Kind, Refusal, Route};
 use super::usage_tap::{self, UsageTap};
 use super::{clamps, models};
-use crate::domain::limits::first_violation;
+use crate::domain::limits::{first_violation, LimitKind, Limits, Usage};
+use crate::domain::model;
 use crate::domain::windows::Windows;
 use crate::state::AppState;
 use crate::store::{Admission, Admitted, KeyRecord};
@@ -87,7 +89,7 @@ async fn handle(
 
     // The body, and what policy needs from it.
     let mut facts = Facts::default();
-    let mut parsed: Option<Arc<Value>> = None;
+    let mut body: Option<Body> = None;
     let mut strip_usage = false;
     let outbound = if route.kind.has_json_body() {
         let (mut value, mut changed, raw) = match json.take() {
@@ -97,15 +99,17 @@ async fn handle(
                 (body::parse_strict(&raw)?, false, Some(raw))
             }
         };
+        // The client's credentials never go upstream, whichever way the key came.
+        changed |= value.as_object_mut().and_then(|o| o.remove("api_key")).is_some();
         // Checked as sent, then changed: aliases, model mapping, clamps, usage
-        // reporting; if anything changed, the facts are read again so that the
-        // model checked and the tokens reserved are the ones that will be forwarded.
-        facts = body::facts(route.kind, &value)?;
+        // reporting. Whatever changed, what is forwarded is read again below, so
+        // that the model checked and the tokens reserved are the ones sent.
+        body::facts(route.kind, &value)?;
         changed |= models::apply_aliases(&key, &mut value);
         if matches!(route.kind, Kind::AnthropicMessages | Kind::AnthropicCountTokens) {
             changed |= models::map_unknown_anthropic_model(state, client, &mut value).await;
         }
-        changed |= clamps::apply(route.kind, &mut value, &key.fields.clamps)?;
+        changed |= clamps::apply(route.kind, &mut value, &key.fields.clamps, settings.max_keep_alive)?;
         if matches!(route.kind, Kind::OpenAiChat | Kind::OpenAiResponses) {
             changed |= images::inline_remote(&mut value, settings, images).await?;
         }
@@ -115,16 +119,11 @@ async fn handle(
             strip_usage = openai::request_usage(&mut value);
             changed |= strip_usage;
         }
-        if changed {
-            facts = body::facts(route.kind, &value)?;
-        }
+        let mut prepared = Body { value, raw: if changed { None } else { raw } };
+        facts = prepared.reread(route.kind)?;
         check_models(&key, &facts.models)?;
-        let bytes = match (changed, raw) {
-            // Forwarded exactly as received unless the gate had to change it.
-            (false, Some(raw)) => raw,
-            _ => Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
-        };
-        parsed = Some(Arc::new(value));
+        let bytes = prepared.bytes();
+        body = Some(prepared);
         Outbound::Bytes(bytes)
     } else if route.kind == Kind::Blob && req.method() == actix_web::http::Method::POST {
         // Model layers are gigabytes: streamed through as they arrive, not held or limited.
@@ -137,19 +136,19 @@ async fn handle(
         check_models(&key, &[model.to_owned()])?;
     }
     if route.kind == Kind::AnthropicCountTokens {
-        let tokens = parsed.as_deref().map_or(0, body::prompt_tokens);
+        let tokens = body.as_ref().map_or(0, |b| body::prompt_tokens(&b.value));
         let mut reply = HttpResponse::Ok();
         add_headers(&mut reply, rate_headers);
         return Ok(reply.json(serde_json::json!({ "input_tokens": tokens })));
     }
 
     // Admission: one transaction that counts the request and reserves its tokens.
-    let ticket = if route.kind.is_metered() {
-        let (ticket, usage) = admit(state, &key, &route, &facts, parsed.clone(), windows).await?;
-        *rate_headers = ratelimit::headers(&key.fields.limits, &usage, &windows);
-        Some(ticket)
+    let (ticket, outbound) = if route.kind.is_metered() {
+        let (ticket, usage, outbound) = admit(state, &key, &route, &mut facts, body, outbound).await?;
+        *rate_headers = ratelimit::headers(&key.fields.limits, &usage, &state.windows());
+        (Some(ticket), outbound)
     } else {
-        None
+        (None, outbound)
     };
 
     let path_and_query = upstream_path_and_query(req, &route, settings.allow_key_in_query);
@@ -215,81 +214,185 @@ async fn handle(
     })
 }
 
+/// A JSON body on its way upstream.
+struct Body {
+    value: Value,
+    /// The bytes as received, while the gate has changed nothing.
+    raw: Option<Bytes>,
+}
+
+impl Body {
+    fn bytes(&self) -> Bytes {
+        match &self.raw {
+            Some(raw) => raw.clone(),
+            None => Bytes::from(serde_json::to_vec(&self.value).unwrap_or_default()),
+        }
+    }
+
+    /// The facts of exactly what will be forwarded, read from those bytes with
+    /// the same rules as the client's: a change can never slip past a check.
+    fn reread(&mut self, kind: Kind) -> Result<Facts, ProxyError> {
+        if self.raw.is_some() {
+            return body::facts(kind, &self.value);
+        }
+        let bytes = self.bytes();
+        let forwarded = body::parse_strict(&bytes)?;
+        let facts = body::facts(kind, &forwarded)?;
+        self.value = forwarded;
+        self.raw = Some(bytes);
+        Ok(facts)
+    }
+
+    /// Sets the output maximum the upstream obeys on this route.
+    fn set_output(&mut self, kind: Kind, max: i64) -> Result<Facts, ProxyError> {
+        if clamps::lower_output(kind, &mut self.value, max) {
+            self.raw = None;
+        }
+        self.reread(kind)
+    }
+}
+
+/// How many times admission tries again with a smaller output after another
+/// request took part of what was left.
+const ADMISSION_ATTEMPTS: usize = 3;
+
 async fn admit(
     state: &Data<AppState>,
     key: &Arc<KeyRecord>,
     route: &Route,
-    facts: &Facts,
-    body: Option<Arc<Value>>,
-    windows: Windows,
-) -> Result<(Ticket, crate::domain::limits::Usage), ProxyError> {
+    facts: &mut Facts,
+    mut body: Option<Body>,
+    outbound: Outbound,
+) -> Result<(Ticket, crate::domain::limits::Usage, Outbound), ProxyError> {
     let limits = &key.fields.limits;
+    let counts_tokens = limits.has_token_limit();
     // The tokenizer runs only when some token limit needs the estimate now.
-    let prompt_estimate = match (&body, limits.has_token_limit()) {
-        (Some(b), true) => Some(body::prompt_tokens(b)),
+    let prompt_estimate = match (&body, counts_tokens) {
+        (Some(b), true) => Some(body::prompt_tokens(&b.value)),
         _ => None,
     };
-    let reserve = if limits.has_token_limit() {
-        let output = if route.kind.generates() {
-            facts.max_output.unwrap_or(state.settings.default_output_reservation)
-        } else {
-            0
-        };
-        (prompt_estimate.unwrap_or(0) + output).max(1)
+    let prompt = prompt_estimate.unwrap_or(0);
+    // With token limits, a generating request's output maximum is lowered to
+    // what the key has left, in the forwarded body, so the upstream stops where
+    // the reservation ends. A request that sets no maximum reserves
+    // DEFAULT_OUTPUT_RESERVATION and is left as it is while that fits; once
+    // less than that is left, what is left becomes its maximum.
+    let default_output = state.settings.default_output_reservation;
+    let bounded_output = counts_tokens && route.kind.generates() && body.is_some();
+    let mut output = if bounded_output {
+        let wanted = facts.max_output.unwrap_or(default_output);
+        let windows = state.windows();
+        let room = room_or_refusal(limits, &key.usage_at(&windows), prompt, wanted, &windows)?;
+        (facts.max_output.is_some() || room < wanted).then_some(room)
     } else {
-        0
+        None
     };
-    let model = facts.models.first().cloned().unwrap_or_default();
-    let admission = Admission {
-        key_id: key.id,
-        key_hash: &key.key_hash,
-        windows,
-        reserve_tokens: reserve,
-        prompt_estimate: prompt_estimate.unwrap_or(0),
-        model: &model,
-        route: route.name,
-        instance_id: &state.instance_id,
-    };
-    let admitted = state.store.admit(&admission).await.map_err(|e| {
-        log::error!("admission failed: {e}");
-        ProxyError::Unavailable("the gate's database is unavailable; try again shortly".into())
-    })?;
-    match admitted {
-        Admitted::Yes { reservation_id, usage } => {
-            let ticket = Ticket {
-                state: state.clone(),
-                reservation_id,
-                key_id: key.id,
-                model,
-                route: route.name,
-                started: Instant::now(),
-                // With an estimate made, the parsed body need not live as long as the stream.
-                body: if prompt_estimate.is_some() { None } else { body },
-                prompt_estimate,
-            };
-            Ok((ticket, usage))
+    let model = facts.models.first().map(|m| model::normalize(m)).unwrap_or_default();
+    let mut attempt = 0;
+    let (reservation_id, usage) = loop {
+        attempt += 1;
+        if let (Some(max), Some(b)) = (output, body.as_mut()) {
+            if facts.max_output != Some(max) {
+                *facts = b.set_output(route.kind, max)?;
+                check_models(key, &facts.models)?;
+            }
         }
-        Admitted::KeyGone => {
-            state.keys.clear();
-            Err(ProxyError::Unauthorized(
-                "API key is no longer valid (deactivated, rotated, expired or deleted)".into(),
-            ))
-        }
-        Admitted::Refused { limits, usage } => {
-            // Another request may have freed room between the two reads; the
-            // refusal still stands, it names the limit that is tightest now.
-            let kind = first_violation(&limits, &usage, reserve)
-                .unwrap_or(crate::domain::limits::LimitKind::Concurrency);
-            let message = match kind {
-                crate::domain::limits::LimitKind::Concurrency => {
-                    "too many requests in flight for this key (max_concurrent)".to_owned()
+        let reserve = match (counts_tokens, route.kind.generates()) {
+            (false, _) => 0,
+            (true, false) => reservation::tokens(prompt, 0),
+            (true, true) => {
+                reservation::tokens(prompt, facts.max_output.or(output).unwrap_or(default_output))
+            }
+        };
+        let windows = state.windows();
+        let admission = Admission {
+            key_id: key.id,
+            key_hash: &key.key_hash,
+            windows,
+            reserve_tokens: reserve,
+            prompt_estimate: prompt,
+            model: &model,
+            route: route.name,
+            instance_id: &state.instance_id,
+        };
+        let admitted = state.store.admit(&admission).await.map_err(|e| {
+            log::error!("admission failed: {e}");
+            ProxyError::Unavailable("the gate's database is unavailable; try again shortly".into())
+        })?;
+        match admitted {
+            Admitted::Yes { reservation_id, usage } => break (reservation_id, usage),
+            Admitted::KeyGone => {
+                state.keys.clear();
+                return Err(ProxyError::Unauthorized(
+                    "API key is no longer valid (deactivated, rotated, expired or deleted)".into(),
+                ));
+            }
+            Admitted::Refused { limits, usage } => {
+                // Another request may have taken part of what was left since the
+                // key was read: lower the output to what is left now and try again.
+                if bounded_output {
+                    let current = output.unwrap_or(default_output);
+                    let lower = room_or_refusal(&limits, &usage, prompt, current, &windows)?;
+                    if lower < current && attempt < ADMISSION_ATTEMPTS {
+                        output = Some(lower);
+                        continue;
+                    }
                 }
-                k if k.is_rate() => format!("rate limit reached for this key ({})", k.field()),
-                k => format!("quota exhausted for this key ({})", k.field()),
-            };
-            Err(ProxyError::Limited { kind, retry_after: ratelimit::retry_after(kind, &windows), message })
+                return Err(refusal(&limits, &usage, reserve, &windows));
+            }
         }
+    };
+    let outbound = match (&body, outbound) {
+        (Some(b), Outbound::Bytes(_)) => Outbound::Bytes(b.bytes()),
+        (_, other) => other,
+    };
+    let ticket = Ticket {
+        state: state.clone(),
+        reservation_id,
+        key_id: key.id,
+        model,
+        route: route.name,
+        started: Instant::now(),
+        // With an estimate made, the parsed body need not live as long as the stream.
+        body: if prompt_estimate.is_some() { None } else { body.map(|b| Arc::new(b.value)) },
+        prompt_estimate,
+    };
+    Ok((ticket, usage, outbound))
+}
+
+/// The output a request may have, or the refusal that says why it has none.
+fn room_or_refusal(
+    limits: &Limits,
+    usage: &Usage,
+    prompt: i64,
+    wanted: i64,
+    windows: &Windows,
+) -> Result<i64, ProxyError> {
+    match reservation::output_room(limits, usage, prompt, wanted) {
+        Room::Output(n) => Ok(n),
+        Room::None(kind, left) => Err(ProxyError::Limited {
+            kind,
+            retry_after: ratelimit::retry_after(kind, windows),
+            message: format!(
+                "this request's prompt (about {prompt} tokens) leaves no room for output in what this key has left \
+                 ({left} tokens of {}); send a shorter prompt, or ask the gate's admin for more",
+                kind.field()
+            ),
+        }),
     }
+}
+
+/// The 429 for a refused admission, naming the limit that is tightest now.
+fn refusal(limits: &Limits, usage: &Usage, reserve: i64, windows: &Windows) -> ProxyError {
+    // Another request may have freed room between the two reads; the
+    // refusal still stands, it names the limit that is tightest now.
+    let kind = first_violation(limits, usage, reserve).unwrap_or(LimitKind::Concurrency);
+    let message = match kind {
+        LimitKind::Concurrency => "too many requests in flight for this key (max_concurrent)".to_owned(),
+        k if k.is_rate() => format!("rate limit reached for this key ({})", k.field()),
+        k => format!("quota exhausted for this key ({})", k.field()),
+    };
+    ProxyError::Limited { kind, retry_after: ratelimit::retry_after(kind, windows), message }
 }
 
 async fn read_body(req: &HttpRequest, payload: &mut web::Payload, limit: usize) -> Result<Bytes, ProxyError> {

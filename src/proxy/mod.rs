@@ -13,5 +13,6 @@ pub mod metered;
 pub mod models;
 pub mod openai;
 pub mod ratelimit;
+pub mod reservation;
 pub mod routes;
 pub mod usage_tap;

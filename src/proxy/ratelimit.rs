@@ -34,7 +34,7 @@ pub fn headers(limits: &Limits, usage: &Usage, w: &Windows) -> Vec<(HeaderName, 
     for (kind, candidates) in [("requests", &requests[..]), ("tokens", &tokens[..])] {
         let tightest = candidates
             .iter()
-            .filter_map(|(limit, used, reset)| limit.map(|l| (l, (l - used).max(0), *reset)))
+            .filter_map(|(limit, used, reset)| limit.map(|l| (l, l.saturating_sub(*used).max(0), *reset)))
             .min_by_key(|(_, remaining, _)| *remaining);
         if let Some((limit, remaining, reset)) = tightest {
             let mut push = |name: String, value: String| {

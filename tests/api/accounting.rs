@@ -197,7 +197,7 @@ async fn key_holders_read_their_own_usage() {
     let summary = app.get("/v1/usage/summary", Some(&key)).await.json();
     let models: Vec<_> =
         summary["models"].as_array().unwrap().iter().map(|m| m["model"].as_str().unwrap()).collect();
-    assert_eq!(models, ["llama3", "qwen3:8b"]);
+    assert_eq!(models, ["llama3:latest", "qwen3:8b"]);
     assert_eq!(app.get("/v1/usage", None).await.status, StatusCode::UNAUTHORIZED);
 }
 

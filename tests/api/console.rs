@@ -447,5 +447,5 @@ async fn every_page_renders_and_usage_exports_as_csv() {
     assert!(csv.headers.get("content-type").unwrap().to_str().unwrap().starts_with("text/csv"));
     let lines: Vec<&str> = csv.body.lines().collect();
     assert_eq!(lines.len(), 2);
-    assert!(lines[1].contains("\"reporter\",\"llama3\""));
+    assert!(lines[1].contains("\"reporter\",\"llama3:latest\""), "{}", lines[1]);
 }
