@@ -6,6 +6,7 @@ mod admin_api;
 mod compat;
 mod console;
 mod helpers;
+mod hostile;
 mod lifecycle;
 mod mock_ollama;
 #[path = "../support/pg.rs"]

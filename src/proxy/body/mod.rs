@@ -1,0 +1,388 @@
+//! Reading request bodies the way the upstream reads them: strict JSON, field
+//! names as Go's decoder matches them, bounded numbers, and the facts policy
+//! needs.
+//!
+//! `parse_strict` refuses what is not one JSON value and exact duplicate keys
+//! at any depth. `facts` does every route-specific check: field spellings
+//! (`spelling`, against the route's `schema`), types, numbers (`numbers`) and
+//! the models named. The handler runs both on the body as received and again
+//! on the body it forwards, so what is checked is what is sent.
+
+mod gofold;
+mod numbers;
+mod prompt;
+mod schema;
+mod spelling;
+
+#[cfg(test)]
+mod go_cases;
+
+pub use schema::OutputField;
+
+use super::error::ProxyError;
+use super::routes::Kind;
+use schema::ModelFields;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Parses JSON, refusing trailing data and duplicate keys at any depth: Go
+/// keeps the last of two equal keys, a reader that kept the first would
+/// check one value and forward another. Keys that differ only in case are
+/// a question for `facts`, which knows where Go folds them and where it
+/// does not (maps such as `options`).
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, ProxyError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictValue
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|_| v))
+        .map_err(|e| ProxyError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+struct StrictValue;
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(StrictValue)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(de::Error::custom(format!(
+                    "duplicate key '{}' (the upstream would read only the last)",
+                    key.chars().take(64).collect::<String>()
+                )));
+            }
+            let value = map.next_value_seed(StrictValue)?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// What the policy and accounting need from a request body.
+#[derive(Debug, Default)]
+pub struct Facts {
+    /// Every model the request names, the one the upstream uses first: copy
+    /// names source and destination, create its model and `from`, the manage
+    /// routes both `model` and `name` when both are given.
+    pub models: Vec<String>,
+    pub stream: bool,
+    /// The output maximum the upstream will obey on this route; `None` when
+    /// none is given or the one given means "no limit" (zero or negative).
+    /// Native routes: `options.num_predict`. OpenAI chat and completions:
+    /// `max_tokens` (Ollama has no `max_completion_tokens`; it is checked as
+    /// a number and otherwise ignored). Responses: `max_output_tokens`.
+    /// Anthropic messages: `max_tokens`. Fields of other routes change nothing.
+    pub max_output: Option<i64>,
+}
+
+/// Where the output maximum the upstream obeys lives on a route, for code
+/// that must set or lower it (clamps).
+pub fn output_field(kind: Kind) -> Option<OutputField> {
+    schema::of(kind).and_then(|r| r.output)
+}
+
+fn field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    body.get(name).filter(|v| !v.is_null())
+}
+
+fn string_field(body: &Map<String, Value>, name: &str) -> Result<Option<String>, ProxyError> {
+    match field(body, name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ProxyError::BadRequest(format!("'{name}' must be a string"))),
+    }
+}
+
+fn expect_kind(
+    body: &Map<String, Value>,
+    name: &str,
+    ok: fn(&Value) -> bool,
+    what: &str,
+) -> Result<(), ProxyError> {
+    match field(body, name) {
+        Some(v) if !ok(v) => Err(ProxyError::BadRequest(format!("'{name}' must be {what}"))),
+        _ => Ok(()),
+    }
+}
+
+fn check_types(body: &Map<String, Value>) -> Result<(), ProxyError> {
+    expect_kind(body, "stream", Value::is_boolean, "true or false")?;
+    expect_kind(body, "options", Value::is_object, "an object")?;
+    expect_kind(body, "messages", Value::is_array, "an array")?;
+    expect_kind(body, "prompt", |v| v.is_string() || v.is_array(), "a string")?;
+    expect_kind(body, "system", |v| v.is_string() || v.is_array(), "a string")?;
+    expect_kind(body, "input", |v| v.is_string() || v.is_array(), "a string or an array of strings")?;
+    expect_kind(body, "keep_alive", |v| v.is_string() || v.is_number(), "a duration string or a number")?;
+    if let Some(Value::Array(messages)) = field(body, "messages") {
+        if messages.iter().any(|m| !m.is_object()) {
+            return Err(ProxyError::BadRequest("each of 'messages' must be an object".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the body as the upstream will read it on this route and pulls out
+/// the facts. Every spelling check happens here.
+pub fn facts(kind: Kind, body: &Value) -> Result<Facts, ProxyError> {
+    let Value::Object(object) = body else {
+        return Err(ProxyError::BadRequest("request body must be a JSON object".into()));
+    };
+    let Some(route) = schema::of(kind) else {
+        return Err(ProxyError::BadRequest("this route takes no JSON body".into()));
+    };
+    spelling::check(route.shape, body)?;
+    check_types(object)?;
+    let mut stream = route.stream_default.unwrap_or(false);
+    if let (Some(_), Some(Value::Bool(b))) = (route.stream_default, field(object, "stream")) {
+        stream = *b;
+    }
+    Ok(Facts { models: models(route.models, object)?, stream, max_output: max_output(kind, object)? })
+}
+
+fn models(fields: ModelFields, body: &Map<String, Value>) -> Result<Vec<String>, ProxyError> {
+    let required = |name: &str| match string_field(body, name)? {
+        Some(m) if !m.trim().is_empty() => Ok(m),
+        _ => Err(ProxyError::BadRequest(format!("'{name}' is required"))),
+    };
+    match fields {
+        ModelFields::Model => Ok(vec![required("model")?]),
+        ModelFields::SourceAndDestination => Ok(vec![required("source")?, required("destination")?]),
+        ModelFields::ModelOrName | ModelFields::ModelOrNameAndFrom => {
+            // Ollama takes `cmp.Or(model, name)`: the first that is not "".
+            let given: Vec<String> = [string_field(body, "model")?, string_field(body, "name")?]
+                .into_iter()
+                .flatten()
+                .filter(|m| !m.is_empty())
+                .collect();
+            match given.first() {
+                Some(used) if !used.trim().is_empty() => {}
+                _ => return Err(ProxyError::BadRequest("'model' is required".into())),
+            }
+            let mut models: Vec<String> = given.into_iter().filter(|m| !m.trim().is_empty()).collect();
+            if fields == ModelFields::ModelOrNameAndFrom {
+                models.extend(string_field(body, "from")?.filter(|m| !m.trim().is_empty()));
+            }
+            Ok(models)
+        }
+    }
+}
+
+/// Reads every number that feeds a reservation or a clamp, on every route
+/// (a clamp may read them wherever they are), and returns the one the
+/// upstream obeys on this route as a limit.
+fn max_output(kind: Kind, body: &Map<String, Value>) -> Result<Option<i64>, ProxyError> {
+    let mut num_predict = None;
+    if let Some(Value::Object(options)) = field(body, "options") {
+        num_predict = numbers::bounded(options, "num_predict", "options.", numbers::OUTPUT)?;
+        numbers::bounded(options, "num_ctx", "options.", numbers::CONTEXT)?;
+    }
+    let max_tokens_bounds =
+        if kind == Kind::AnthropicMessages { numbers::ANTHROPIC_OUTPUT } else { numbers::OUTPUT };
+    let max_tokens = numbers::bounded(body, "max_tokens", "", max_tokens_bounds)?;
+    numbers::bounded(body, "max_completion_tokens", "", numbers::OUTPUT)?;
+    let max_output_tokens = numbers::bounded(body, "max_output_tokens", "", numbers::OUTPUT)?;
+    let obeyed = match output_field(kind) {
+        Some(OutputField::NumPredict) => num_predict,
+        Some(OutputField::Top("max_tokens")) => max_tokens,
+        Some(OutputField::Top("max_output_tokens")) => max_output_tokens,
+        Some(OutputField::Top(_)) | None => None,
+    };
+    Ok(numbers::as_limit(obeyed))
+}
+
+/// An estimate of the prompt's tokens, for reservations and for upstream
+/// responses that report no counts.
+pub fn prompt_tokens(body: &Value) -> i64 {
+    crate::tokens::count(&prompt_text(body))
+}
+
+/// Everything the model reads from a request, as text, for a token estimate
+/// (see `prompt` for what is counted).
+pub fn prompt_text(body: &Value) -> String {
+    prompt::text(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(body: &str) -> Value {
+        parse_strict(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn exact_duplicate_keys_are_refused_at_any_depth() {
+        assert!(parse_strict(br#"{"model":"a","model":"b"}"#).is_err());
+        assert!(parse_strict(br#"{"options":{"num_ctx":1,"num_ctx":2}}"#).is_err());
+        assert!(parse_strict(br#"{"format":{"properties":{"a":1,"a":2}}}"#).is_err());
+        // An escaped spelling is the same key once decoded.
+        assert!(parse_strict(br#"{"model":"a","\u006dodel":"b"}"#).is_err());
+        assert!(parse_strict(br#"{"model":"a"} trailing"#).is_err());
+        assert!(parse_strict(b"{\"model\":\"\xff\"}").is_err());
+        assert!(parse_strict(br#"{"model":"a","options":{"x":[1,{"y":2}]}}"#).is_ok());
+        // Case is for `facts` to judge: maps keep both keys.
+        assert!(parse_strict(br#"{"options":{"num_ctx":1,"Num_Ctx":2}}"#).is_ok());
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_parser_allows_is_refused_not_overflowed() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse_strict(deep.as_bytes()).is_err());
+        let deep =
+            format!("{{\"model\":\"m\",\"format\":{}1{}}}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+        assert!(parse_strict(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        for body in [
+            r#"{"model": 5}"#,
+            r#"{"model": "a", "stream": "yes"}"#,
+            r#"{"model": "a", "options": {"num_predict": "ten"}}"#,
+            r#"{"model": "a", "messages": "hi"}"#,
+            r#"{"model": "a", "messages": ["hi"]}"#,
+            r#"[1, 2]"#,
+            r#"{"prompt": "no model"}"#,
+            r#"{"model": " "}"#,
+        ] {
+            assert!(facts(Kind::Chat, &parsed(body)).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn facts_come_from_the_fields_ollama_reads() {
+        let f = facts(
+            Kind::Generate,
+            &parsed(r#"{"model": "llama3", "stream": false, "options": {"num_predict": 64}}"#),
+        )
+        .unwrap();
+        assert_eq!(f.models, ["llama3"]);
+        assert!(!f.stream);
+        assert_eq!(f.max_output, Some(64));
+        assert!(
+            facts(Kind::Generate, &parsed(r#"{"model": "m"}"#)).unwrap().stream,
+            "native streams by default"
+        );
+        let copy = facts(Kind::Copy, &parsed(r#"{"source": "a", "destination": "b"}"#)).unwrap();
+        assert_eq!(copy.models, ["a", "b"]);
+    }
+
+    #[test]
+    fn the_output_maximum_is_the_field_the_upstream_obeys_on_the_route() {
+        let max = |kind, body: &str| facts(kind, &parsed(body)).unwrap().max_output;
+        // OpenAI chat: only max_tokens reaches num_predict.
+        assert_eq!(
+            max(Kind::OpenAiChat, r#"{"model":"m","max_tokens":10,"max_completion_tokens":99}"#),
+            Some(10)
+        );
+        assert_eq!(max(Kind::OpenAiChat, r#"{"model":"m","max_completion_tokens":99}"#), None);
+        assert_eq!(max(Kind::OpenAiCompletions, r#"{"model":"m","max_tokens":7}"#), Some(7));
+        // options are ignored on the OpenAI routes and cannot stand in for max_tokens.
+        assert_eq!(max(Kind::OpenAiChat, r#"{"model":"m","options":{"num_predict":5}}"#), None);
+        assert_eq!(
+            max(Kind::OpenAiResponses, r#"{"model":"m","max_output_tokens":12,"max_tokens":3}"#),
+            Some(12)
+        );
+        assert_eq!(max(Kind::OpenAiResponses, r#"{"model":"m","max_tokens":3}"#), None);
+        assert_eq!(
+            max(Kind::AnthropicMessages, r#"{"model":"m","max_tokens":20,"max_output_tokens":2}"#),
+            Some(20)
+        );
+        // Native routes obey options.num_predict only.
+        assert_eq!(max(Kind::Chat, r#"{"model":"m","max_tokens":3,"options":{"num_predict":40}}"#), Some(40));
+        assert_eq!(max(Kind::Chat, r#"{"model":"m","max_tokens":3}"#), None);
+        // Negative and zero maximums are no limit.
+        assert_eq!(max(Kind::Generate, r#"{"model":"m","options":{"num_predict":-1}}"#), None);
+        assert_eq!(max(Kind::Generate, r#"{"model":"m","options":{"num_predict":-2}}"#), None);
+        assert_eq!(max(Kind::OpenAiChat, r#"{"model":"m","max_tokens":0}"#), None);
+        // Routes that generate nothing have no output maximum.
+        assert_eq!(max(Kind::Embed, r#"{"model":"m","options":{"num_predict":9}}"#), None);
+    }
+
+    #[test]
+    fn stream_is_read_only_where_the_route_has_it() {
+        let stream = |kind, body: &str| facts(kind, &parsed(body)).unwrap().stream;
+        assert!(!stream(Kind::OpenAiEmbeddings, r#"{"model":"m","input":"x","stream":true}"#));
+        assert!(!stream(Kind::Embed, r#"{"model":"m","stream":true}"#));
+        assert!(stream(Kind::OpenAiChat, r#"{"model":"m","stream":true}"#));
+        assert!(!stream(Kind::OpenAiChat, r#"{"model":"m"}"#));
+        assert!(stream(Kind::Pull, r#"{"model":"m"}"#));
+        assert!(stream(Kind::Chat, r#"{"model":"m","stream":null}"#), "null is the default");
+    }
+
+    #[test]
+    fn manage_routes_name_every_model_ollama_reads() {
+        let models = |kind, body: &str| facts(kind, &parsed(body)).map(|f| f.models);
+        assert_eq!(models(Kind::Pull, r#"{"name":"a"}"#).unwrap(), ["a"]);
+        assert_eq!(models(Kind::Pull, r#"{"model":"a","name":"b"}"#).unwrap(), ["a", "b"]);
+        assert_eq!(models(Kind::Delete, r#"{"model":"","name":"b"}"#).unwrap(), ["b"]);
+        assert_eq!(models(Kind::Show, r#"{"name":"b"}"#).unwrap(), ["b"]);
+        assert_eq!(models(Kind::Create, r#"{"model":"new","from":"base"}"#).unwrap(), ["new", "base"]);
+        assert_eq!(models(Kind::Create, r#"{"name":"new","from":"base"}"#).unwrap(), ["new", "base"]);
+        assert_eq!(
+            models(Kind::Create, r#"{"model":"new","files":{"a.gguf":"sha256:00"}}"#).unwrap(),
+            ["new"]
+        );
+        for (kind, body) in [
+            (Kind::Pull, r#"{}"#),
+            (Kind::Pull, r#"{"model":"","name":""}"#),
+            (Kind::Delete, r#"{"model":" ","name":"b"}"#),
+            (Kind::Create, r#"{"from":"base"}"#),
+            (Kind::Copy, r#"{"source":"a"}"#),
+            (Kind::Copy, r#"{"destination":"b"}"#),
+            (Kind::Copy, r#"{"source":"a","destination":7}"#),
+            (Kind::Create, r#"{"model":"new","from":["base"]}"#),
+        ] {
+            assert!(models(kind, body).is_err(), "{kind:?} {body}");
+        }
+        // Inference routes read `model` only: Ollama has no `name` there.
+        assert!(models(Kind::Chat, r#"{"name":"a"}"#).is_err());
+        assert_eq!(models(Kind::Chat, r#"{"model":"a","name":"b"}"#).unwrap(), ["a"]);
+    }
+}
