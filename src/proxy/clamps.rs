@@ -3,6 +3,7 @@
 //! Clamped values are what is forwarded and what is reserved: the body is
 //! changed here, and the request's facts are read again afterwards.
 
+use super::body::OutputField;
 use super::error::ProxyError;
 use super::routes::Kind;
 use crate::domain::clamps::Clamps;
@@ -45,44 +46,39 @@ pub fn apply(
 }
 
 /// Lowers the requested maximum output to `max`, and sets it where none was
-/// asked (or where a negative value asks for no limit). Every field that may
-/// carry the maximum on the route is lowered, so whichever one the upstream
-/// obeys stays within `max`.
+/// asked. The field the upstream obeys on the route is always set (Ollama's
+/// OpenAI layer reads `max_tokens`, not `max_completion_tokens`), and zero or
+/// a negative value counts as no limit (-1 and -2 mean "no limit" to Ollama,
+/// and some of its runners treat 0 so too). Other output fields the client
+/// sent are lowered as well, so the forwarded body never says two things.
 pub fn lower_output(kind: Kind, body: &mut Value, max: i64) -> bool {
+    let Some(obeyed) = super::body::output_field(kind) else { return false };
     let Some(object) = body.as_object_mut() else { return false };
-    let over = |v: Option<&Value>| v.and_then(Value::as_i64).is_none_or(|n| n < 0 || n > max);
-    match kind {
-        Kind::Generate | Kind::Chat => {
+    let over = |v: Option<&Value>| v.and_then(Value::as_i64).is_none_or(|n| n <= 0 || n > max);
+    let mut changed = false;
+    match obeyed {
+        OutputField::NumPredict => {
             let options = object.entry("options").or_insert_with(|| json!({}));
             let Some(options) = options.as_object_mut() else { return false };
             if over(options.get("num_predict")) {
                 options.insert("num_predict".into(), json!(max));
-                return true;
-            }
-            false
-        }
-        Kind::OpenAiChat | Kind::OpenAiCompletions | Kind::OpenAiResponses | Kind::AnthropicMessages => {
-            let fields: &[&str] = match kind {
-                Kind::OpenAiChat => &["max_completion_tokens", "max_tokens"],
-                Kind::OpenAiResponses => &["max_output_tokens"],
-                _ => &["max_tokens"],
-            };
-            let present: Vec<&str> = fields.iter().copied().filter(|f| object.contains_key(*f)).collect();
-            let mut changed = false;
-            if present.is_empty() {
-                object.insert(fields[fields.len() - 1].into(), json!(max));
                 changed = true;
             }
-            for field in present {
-                if over(object.get(field)) {
-                    object.insert(field.into(), json!(max));
-                    changed = true;
-                }
-            }
-            changed
         }
-        _ => false,
+        OutputField::Top(name) => {
+            if over(object.get(name)) {
+                object.insert(name.into(), json!(max));
+                changed = true;
+            }
+        }
     }
+    for other in ["max_tokens", "max_completion_tokens", "max_output_tokens"] {
+        if object.get(other).is_some_and(|v| !v.is_null()) && over(object.get(other)) {
+            object.insert(other.into(), json!(max));
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// Ollama's own routes read `keep_alive`; its OpenAI and Anthropic layers do not.
@@ -156,6 +152,16 @@ mod tests {
         let mut bare = json!({"model": "m"});
         apply(Kind::OpenAiChat, &mut bare, &clamps(), HOUR).unwrap();
         assert_eq!(bare["max_tokens"], 100);
+        // Ollama's OpenAI layer obeys max_tokens alone: it is set beside the other.
+        let mut newer = json!({"model": "m", "max_completion_tokens": 50});
+        assert!(apply(Kind::OpenAiChat, &mut newer, &clamps(), HOUR).unwrap());
+        assert_eq!(
+            (newer["max_tokens"].clone(), newer["max_completion_tokens"].clone()),
+            (json!(100), json!(50))
+        );
+        let mut zero = json!({"model": "m", "options": {"num_predict": 0}});
+        apply(Kind::Generate, &mut zero, &clamps(), HOUR).unwrap();
+        assert_eq!(zero["options"]["num_predict"], 100, "0 is no limit to some runners");
         let mut small = json!({"model": "m", "max_tokens": 10});
         assert!(!apply(Kind::AnthropicMessages, &mut small, &clamps(), HOUR).unwrap());
     }
