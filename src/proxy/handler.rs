@@ -12,7 +12,6 @@ use super::routes::{self, Family, Kind, Refusal, Route};
 use super::usage_tap::{self, UsageTap};
 use super::{clamps, models};
 use crate::domain::limits::first_violation;
-use crate::domain::windows::Windows;
 use crate::state::AppState;
 use crate::store::{Admission, Admitted, KeyRecord};
 use crate::usage_log::UsageEvent;
@@ -145,7 +144,7 @@ async fn handle(
 
     // Admission: one transaction that counts the request and reserves its tokens.
     let ticket = if route.kind.is_metered() {
-        let (ticket, usage) = admit(state, &key, &route, &facts, parsed.clone(), windows).await?;
+        let (ticket, usage) = admit(state, &key, &route, &facts, parsed.clone()).await?;
         *rate_headers = ratelimit::headers(&key.fields.limits, &usage, &windows);
         Some(ticket)
     } else {
@@ -221,7 +220,6 @@ async fn admit(
     route: &Route,
     facts: &Facts,
     body: Option<Arc<Value>>,
-    windows: Windows,
 ) -> Result<(Ticket, crate::domain::limits::Usage), ProxyError> {
     let limits = &key.fields.limits;
     // The tokenizer runs only when some token limit needs the estimate now.
@@ -240,10 +238,13 @@ async fn admit(
         0
     };
     let model = facts.models.first().cloned().unwrap_or_default();
+    // Decided now, not when the request arrived: its body may have taken minutes.
+    let windows = state.windows();
     let admission = Admission {
         key_id: key.id,
         key_hash: &key.key_hash,
         windows,
+        counts_in_request_quotas: true,
         reserve_tokens: reserve,
         prompt_estimate: prompt_estimate.unwrap_or(0),
         model: &model,

@@ -13,3 +13,4 @@ mod mock_ollama;
 mod pg;
 mod policy;
 mod quota;
+mod windows;
