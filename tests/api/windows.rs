@@ -78,6 +78,12 @@ impl<'a> Admitter<'a> {
     async fn counters(&self) -> Counters {
         self.app.state.store.get_key(self.key_id).await.unwrap().unwrap().counters
     }
+
+    /// Requests counted per minute, day, month and lifetime, and in flight.
+    async fn requests(&self) -> [i64; 5] {
+        let c = self.counters().await;
+        [c.minute_requests, c.day_requests, c.month_requests, c.total_requests, c.in_flight]
+    }
 }
 
 fn admitted(a: Admitted) -> (i64, ollama_gate::domain::limits::Usage) {
@@ -163,13 +169,7 @@ async fn listings_count_against_requests_per_minute_and_max_concurrent_but_not_d
 
     // Given back (the upstream never answered): only what it counted.
     store.settle(listing, 0, true).await;
-    let c = store.counters().await;
-    assert_eq!(
-        (c.minute_requests, c.day_requests, c.month_requests, c.total_requests),
-        (1, 1, 1, 1),
-        "{c:?}"
-    );
-    assert_eq!(c.in_flight, 1);
+    assert_eq!(store.requests().await, [1, 1, 1, 1, 1]);
 
     for _ in 0..3 {
         let (listing, _) = admitted(store.admit(w, false).await);
@@ -179,13 +179,7 @@ async fn listings_count_against_requests_per_minute_and_max_concurrent_but_not_d
     let Admitted::Refused { usage, .. } = refused else { panic!("requests_per_minute is 4: {refused:?}") };
     assert_eq!(usage.minute.requests, 4);
     store.settle(generation, 0, false).await;
-    let c = store.counters().await;
-    assert_eq!(
-        (c.minute_requests, c.day_requests, c.month_requests, c.total_requests),
-        (4, 1, 1, 1),
-        "{c:?}"
-    );
-    assert_eq!(c.in_flight, 0);
+    assert_eq!(store.requests().await, [4, 1, 1, 1, 0]);
 
     // A listing left by a dead process is swept like any reservation.
     let dead = Admission {
@@ -249,15 +243,27 @@ fn generation() -> Value {
     json!({"model": "llama3", "prompt": "one two three", "stream": false})
 }
 
+/// Headers before `after`, then the clock set to `after`, a request that
+/// spends the new window's one request, then the held body: refused, and so
+/// is the next request.
+async fn across_a_boundary_the_spent_window_stays_spent(
+    app: &TestApp,
+    clock: &ManualClock,
+    key: &str,
+    after: &str,
+) {
+    let held = HeldRequest::open(app, key, generation()).await;
+    clock.set(at(after));
+    assert_eq!(app.generate(key, "llama3", false).await.status, StatusCode::OK);
+    assert_eq!(held.finish().await, 429, "the window open at its admission is spent");
+    assert_eq!(app.generate(key, "llama3", false).await.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
 #[actix_web::test]
 async fn a_body_held_open_across_a_minute_counts_in_the_minute_of_its_admission() {
     let (app, clock) = app_at("2026-05-01T12:00:50Z", "UTC", None).await;
     let (key, record) = app.create_key(json!({"name": "slow", "limits": {"requests_per_minute": 1}})).await;
-    let held = HeldRequest::open(&app, &key, generation()).await;
-    clock.set(at("2026-05-01T12:01:10Z"));
-    assert_eq!(app.generate(&key, "llama3", false).await.status, StatusCode::OK);
-    assert_eq!(held.finish().await, 429, "the minute of its admission is spent");
-    assert_eq!(app.generate(&key, "llama3", false).await.status, StatusCode::TOO_MANY_REQUESTS);
+    across_a_boundary_the_spent_window_stays_spent(&app, &clock, &key, "2026-05-01T12:01:10Z").await;
     let shown = app.settled(&record["id"]).await;
     assert_eq!(shown["usage"]["minute"]["requests"], 1);
     let c = app.state.store.get_key(record["id"].as_i64().unwrap()).await.unwrap().unwrap().counters;
@@ -271,11 +277,7 @@ async fn a_body_held_open_across_midnight_resets_nothing_and_the_spent_day_stays
     let limits = json!({"daily_requests": 1, "monthly_requests": 5});
     let (key, record) = app.create_key(json!({"name": "slow", "limits": limits})).await;
     let id = record["id"].as_i64().unwrap();
-    let held = HeldRequest::open(&app, &key, generation()).await;
-    clock.set(at("2026-06-01T00:00:10Z"));
-    assert_eq!(app.generate(&key, "llama3", false).await.status, StatusCode::OK);
-    assert_eq!(held.finish().await, 429, "June 1st's one request is spent");
-    assert_eq!(app.generate(&key, "llama3", false).await.status, StatusCode::TOO_MANY_REQUESTS);
+    across_a_boundary_the_spent_window_stays_spent(&app, &clock, &key, "2026-06-01T00:00:10Z").await;
     let shown = app.settled(&record["id"]).await;
     assert_eq!(shown["usage"]["day"]["requests"], 1);
     assert_eq!(shown["usage"]["month"]["requests"], 1);
