@@ -309,6 +309,7 @@ async fn admit(
             key_id: key.id,
             key_hash: &key.key_hash,
             windows,
+            counts_in_request_quotas: route.kind.counts_in_request_quotas(),
             reserve_tokens: reserve,
             prompt_estimate: prompt,
             model: &model,

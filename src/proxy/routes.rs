@@ -64,6 +64,24 @@ impl Kind {
         ) && self != Kind::AnthropicCountTokens
     }
 
+    /// Counted in the daily and monthly request quotas. Listings, model
+    /// details, the version and token counting are not: clients call them on
+    /// their own (a page load, a model picker), and a person's quota of
+    /// requests should not go on them. They still count against the per-minute
+    /// request limit and concurrency, which protect the upstream.
+    pub fn counts_in_request_quotas(self) -> bool {
+        !matches!(
+            self,
+            Kind::Tags
+                | Kind::Show
+                | Kind::Ps
+                | Kind::Version
+                | Kind::OpenAiModels
+                | Kind::OpenAiModel
+                | Kind::AnthropicCountTokens
+        )
+    }
+
     /// Generates tokens (and so reserves output tokens on admission).
     pub fn generates(self) -> bool {
         matches!(

@@ -4,7 +4,7 @@ use crate::domain::clamps::{Clamps, ModelAliases};
 use crate::domain::limits::{Count, Limits, Usage};
 use crate::domain::model::ModelList;
 use crate::domain::scopes::Scopes;
-use crate::domain::windows::Windows;
+use crate::domain::windows::{self, Window, Windows};
 
 /// A key as stored, with its counters. The plaintext is never here.
 #[derive(Debug, Clone)]
@@ -42,16 +42,20 @@ impl KeyRecord {
     }
 }
 
-/// Raw counters; a window's numbers count only while its start is current.
+/// Raw counters; a window's numbers count only while it is current
+/// (`windows::is_current`: an admission now would add to them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     pub minute_start: i64,
+    pub minute_end: i64,
     pub minute_requests: i64,
     pub minute_tokens: i64,
     pub day_start: i64,
+    pub day_end: i64,
     pub day_requests: i64,
     pub day_tokens: i64,
     pub month_start: i64,
+    pub month_end: i64,
     pub month_requests: i64,
     pub month_tokens: i64,
     pub total_requests: i64,
@@ -61,17 +65,23 @@ pub struct Counters {
 
 impl Counters {
     pub fn usage_at(&self, w: &Windows) -> Usage {
-        let current = |start: i64, requests: i64, tokens: i64, window_start: i64| {
-            if start == window_start {
+        let current = |start: i64, end: i64, requests: i64, tokens: i64, computed: Window| {
+            if windows::is_current(Window { start, end }, computed, w.now) {
                 Count { requests, tokens }
             } else {
                 Count::default()
             }
         };
         Usage {
-            minute: current(self.minute_start, self.minute_requests, self.minute_tokens, w.minute.start),
-            day: current(self.day_start, self.day_requests, self.day_tokens, w.day.start),
-            month: current(self.month_start, self.month_requests, self.month_tokens, w.month.start),
+            minute: current(
+                self.minute_start,
+                self.minute_end,
+                self.minute_requests,
+                self.minute_tokens,
+                w.minute,
+            ),
+            day: current(self.day_start, self.day_end, self.day_requests, self.day_tokens, w.day),
+            month: current(self.month_start, self.month_end, self.month_requests, self.month_tokens, w.month),
             total: Count { requests: self.total_requests, tokens: self.total_tokens },
             in_flight: self.in_flight,
         }
@@ -89,7 +99,14 @@ pub struct Admission<'a> {
     pub key_id: i64,
     /// Checked again inside the transaction, so a rotated secret stops at once.
     pub key_hash: &'a str,
+    /// Computed from the clock just before admitting; the store counts into
+    /// the stored windows instead when these are not later than them.
     pub windows: Windows,
+    /// False for requests that only protect the upstream (listings, `/api/show`,
+    /// `/api/version`, `/v1/models`, `count_tokens`): they count against
+    /// `requests_per_minute` and `max_concurrent`, and hold a concurrency slot
+    /// until settled, but not against the daily, monthly and lifetime request counters.
+    pub counts_in_request_quotas: bool,
     pub reserve_tokens: i64,
     pub prompt_estimate: i64,
     pub model: &'a str,
@@ -205,6 +222,9 @@ pub struct KeyRow {
     pub total_requests_used: i64,
     pub total_tokens_used: i64,
     pub in_flight: i64,
+    pub minute_end: i64,
+    pub day_end: i64,
+    pub month_end: i64,
 }
 
 impl From<KeyRow> for KeyRecord {
@@ -242,12 +262,15 @@ impl From<KeyRow> for KeyRecord {
             },
             counters: Counters {
                 minute_start: r.minute_start,
+                minute_end: r.minute_end,
                 minute_requests: r.minute_requests_used,
                 minute_tokens: r.minute_tokens_used,
                 day_start: r.day_start,
+                day_end: r.day_end,
                 day_requests: r.day_requests_used,
                 day_tokens: r.day_tokens_used,
                 month_start: r.month_start,
+                month_end: r.month_end,
                 month_requests: r.month_requests_used,
                 month_tokens: r.month_tokens_used,
                 total_requests: r.total_requests_used,

@@ -7,7 +7,7 @@ pub const KEY_COLUMNS: &str = "id, name, owner, key_hash, key_hint, active, expi
     monthly_requests, monthly_tokens, total_tokens, max_concurrent, max_num_ctx, max_output_tokens, max_images, \
     allow_keep_alive_extremes, model_aliases, minute_start, minute_requests_used, \
     minute_tokens_used, day_start, day_requests_used, day_tokens_used, month_start, month_requests_used, \
-    month_tokens_used, total_requests_used, total_tokens_used, in_flight";
+    month_tokens_used, total_requests_used, total_tokens_used, in_flight, minute_end, day_end, month_end";
 
 pub const INSERT_KEY: &str = "INSERT INTO api_keys (name, owner, key_hash, key_hint, active, expires_at, \
     created_at, updated_at, scopes, models, requests_per_minute, tokens_per_minute, daily_requests, \
@@ -27,56 +27,88 @@ pub const ROTATE_KEY: &str =
     "UPDATE api_keys SET key_hash = $2, key_hint = $3, updated_at = $4 WHERE id = $1";
 pub const DELETE_KEY: &str = "DELETE FROM api_keys WHERE id = $1";
 
+/// The three windows as (column prefix, computed start, computed end) parameters.
+const WINDOWS: [(&str, &str, &str); 3] =
+    [("minute", "$2", "$12"), ("day", "$3", "$13"), ("month", "$4", "$14")];
+
 /// Counts one request and reserves `$5` tokens in every window, but only if the
 /// key is usable and no limit would be passed: `used + reserved + this <= limit`.
-/// A window whose stored start is not the current one counts from zero.
-/// ($1 key, $2 minute, $3 day, $4 month, $5 tokens, $6 key hash, $7 now)
-const ADMIT: &str = "UPDATE api_keys SET
-    minute_start = $2,
-    minute_requests_used = (CASE WHEN minute_start = $2 THEN minute_requests_used ELSE 0 END) + 1,
-    minute_tokens_used = (CASE WHEN minute_start = $2 THEN minute_tokens_used ELSE 0 END) + $5,
-    day_start = $3,
-    day_requests_used = (CASE WHEN day_start = $3 THEN day_requests_used ELSE 0 END) + 1,
-    day_tokens_used = (CASE WHEN day_start = $3 THEN day_tokens_used ELSE 0 END) + $5,
-    month_start = $4,
-    month_requests_used = (CASE WHEN month_start = $4 THEN month_requests_used ELSE 0 END) + 1,
-    month_tokens_used = (CASE WHEN month_start = $4 THEN month_tokens_used ELSE 0 END) + $5,
-    total_requests_used = total_requests_used + 1,
-    total_tokens_used = total_tokens_used + $5,
-    in_flight = in_flight + 1
-  WHERE id = $1 AND key_hash = $6 AND active = TRUE AND (expires_at IS NULL OR expires_at > $7)
-    AND (max_concurrent IS NULL OR in_flight + 1 <= max_concurrent)
-    AND (requests_per_minute IS NULL
-         OR (CASE WHEN minute_start = $2 THEN minute_requests_used ELSE 0 END) + 1 <= requests_per_minute)
-    AND (tokens_per_minute IS NULL
-         OR (CASE WHEN minute_start = $2 THEN minute_tokens_used ELSE 0 END) + $5 <= tokens_per_minute)
-    AND (daily_requests IS NULL
-         OR (CASE WHEN day_start = $3 THEN day_requests_used ELSE 0 END) + 1 <= daily_requests)
-    AND (daily_tokens IS NULL
-         OR (CASE WHEN day_start = $3 THEN day_tokens_used ELSE 0 END) + $5 <= daily_tokens)
-    AND (monthly_requests IS NULL
-         OR (CASE WHEN month_start = $4 THEN month_requests_used ELSE 0 END) + 1 <= monthly_requests)
-    AND (monthly_tokens IS NULL
-         OR (CASE WHEN month_start = $4 THEN month_tokens_used ELSE 0 END) + $5 <= monthly_tokens)
-    AND (total_tokens IS NULL OR total_tokens_used + $5 <= total_tokens)
-  RETURNING minute_requests_used, minute_tokens_used, day_requests_used, day_tokens_used,
-    month_requests_used, month_tokens_used, total_requests_used, total_tokens_used, in_flight";
+/// Each window moves only forward, by `windows::next_window` (stated here in
+/// SQL; the two must agree): the stored window is kept while the computed one
+/// begins before its end, and counts from zero only once it is replaced.
+/// `$15` is 1 when the request counts in the daily, monthly and lifetime
+/// request counters, 0 when only in the per-minute one and the concurrency slot.
+/// In an UPDATE every expression reads the row as it was before it.
+/// ($1 key, $2-$4 and $12-$14 the computed windows' starts and ends, $5 tokens,
+/// $6 key hash, $7 now)
+fn admit_sql() -> String {
+    let mut set = Vec::new();
+    let mut limits = vec![
+        "active = TRUE".to_owned(),
+        "(expires_at IS NULL OR expires_at > $7)".into(),
+        "(max_concurrent IS NULL OR in_flight + 1 <= max_concurrent)".into(),
+    ];
+    for (window, start, end) in WINDOWS {
+        let merges = format!("({window}_start = {start} OR 2 * {window}_end > {start} + {end})");
+        let stays = format!("({start} < {window}_end AND ($7 < {window}_end OR {merges}))");
+        let (requests, tokens) = (format!("{window}_requests_used"), format!("{window}_tokens_used"));
+        let request = if window == "minute" { "1" } else { "$15" };
+        let kept = |column: &str| format!("(CASE WHEN {stays} THEN {column} ELSE 0 END)");
+        set.push(format!(
+            "{window}_start = CASE WHEN {stays} THEN {window}_start \
+             WHEN {start} >= {window}_end THEN {start} ELSE {window}_end END"
+        ));
+        set.push(format!(
+            "{window}_end = CASE WHEN NOT {stays} THEN {end} \
+             WHEN {merges} AND {end} > {window}_end THEN {end} ELSE {window}_end END"
+        ));
+        set.push(format!("{requests} = {} + {request}", kept(&requests)));
+        set.push(format!("{tokens} = {} + $5", kept(&tokens)));
+        let (request_limit, token_limit) = match window {
+            "minute" => ("requests_per_minute", "tokens_per_minute"),
+            "day" => ("daily_requests", "daily_tokens"),
+            _ => ("monthly_requests", "monthly_tokens"),
+        };
+        let skipped = if window == "minute" { "" } else { " OR $15 = 0" };
+        limits.push(format!(
+            "({request_limit} IS NULL{skipped} OR {} + 1 <= {request_limit})",
+            kept(&requests)
+        ));
+        limits.push(format!("({token_limit} IS NULL OR {} + $5 <= {token_limit})", kept(&tokens)));
+    }
+    set.push("total_requests_used = total_requests_used + $15".into());
+    set.push("total_tokens_used = total_tokens_used + $5".into());
+    set.push("in_flight = in_flight + 1".into());
+    limits.push("(total_tokens IS NULL OR total_tokens_used + $5 <= total_tokens)".into());
+    format!(
+        "UPDATE api_keys SET {} WHERE id = $1 AND key_hash = $6 AND {} \
+         RETURNING name, minute_start, day_start, month_start, minute_requests_used, minute_tokens_used, \
+         day_requests_used, day_tokens_used, month_requests_used, month_tokens_used, total_requests_used, \
+         total_tokens_used, in_flight",
+        set.join(",\n    "),
+        limits.join("\n    AND ")
+    )
+}
 
-/// The reservation an admission leaves behind; its values come from the
-/// admission's parameters ($8 instance, $9 prompt estimate, $10 model, $11 route).
+/// The reservation an admission leaves behind, read from the key row `k` as
+/// the admission left it: the windows it counted into, which may be older than
+/// the computed ones, are the ones settlement must find. The rest comes from
+/// the admission's parameters ($8 instance, $9 prompt estimate, $10 model,
+/// $11 route, $15 whether it counted in the request quotas).
 const RESERVATION_COLUMNS: &str = "key_id, key_name, instance_id, created_at, minute_start, day_start, \
-    month_start, reserved_tokens, prompt_estimate, model, route";
+    month_start, reserved_tokens, prompt_estimate, model, route, quota_requests";
 const RESERVATION_VALUES: &str =
-    "$1, (SELECT name FROM api_keys WHERE id = $1), $8, $7, $2, $3, $4, $5, $9, $10, $11";
+    "$1, k.name, $8, $7, k.minute_start, k.day_start, k.month_start, $5, $9, $10, $11, $15";
 
 /// Admission on SQLite, inside a write transaction: the counters change, and
 /// only if they did (`changes()`) is the reservation written. Rows back: the
 /// counters, then the reservation id; none when refused.
 pub static SQLITE_ADMIT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "{ADMIT}; \
-         INSERT INTO reservations ({RESERVATION_COLUMNS}) SELECT {RESERVATION_VALUES} WHERE changes() = 1 \
-         RETURNING id"
+        "{}; \
+         INSERT INTO reservations ({RESERVATION_COLUMNS}) SELECT {RESERVATION_VALUES} \
+         FROM api_keys AS k WHERE k.id = $1 AND changes() = 1 RETURNING id",
+        admit_sql()
     )
 });
 
@@ -84,16 +116,18 @@ pub static SQLITE_ADMIT: LazyLock<String> = LazyLock::new(|| {
 /// transaction. The counters and the reservation id in one row; none when refused.
 pub static PG_ADMIT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH a AS ({ADMIT}), \
-         r AS (INSERT INTO reservations ({RESERVATION_COLUMNS}) SELECT {RESERVATION_VALUES} FROM a RETURNING id) \
-         SELECT a.*, r.id AS reservation_id FROM a, r"
+        "WITH k AS ({}), \
+         r AS (INSERT INTO reservations ({RESERVATION_COLUMNS}) SELECT {RESERVATION_VALUES} FROM k RETURNING id) \
+         SELECT k.*, r.id AS reservation_id FROM k, r",
+        admit_sql()
     )
 });
 
-/// Replaces a reservation `r` by the real count in the windows it was made
+/// Replaces a reservation `r` by the real count in the windows it was counted
 /// in (a window that has moved on since is left alone), gives back the
-/// request when $9 = 1, and frees its concurrency slot. No counter goes below
-/// zero. ($5 prompt tokens, $6 completion tokens.)
+/// request when $9 = 1 where it was counted (`r.quota_requests` says whether
+/// the daily, monthly and lifetime counters had it), and frees its concurrency
+/// slot. No token counter goes below zero. ($5 prompt tokens, $6 completion tokens.)
 fn settle_set() -> String {
     let delta = "($5 + $6 - r.reserved_tokens)";
     let floored = |column: &str| {
@@ -103,13 +137,14 @@ fn settle_set() -> String {
     for window in ["minute", "day", "month"] {
         let (tokens, requests) = (format!("{window}_tokens_used"), format!("{window}_requests_used"));
         let same = format!("api_keys.{window}_start = r.{window}_start");
+        let refund = if window == "minute" { "$9" } else { "$9 * r.quota_requests" };
         set.push(format!("{tokens} = CASE WHEN {same} THEN {} ELSE api_keys.{tokens} END", floored(&tokens)));
         set.push(format!(
-            "{requests} = CASE WHEN {same} THEN api_keys.{requests} - $9 ELSE api_keys.{requests} END"
+            "{requests} = CASE WHEN {same} THEN api_keys.{requests} - {refund} ELSE api_keys.{requests} END"
         ));
     }
     set.push(format!("total_tokens_used = {}", floored("total_tokens_used")));
-    set.push("total_requests_used = api_keys.total_requests_used - $9".into());
+    set.push("total_requests_used = api_keys.total_requests_used - $9 * r.quota_requests".into());
     set.push("in_flight = CASE WHEN api_keys.in_flight > 0 THEN api_keys.in_flight - 1 ELSE 0 END".into());
     set.join(",\n    ")
 }
@@ -140,7 +175,8 @@ pub static SQLITE_SETTLE: LazyLock<String> = LazyLock::new(|| {
 pub static PG_SETTLE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH r AS (DELETE FROM reservations WHERE id = $1 \
-             RETURNING key_id, key_name, minute_start, day_start, month_start, reserved_tokens, model, route), \
+             RETURNING key_id, key_name, minute_start, day_start, month_start, reserved_tokens, \
+                 quota_requests, model, route), \
          k AS (UPDATE api_keys SET {} FROM r WHERE api_keys.id = r.key_id), \
          u AS ({USAGE_FROM_RESERVATION} FROM r) \
          SELECT key_id FROM r",
@@ -190,9 +226,9 @@ pub const IMPORT_KEY: &str = "INSERT INTO api_keys (id, name, owner, key_hash, k
     monthly_requests, monthly_tokens, total_tokens, max_concurrent, max_num_ctx, max_output_tokens, max_images, \
     allow_keep_alive_extremes, model_aliases, minute_start, minute_requests_used, \
     minute_tokens_used, day_start, day_requests_used, day_tokens_used, month_start, month_requests_used, \
-    month_tokens_used, total_requests_used, total_tokens_used, in_flight) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-    $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, \
-    $30, $31, $32, $33, $34, $35, 0)";
+    month_tokens_used, total_requests_used, total_tokens_used, in_flight, minute_end, day_end, month_end) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+    $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, 0, $36, $37, $38)";
 
 pub const USAGE_AFTER: &str = "SELECT id, created_at, key_id, key_name, model, route, status, http_status, \
     prompt_tokens, completion_tokens, total_tokens, estimated, latency_ms FROM usage WHERE id > $1 ORDER BY id LIMIT $2";

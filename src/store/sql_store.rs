@@ -53,6 +53,10 @@ macro_rules! sql_store {
                     .bind(a.prompt_estimate)
                     .bind(a.model)
                     .bind(a.route)
+                    .bind(w.minute.end)
+                    .bind(w.day.end)
+                    .bind(w.month.end)
+                    .bind(i64::from(a.counts_in_request_quotas))
             }
 
             /// Binds a settlement's parameters, numbered as the settlement statements expect.
@@ -304,6 +308,9 @@ macro_rules! sql_store {
                     .bind(c.month_tokens)
                     .bind(c.total_requests)
                     .bind(c.total_tokens)
+                    .bind(c.minute_end)
+                    .bind(c.day_end)
+                    .bind(c.month_end)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;

@@ -15,3 +15,4 @@ mod pg;
 mod policy;
 mod quota;
 mod reservations;
+mod windows;
