@@ -197,10 +197,6 @@ impl Scanner {
         self.high_surrogate = None;
     }
 
-    pub fn is_broken(&self) -> bool {
-        self.state == State::Broken
-    }
-
     /// Between values at the top level: nothing is in progress.
     pub fn is_idle(&self) -> bool {
         self.depth() == 0 && matches!(self.state, State::Value | State::After)
