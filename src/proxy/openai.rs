@@ -27,6 +27,9 @@ pub fn request_usage(body: &mut Value) -> bool {
     true
 }
 
+/// Bytes kept while waiting for the end of an event; past this they pass on.
+const MAX_PENDING: usize = 1024 * 1024;
+
 /// Passes SSE events through whole and unchanged, except what the gate asked
 /// for and the client did not: the usage-only chunk of chat completions, and
 /// the `usage` member that `/v1/completions` puts on every chunk.
@@ -48,6 +51,10 @@ impl<S> DropUsageChunk<S> {
         while let Some(len) = event_len(&self.pending) {
             let event = self.pending.split_to(len);
             without_usage(&event, &mut out);
+        }
+        if self.pending.len() > MAX_PENDING {
+            // No event is this long: not SSE as expected, so it passes as it is.
+            out.extend_from_slice(&self.pending.split());
         }
         out.freeze()
     }

@@ -192,10 +192,8 @@ fn deep_nesting_is_walked_within_bounds() {
     let text = format!("{{\"x\":{deep},\"done\":true,\"eval_count\":5}}\n");
     let t = whole(Kind::Generate, false, None, &text);
     assert_eq!(verdict(&t), (None, None, false, false), "past the bound the object is not read");
-    let text = format!(
-        "{{\"x\":{},\"done\":true,\"eval_count\":5}}\n",
-        format!("{}{}", "[".repeat(100), "]".repeat(100))
-    );
+    let nested = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let text = format!("{{\"x\":{nested},\"done\":true,\"eval_count\":5}}\n");
     assert_eq!(whole(Kind::Generate, false, None, &text).completion(), Some(5));
 }
 
