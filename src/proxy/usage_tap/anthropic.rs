@@ -69,12 +69,7 @@ impl UsageParser for Anthropic {
         if kind == b"message_stop" {
             self.tally.done = true;
         }
-        if let Some(n) = event.prompt {
-            self.tally.prompt = Some(n);
-        }
-        if let Some(n) = event.completion {
-            self.tally.completion = Some(n);
-        }
+        self.tally.count(&event);
     }
 
     fn tally(&self) -> &Tally {

@@ -107,6 +107,18 @@ pub struct Tally {
     pub delivered: Delivered,
 }
 
+impl Tally {
+    /// Takes the counts an event reported; the last report wins.
+    fn count(&mut self, event: &Event) {
+        if let Some(n) = event.prompt {
+            self.prompt = Some(n);
+        }
+        if let Some(n) = event.completion {
+            self.completion = Some(n);
+        }
+    }
+}
+
 /// One API family's reading of the events: which paths carry counts and text,
 /// and which event ends a response.
 pub trait UsageParser: Sink {

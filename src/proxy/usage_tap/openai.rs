@@ -93,12 +93,7 @@ impl UsageParser for OpenAi {
         if info.sse && event.has_choices {
             return;
         }
-        if let Some(n) = event.prompt {
-            self.tally.prompt = Some(n);
-        }
-        if let Some(n) = event.completion {
-            self.tally.completion = Some(n);
-        }
+        self.tally.count(&event);
     }
 
     fn tally(&self) -> &Tally {
