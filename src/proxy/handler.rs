@@ -10,7 +10,7 @@ use super::openai::{self, DropUsageChunk};
 use super::ratelimit;
 use super::reservation::{self, Room};
 use super::routes::{self, Family, Kind, Refusal, Route};
-use super::usage_tap::{self, UsageTap};
+use super::usage_tap::UsageTap;
 use super::{clamps, models};
 use crate::domain::limits::{first_violation, LimitKind, Limits, Usage};
 use crate::domain::model;
@@ -193,15 +193,14 @@ async fn handle(
 
     let streaming =
         content_type.starts_with("application/x-ndjson") || content_type.starts_with("text/event-stream");
-    let dialect = match Family::of(&route.upstream_path) {
-        Family::Ollama => &usage_tap::OLLAMA,
-        Family::OpenAi => &usage_tap::OPENAI,
-        Family::Anthropic => &usage_tap::ANTHROPIC,
-    };
     let error_family = streaming.then(|| Family::of(req.path()));
     let metered = Metered::new(
         response.take_payload(),
-        UsageTap::new(dialect, route.kind.end_marker(facts.stream)),
+        UsageTap::new(
+            route.kind,
+            content_type.starts_with("text/event-stream"),
+            route.kind.end_marker(facts.stream),
+        ),
         ticket,
         status.as_u16(),
         settings.stream_idle_timeout,

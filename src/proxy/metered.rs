@@ -7,7 +7,7 @@
 
 use super::error::ProxyError;
 use super::routes::Family;
-use super::usage_tap::UsageTap;
+use super::usage_tap::{Delivered, UsageTap};
 use crate::state::AppState;
 use crate::store::Settlement;
 use crate::usage_log::UsageEvent;
@@ -46,10 +46,17 @@ pub struct Ticket {
     pub prompt_estimate: Option<i64>,
 }
 
+/// The output tokens to charge.
+enum Completion {
+    Reported(i64),
+    /// The generated text that reached the client, tokenized at settlement.
+    Delivered(Delivered),
+}
+
 impl Ticket {
-    pub fn settle(self, end: End, http_status: u16, tap: Option<&UsageTap>) {
-        let exact_counts = tap.is_some_and(|t| t.prompt.is_some() || t.completion.is_some());
-        let clean = tap.is_some_and(|t| !t.error && (t.done || !t.expects_end()));
+    pub fn settle(self, end: End, http_status: u16, tap: Option<&mut UsageTap>) {
+        let clean = tap.as_ref().is_some_and(|t| !t.cut_short());
+        let exact_counts = tap.as_ref().is_some_and(|t| t.prompt().is_some() || t.completion().is_some());
         let status = match end {
             End::Completed if clean => "ok",
             End::Completed | End::UpstreamBroke => "upstream_failed",
@@ -59,17 +66,26 @@ impl Ticket {
             End::UpstreamUnreachable => "upstream_unreachable",
         };
         let (prompt, completion, estimated) = match (end, tap) {
-            (End::UpstreamUnreachable, _) => (Some(0), 0, false),
+            (End::UpstreamUnreachable, _) => (Some(0), Completion::Reported(0), false),
             (End::UpstreamRefused, t) => (
-                Some(t.and_then(|t| t.prompt).unwrap_or(0)),
-                t.and_then(|t| t.completion).unwrap_or(0),
+                Some(t.as_ref().and_then(|t| t.prompt()).unwrap_or(0)),
+                Completion::Reported(t.and_then(|t| t.completion()).unwrap_or(0)),
                 false,
             ),
-            (End::Completed, Some(t)) if clean && exact_counts => {
-                (Some(t.prompt.unwrap_or(0)), t.completion.unwrap_or(0), false)
+            // The final counts arrived: they stand, however the connection ended after them.
+            (_, Some(t)) if clean && exact_counts => {
+                (Some(t.prompt().unwrap_or(0)), Completion::Reported(t.completion().unwrap_or(0)), false)
             }
-            // Cut short or never counted: what was seen, with the prompt estimated.
-            (_, t) => (t.and_then(|t| t.prompt), t.map_or(0, |t| t.completion.unwrap_or(t.units)), true),
+            // Cut short or never counted: the prompt as reported early or
+            // estimated, the output as delivered.
+            (_, Some(t)) => {
+                let completion = match t.completion() {
+                    Some(n) if clean => Completion::Reported(n),
+                    _ => Completion::Delivered(t.take_delivered()),
+                };
+                (t.prompt(), completion, true)
+            }
+            (_, None) => (None, Completion::Reported(0), true),
         };
         let refund = end == End::UpstreamUnreachable;
         let latency_ms = self.started.elapsed().as_millis() as i64;
@@ -81,6 +97,13 @@ impl Ticket {
             let prompt = match prompt {
                 Some(p) => p,
                 None => self.estimate_prompt().await,
+            };
+            let completion = match completion {
+                Completion::Reported(n) => n,
+                Completion::Delivered(text) if text.is_empty() => 0,
+                Completion::Delivered(text) => {
+                    tokio::task::spawn_blocking(move || text.tokens()).await.unwrap_or(0)
+                }
             };
             let now = self.state.clock.now().timestamp();
             let settlement = Settlement {
@@ -105,7 +128,7 @@ impl Ticket {
                 http_status,
                 prompt_tokens: prompt,
                 completion_tokens: completion,
-                total_tokens: prompt + completion,
+                total_tokens: prompt.saturating_add(completion),
                 estimated,
                 latency_ms,
             });
@@ -185,9 +208,10 @@ impl<S> Metered<S> {
         let end = if refused && end == End::Completed { End::UpstreamRefused } else { end };
         // An upstream that closes a chunked body early can look like a normal end;
         // a response without its end marker was cut short all the same.
-        let cut_short = end == End::Completed && self.tap.expects_end() && !self.tap.done && !self.tap.error;
+        let cut_short =
+            end == End::Completed && self.tap.expects_end() && !self.tap.done() && !self.tap.error();
         if let Some(ticket) = self.ticket.take() {
-            ticket.settle(end, self.http_status, Some(&self.tap));
+            ticket.settle(end, self.http_status, Some(&mut self.tap));
         }
         if (end == End::Completed && !cut_short) || end == End::UpstreamRefused {
             return None;
@@ -247,7 +271,7 @@ impl<S> Drop for Metered<S> {
         // Dropped before the end: the client went away. Dropping `inner` here
         // closes the upstream connection, which cancels the generation.
         if let Some(ticket) = self.ticket.take() {
-            ticket.settle(End::ClientAborted, self.http_status, Some(&self.tap));
+            ticket.settle(End::ClientAborted, self.http_status, Some(&mut self.tap));
         }
     }
 }

@@ -4,7 +4,7 @@
 //! percent-encoded slash, a dot segment, a doubled slash or a case variant is
 //! refused, never normalised into an allowed route.
 
-use super::usage_tap::Pattern;
+use super::usage_tap::EndMarker;
 use crate::domain::scopes::Scope;
 use actix_web::http::Method;
 
@@ -104,13 +104,12 @@ impl Kind {
     }
 
     /// What a complete response of this route ends with, if it has such a marker.
-    pub fn end_marker(self, streamed: bool) -> Option<&'static Pattern> {
-        use super::usage_tap::{ANTHROPIC_DONE, OLLAMA_DONE, OPENAI_DONE, RESPONSES_DONE};
+    pub fn end_marker(self, streamed: bool) -> Option<EndMarker> {
         match self {
-            Kind::Generate | Kind::Chat => Some(&OLLAMA_DONE),
-            Kind::OpenAiChat | Kind::OpenAiCompletions if streamed => Some(&OPENAI_DONE),
-            Kind::OpenAiResponses if streamed => Some(&RESPONSES_DONE),
-            Kind::AnthropicMessages if streamed => Some(&ANTHROPIC_DONE),
+            Kind::Generate | Kind::Chat => Some(EndMarker::OllamaDone),
+            Kind::OpenAiChat | Kind::OpenAiCompletions if streamed => Some(EndMarker::OpenAiDone),
+            Kind::OpenAiResponses if streamed => Some(EndMarker::ResponseCompleted),
+            Kind::AnthropicMessages if streamed => Some(EndMarker::MessageStop),
             _ => None,
         }
     }

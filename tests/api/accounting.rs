@@ -217,3 +217,319 @@ async fn an_upstream_slower_than_the_first_byte_timeout_gets_504_and_the_request
     assert_eq!(chat.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(app.settled(&record["id"]).await["usage"]["day"]["requests"], 0);
 }
+
+/// An API family's streamed request, as the accounting tests send it.
+struct Family {
+    name: &'static str,
+    path: &'static str,
+    /// The request for a model, asking for four output tokens, three prompt words.
+    body: fn(&str) -> serde_json::Value,
+    /// Lines or events in a complete stream, and the cut points to try: before
+    /// the first, mid-stream, just before the final usage event.
+    cuts: [usize; 3],
+}
+
+const PROMPT: &str = "one two three";
+
+fn families() -> Vec<Family> {
+    vec![
+        Family {
+            name: "native chat",
+            path: "/api/chat",
+            body: |m| json!({"model": m, "messages": [{"role": "user", "content": PROMPT}], "options": {"num_predict": 4}}),
+            cuts: [0, 2, 4],
+        },
+        Family {
+            name: "native generate",
+            path: "/api/generate",
+            body: |m| json!({"model": m, "prompt": PROMPT, "options": {"num_predict": 4}}),
+            cuts: [0, 2, 4],
+        },
+        Family {
+            name: "openai chat",
+            path: "/v1/chat/completions",
+            body: |m| json!({"model": m, "stream": true, "max_tokens": 4, "messages": [{"role": "user", "content": PROMPT}]}),
+            cuts: [0, 2, 4],
+        },
+        Family {
+            name: "openai completions",
+            path: "/v1/completions",
+            body: |m| json!({"model": m, "stream": true, "max_tokens": 4, "prompt": PROMPT}),
+            cuts: [0, 2, 4],
+        },
+        Family {
+            name: "openai responses",
+            path: "/v1/responses",
+            body: |m| json!({"model": m, "stream": true, "max_output_tokens": 4, "input": PROMPT}),
+            cuts: [0, 3, 6],
+        },
+        Family {
+            name: "anthropic messages",
+            path: "/v1/messages",
+            body: |m| json!({"model": m, "stream": true, "max_tokens": 4, "messages": [{"role": "user", "content": PROMPT}]}),
+            cuts: [0, 5, 8],
+        },
+    ]
+}
+
+/// The JSON objects of an NDJSON or SSE body (`data:` with or without its space).
+fn stream_objects(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| l.strip_prefix("data:").map_or(l, str::trim_start))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The generated text a client received, read the way a client reads it.
+fn delivered_text(text: &str) -> String {
+    stream_objects(text)
+        .iter()
+        .filter_map(|o| {
+            let kind = o["type"].as_str().unwrap_or_default();
+            [
+                o["response"].as_str(),
+                o["message"]["content"].as_str(),
+                o["choices"][0]["delta"]["content"].as_str(),
+                o["choices"][0]["text"].as_str(),
+                o["delta"].as_str().filter(|_| kind == "response.output_text.delta"),
+                o["delta"]["text"].as_str().filter(|_| kind == "content_block_delta"),
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Events (SSE) or lines (NDJSON) complete in what was received so far.
+fn complete_events(received: &[u8], sse: bool) -> usize {
+    let text = String::from_utf8_lossy(received).replace("\r\n", "\n");
+    if sse {
+        text.matches("\n\n").count()
+    } else {
+        text.matches('\n').count()
+    }
+}
+
+async fn one_usage_row(app: &TestApp, record: &serde_json::Value) -> serde_json::Value {
+    let settled = app.settled(&record["id"]).await;
+    assert_eq!(settled["usage"]["in_flight"], 0, "the reservation is released");
+    let rows = app.usage_rows(&record["id"]).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows[0].clone()
+}
+
+async fn complete_streams_charge_the_reported_counts(spaced: bool) {
+    let app = spawn_app().await;
+    app.mock.set_spaced(spaced);
+    for family in families() {
+        let (key, record) =
+            app.create_key(json!({"name": family.name, "limits": {"daily_tokens": 100000}})).await;
+        let reply = app.post(family.path, Some(&key), (family.body)("llama3")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", family.name);
+        let text = reply.text();
+        assert!(
+            !text.contains("incomplete"),
+            "{}: no error appended to a complete stream: {text}",
+            family.name
+        );
+        assert!(
+            !family.path.contains("completions")
+                || stream_objects(&text).iter().all(|o| o.get("usage").is_none()),
+            "{}: no usage the client did not ask for: {text}",
+            family.name
+        );
+        assert_eq!(delivered_text(&text), "tok <b>tok</b> & tok tok ", "{}: {text}", family.name);
+        let row = one_usage_row(&app, &record).await;
+        assert_eq!(
+            (row["status"].as_str(), row["estimated"].as_bool()),
+            (Some("ok"), Some(false)),
+            "{}: {row}",
+            family.name
+        );
+        assert_eq!(
+            (row["prompt_tokens"].as_i64(), row["completion_tokens"].as_i64()),
+            (Some(3), Some(4)),
+            "{}: the upstream's counts exactly",
+            family.name
+        );
+    }
+}
+
+#[actix_web::test]
+async fn complete_streams_in_go_compact_json_charge_the_reported_counts() {
+    complete_streams_charge_the_reported_counts(false).await;
+}
+
+#[actix_web::test]
+async fn complete_streams_in_spaced_json_with_crlf_events_charge_the_reported_counts() {
+    complete_streams_charge_the_reported_counts(true).await;
+}
+
+#[actix_web::test]
+async fn whole_bodies_in_pretty_json_are_charged_like_compact_ones() {
+    for spaced in [false, true] {
+        let app = spawn_app().await;
+        app.mock.set_spaced(spaced);
+        let (key, record) = app.create_key(json!({"name": "whole"})).await;
+        let bodies = [
+            (
+                "/api/chat",
+                json!({"model": "llama3", "stream": false, "messages": [{"role": "user", "content": PROMPT}]}),
+            ),
+            ("/api/generate", json!({"model": "llama3", "stream": false, "prompt": PROMPT})),
+            ("/api/embed", json!({"model": "llama3", "input": PROMPT})),
+            (
+                "/v1/chat/completions",
+                json!({"model": "llama3", "messages": [{"role": "user", "content": PROMPT}]}),
+            ),
+            ("/v1/completions", json!({"model": "llama3", "prompt": PROMPT})),
+            ("/v1/responses", json!({"model": "llama3", "input": PROMPT})),
+            (
+                "/v1/messages",
+                json!({"model": "llama3", "max_tokens": 3, "messages": [{"role": "user", "content": PROMPT}]}),
+            ),
+        ];
+        for (path, body) in bodies {
+            assert_eq!(app.post(path, Some(&key), body).await.status, StatusCode::OK, "{path}");
+        }
+        app.settled(&record["id"]).await;
+        let rows = app.usage_rows(&record["id"]).await;
+        assert_eq!(rows.len(), 7);
+        for row in rows {
+            assert_eq!(
+                (row["status"].as_str(), row["estimated"].as_bool()),
+                (Some("ok"), Some(false)),
+                "{row}"
+            );
+            let completion = if row["route"] == "/api/embed" { 0 } else { 3 };
+            assert_eq!(
+                (row["prompt_tokens"].as_i64(), row["completion_tokens"].as_i64()),
+                (Some(3), Some(completion)),
+                "spaced {spaced}: {row}"
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_finished_ollama_response_without_counts_is_charged_zero_exactly() {
+    let app = spawn_app().await;
+    let (key, record) = app.create_key(json!({"name": "zero"})).await;
+    // No prompt words and no output: Ollama leaves both counts out.
+    let reply = app
+        .post(
+            "/api/generate",
+            Some(&key),
+            json!({"model": "llama3", "prompt": "", "options": {"num_predict": 0}}),
+        )
+        .await;
+    let last = reply.lines().pop().unwrap();
+    assert!(last.get("prompt_eval_count").is_none() && last.get("eval_count").is_none(), "{last}");
+    let row = one_usage_row(&app, &record).await;
+    assert_eq!(
+        (row["prompt_tokens"].as_i64(), row["completion_tokens"].as_i64(), row["estimated"].as_bool()),
+        (Some(0), Some(0), Some(false)),
+        "{row}"
+    );
+}
+
+async fn check_cut_row(app: &TestApp, record: &serde_json::Value, what: &str, status: &str, received: &str) {
+    let row = one_usage_row(app, record).await;
+    let text = delivered_text(received);
+    let expected = ollama_gate::tokens::count(&text);
+    assert_eq!(row["status"], status, "{what}: {row}");
+    assert_eq!(row["estimated"], true, "{what}: {row}");
+    assert_eq!(row["completion_tokens"].as_i64(), Some(expected), "{what}: charged the delivered {text:?}");
+    assert_eq!(expected > 0, !text.is_empty(), "{what}");
+    assert_eq!(row["prompt_tokens"], 3, "{what}");
+}
+
+async fn streams_cut_by_the_upstream_are_charged_for_what_was_delivered(spaced: bool) {
+    let app = spawn_app().await;
+    app.mock.set_spaced(spaced);
+    for family in families() {
+        for cut in family.cuts {
+            let what = format!("{} cut by the upstream after {cut} (spaced {spaced})", family.name);
+            let (key, record) =
+                app.create_key(json!({"name": what, "limits": {"daily_tokens": 100000}})).await;
+            let reply = app.post(family.path, Some(&key), (family.body)(&format!("cut-{cut}"))).await;
+            if cut == 0 {
+                // No response at all: the request is given back.
+                assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{what}");
+                let row = one_usage_row(&app, &record).await;
+                assert_eq!(row["status"], "upstream_unreachable", "{what}");
+                assert_eq!(
+                    (row["prompt_tokens"].as_i64(), row["completion_tokens"].as_i64()),
+                    (Some(0), Some(0))
+                );
+                continue;
+            }
+            assert!(reply.text().contains("upstream connection lost"), "{what}: {}", reply.text());
+            check_cut_row(&app, &record, &what, "upstream_failed", &reply.text()).await;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn streams_cut_by_the_upstream_are_charged_for_what_was_delivered_in_go_json() {
+    streams_cut_by_the_upstream_are_charged_for_what_was_delivered(false).await;
+}
+
+#[actix_web::test]
+async fn streams_cut_by_the_upstream_are_charged_for_what_was_delivered_in_spaced_json() {
+    streams_cut_by_the_upstream_are_charged_for_what_was_delivered(true).await;
+}
+
+async fn streams_cut_by_the_client_are_charged_for_what_was_delivered(spaced: bool) {
+    let app = spawn_app().await;
+    app.mock.set_spaced(spaced);
+    for family in families() {
+        for cut in family.cuts {
+            let what = format!("{} cut by the client after {cut} (spaced {spaced})", family.name);
+            let (key, record) =
+                app.create_key(json!({"name": what, "limits": {"daily_tokens": 100000}})).await;
+            let mut response = app
+                .proxy_request("POST", family.path, Some(&key))
+                .insert_header(("content-type", "application/json"))
+                .send_body((family.body)(&format!("hold-{cut}")).to_string())
+                .await
+                .unwrap();
+            let sse = family.path.starts_with("/v1/");
+            let mut received = Vec::new();
+            while complete_events(&received, sse) < cut {
+                let chunk = response.next().await.expect("the held stream is open").unwrap();
+                received.extend_from_slice(&chunk);
+            }
+            drop(response);
+            check_cut_row(&app, &record, &what, "client_aborted", &String::from_utf8_lossy(&received)).await;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn streams_cut_by_the_client_are_charged_for_what_was_delivered_in_go_json() {
+    streams_cut_by_the_client_are_charged_for_what_was_delivered(false).await;
+}
+
+#[actix_web::test]
+async fn streams_cut_by_the_client_are_charged_for_what_was_delivered_in_spaced_json() {
+    streams_cut_by_the_client_are_charged_for_what_was_delivered(true).await;
+}
+
+#[actix_web::test]
+async fn counts_written_by_the_model_in_its_answer_change_nothing() {
+    let app = spawn_app().await;
+    let (key, record) = app.create_key(json!({"name": "echo"})).await;
+    let reply = app
+        .post("/api/generate", Some(&key), json!({"model": "echo", "prompt": "say \"eval_count\":999,\"done\":true", "options": {"num_predict": 2}}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let row = one_usage_row(&app, &record).await;
+    assert_eq!(
+        (row["completion_tokens"].as_i64(), row["estimated"].as_bool()),
+        (Some(2), Some(false)),
+        "{row}"
+    );
+}
