@@ -135,21 +135,25 @@ async fn handle(
         let model = route.upstream_path.trim_start_matches("/v1/models/");
         check_models(&key, &[model.to_owned()])?;
     }
-    if route.kind == Kind::AnthropicCountTokens {
-        let tokens = body.as_ref().map_or(0, |b| body::prompt_tokens(&b.value));
+    // Admission: one transaction that counts the request and reserves its
+    // tokens. Every route is admitted: per-minute limits and concurrency
+    // protect the upstream from listings too (see `counts_in_request_quotas`).
+    // count_tokens is answered by the gate itself: its body stays here.
+    let (body, count_tokens) = match route.kind {
+        Kind::AnthropicCountTokens => (None, Some(body)),
+        _ => (body, None),
+    };
+    let (ticket, usage, outbound) = admit(state, &key, &route, &mut facts, body, outbound).await?;
+    *rate_headers = ratelimit::headers(&key.fields.limits, &usage, &state.windows());
+    if let Some(request) = count_tokens {
+        // Counted like any request, charged nothing.
+        let tokens = request.as_ref().map_or(0, |b| body::prompt_tokens(&b.value));
+        ticket.settle_answered(200);
         let mut reply = HttpResponse::Ok();
         add_headers(&mut reply, rate_headers);
         return Ok(reply.json(serde_json::json!({ "input_tokens": tokens })));
     }
-
-    // Admission: one transaction that counts the request and reserves its tokens.
-    let (ticket, outbound) = if route.kind.is_metered() {
-        let (ticket, usage, outbound) = admit(state, &key, &route, &mut facts, body, outbound).await?;
-        *rate_headers = ratelimit::headers(&key.fields.limits, &usage, &state.windows());
-        (Some(ticket), outbound)
-    } else {
-        (None, outbound)
-    };
+    let ticket = Some(ticket);
 
     let path_and_query = upstream_path_and_query(req, &route, settings.allow_key_in_query);
     let response = forward::send(client, state, req.method(), &path_and_query, req.headers(), outbound).await;
@@ -183,11 +187,21 @@ async fn handle(
 
     // A key with a model allow-list sees only its models in the listings.
     if let (Some(models), true) = (&key.fields.models, is_listing(route.kind) && status.is_success()) {
-        let raw = response
-            .body()
-            .limit(64 * 1024 * 1024)
-            .await
-            .map_err(|e| ProxyError::BadGateway(format!("upstream listing could not be read: {e}")))?;
+        let raw = response.body().limit(64 * 1024 * 1024).await;
+        let raw = match raw {
+            Ok(raw) => {
+                if let Some(ticket) = ticket {
+                    ticket.settle_answered(status.as_u16());
+                }
+                raw
+            }
+            Err(e) => {
+                if let Some(ticket) = ticket {
+                    ticket.settle(End::UpstreamBroke, status.as_u16(), None);
+                }
+                return Err(ProxyError::BadGateway(format!("upstream listing could not be read: {e}")));
+            }
+        };
         return Ok(builder.body(filter_listing(route.kind, &raw, models)));
     }
 
@@ -264,7 +278,8 @@ async fn admit(
     outbound: Outbound,
 ) -> Result<(Ticket, crate::domain::limits::Usage, Outbound), ProxyError> {
     let limits = &key.fields.limits;
-    let counts_tokens = limits.has_token_limit();
+    // Listings, management and count_tokens use no model tokens: they reserve none.
+    let counts_tokens = limits.has_token_limit() && route.kind.reports_usage();
     // The tokenizer runs only when some token limit needs the estimate now.
     let prompt_estimate = match (&body, counts_tokens) {
         (Some(b), true) => Some(body::prompt_tokens(&b.value)),
@@ -356,6 +371,7 @@ async fn admit(
         // With an estimate made, the parsed body need not live as long as the stream.
         body: if prompt_estimate.is_some() { None } else { body.map(|b| Arc::new(b.value)) },
         prompt_estimate,
+        reports_usage: route.kind.reports_usage(),
     };
     Ok((ticket, usage, outbound))
 }

@@ -44,6 +44,9 @@ pub struct Ticket {
     /// The request body, for a token estimate when the upstream reports no counts.
     pub body: Option<Arc<Value>>,
     pub prompt_estimate: Option<i64>,
+    /// The route's answers carry token counts. Listings, model management and
+    /// what the gate answers itself use none: they are charged nothing, exactly.
+    pub reports_usage: bool,
 }
 
 /// The output tokens to charge.
@@ -54,8 +57,15 @@ enum Completion {
 }
 
 impl Ticket {
+    /// Settles a request the gate answered whole without streaming it through
+    /// a tap (a filtered listing, `count_tokens`).
+    pub fn settle_answered(self, http_status: u16) {
+        let end = if http_status >= 400 { End::UpstreamRefused } else { End::Completed };
+        self.settle(end, http_status, None);
+    }
+
     pub fn settle(self, end: End, http_status: u16, tap: Option<&mut UsageTap>) {
-        let clean = tap.as_ref().is_some_and(|t| !t.cut_short());
+        let clean = tap.as_ref().map_or(!self.reports_usage, |t| !t.cut_short());
         let exact_counts = tap.as_ref().is_some_and(|t| t.prompt().is_some() || t.completion().is_some());
         let status = match end {
             End::Completed if clean => "ok",
@@ -67,6 +77,7 @@ impl Ticket {
         };
         let (prompt, completion, estimated) = match (end, tap) {
             (End::UpstreamUnreachable, _) => (Some(0), Completion::Reported(0), false),
+            _ if !self.reports_usage => (Some(0), Completion::Reported(0), false),
             (End::UpstreamRefused, t) => (
                 Some(t.as_ref().and_then(|t| t.prompt()).unwrap_or(0)),
                 Completion::Reported(t.and_then(|t| t.completion()).unwrap_or(0)),

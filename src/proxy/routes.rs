@@ -56,14 +56,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Counted against the key's request and token limits.
-    pub fn is_metered(self) -> bool {
-        !matches!(
-            self,
-            Kind::Tags | Kind::Show | Kind::Ps | Kind::Version | Kind::OpenAiModels | Kind::OpenAiModel
-        ) && self != Kind::AnthropicCountTokens
-    }
-
     /// Counted in the daily and monthly request quotas. Listings, model
     /// details, the version and token counting are not: clients call them on
     /// their own (a page load, a model picker), and a person's quota of
@@ -80,6 +72,12 @@ impl Kind {
                 | Kind::OpenAiModel
                 | Kind::AnthropicCountTokens
         )
+    }
+
+    /// The upstream's answer reports token counts (or, cut short, is charged
+    /// an estimate). Everything else is charged zero tokens.
+    pub fn reports_usage(self) -> bool {
+        self.generates() || matches!(self, Kind::Embed | Kind::Embeddings | Kind::OpenAiEmbeddings)
     }
 
     /// Generates tokens (and so reserves output tokens on admission).

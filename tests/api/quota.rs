@@ -209,3 +209,62 @@ async fn responses_carry_the_tightest_limits_in_openai_headers() {
     let (unlimited, _) = app.create_key(json!({"name": "free"})).await;
     assert!(app.generate(&unlimited, "llama3", false).await.header("x-ratelimit-limit-requests").is_none());
 }
+
+#[actix_web::test]
+async fn listings_and_count_tokens_count_against_the_per_minute_limit_but_not_the_daily_quota() {
+    let app = spawn_app().await;
+    let (key, record) = app
+        .create_key(json!({"name": "poller", "limits": {"requests_per_minute": 4, "daily_requests": 1, "daily_tokens": 1000}}))
+        .await;
+    let count = json!({"model": "llama3", "messages": [{"role": "user", "content": "how many tokens"}]});
+    assert_eq!(app.get("/api/tags", Some(&key)).await.status, StatusCode::OK);
+    assert_eq!(app.get("/v1/models", Some(&key)).await.status, StatusCode::OK);
+    let counted = app.post("/v1/messages/count_tokens", Some(&key), count.clone()).await;
+    assert_eq!(counted.status, StatusCode::OK);
+    assert!(counted.json()["input_tokens"].as_i64().unwrap() > 0);
+    // The one daily request is still there for inference.
+    assert_eq!(app.generate(&key, "llama3", false).await.status, StatusCode::OK);
+    // The fifth request in the minute is refused, whatever the route.
+    for refused in [
+        app.get("/api/tags", Some(&key)).await,
+        app.post("/v1/messages/count_tokens", Some(&key), count).await,
+    ] {
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.text());
+        assert!(refused.text().contains("requests_per_minute"), "{}", refused.text());
+    }
+    let key = app.settled(&record["id"]).await;
+    assert_eq!(key["usage"]["day"]["requests"], 1, "only the generation counts in the daily quota");
+    let rows = app.usage_rows(&record["id"]).await;
+    let listing: Vec<&serde_json::Value> = rows.iter().filter(|r| r["route"] != "/api/generate").collect();
+    assert_eq!(listing.len(), 3);
+    for row in listing {
+        assert_eq!(
+            (row["total_tokens"].as_i64(), row["estimated"].as_bool()),
+            (Some(0), Some(false)),
+            "{row}"
+        );
+        assert_eq!(row["status"], "ok", "{row}");
+    }
+}
+
+#[actix_web::test]
+async fn a_listing_holds_a_concurrency_slot_while_it_runs() {
+    let app = spawn_app().await;
+    let (key, record) =
+        app.create_key(json!({"name": "one at a time", "limits": {"max_concurrent": 1}})).await;
+    let slow = app.post(
+        "/api/chat",
+        Some(&key),
+        json!({"model": "slow", "messages": [{"role": "user", "content": "x"}]}),
+    );
+    let tags = async {
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(300)).await;
+        app.get("/api/tags", Some(&key)).await
+    };
+    let (chat, tags) = futures_util::future::join(slow, tags).await;
+    assert_eq!(chat.status, StatusCode::OK);
+    assert_eq!(tags.status, StatusCode::TOO_MANY_REQUESTS, "{}", tags.text());
+    assert!(tags.text().contains("max_concurrent"));
+    app.settled(&record["id"]).await;
+    assert_eq!(app.get("/api/tags", Some(&key)).await.status, StatusCode::OK);
+}
