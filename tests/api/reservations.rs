@@ -26,11 +26,13 @@ async fn a_request_asking_for_more_output_than_is_left_is_served_with_what_is_le
     assert!(key["usage"]["day"]["tokens"].as_i64().unwrap() <= 1000);
 
     // The same on the native and OpenAI routes, in the field each one obeys.
-    let (key, _) = app.create_key(json!({"name": "native", "limits": {"daily_tokens": 500}})).await;
+    let (key, native_key) = app.create_key(json!({"name": "native", "limits": {"daily_tokens": 500}})).await;
     let native = json!({"model": "llama3", "prompt": "hi", "stream": false, "options": {"num_predict": -1}});
     assert_eq!(app.post("/api/generate", Some(&key), native).await.status, StatusCode::OK);
     let predict = forwarded(&app, "/api/generate")["options"]["num_predict"].as_i64().unwrap();
     assert!(predict > 0 && predict < 500, "num_predict {predict}");
+    // Its reservation of nearly everything ends when it settles.
+    app.settled(&native_key["id"]).await;
     let openai = json!({"model": "llama3", "max_completion_tokens": 100000, "max_tokens": 100000,
         "messages": [{"role": "user", "content": "hi"}]});
     assert_eq!(app.post("/v1/chat/completions", Some(&key), openai).await.status, StatusCode::OK);
