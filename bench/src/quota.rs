@@ -45,6 +45,7 @@ pub async fn requests_per_second(url: &str, concurrency: usize, duration: Durati
                         key_id: key.id,
                         key_hash: &key.key_hash,
                         windows: Windows::at(now, chrono_tz::UTC),
+                        counts_in_request_quotas: true,
                         reserve_tokens: 100,
                         prompt_estimate: 20,
                         model: "llama3",
