@@ -153,16 +153,13 @@ async fn handle(
         add_headers(&mut reply, rate_headers);
         return Ok(reply.json(serde_json::json!({ "input_tokens": tokens })));
     }
-    let ticket = Some(ticket);
 
     let path_and_query = upstream_path_and_query(req, &route, settings.allow_key_in_query);
     let response = forward::send(client, state, req.method(), &path_and_query, req.headers(), outbound).await;
     let mut response = match response {
         Ok(r) => r,
         Err(e) => {
-            if let Some(ticket) = ticket {
-                ticket.settle(End::UpstreamUnreachable, e.status().as_u16(), None);
-            }
+            ticket.settle(End::UpstreamUnreachable, e.status().as_u16(), None);
             return Err(e);
         }
     };
@@ -190,15 +187,11 @@ async fn handle(
         let raw = response.body().limit(64 * 1024 * 1024).await;
         let raw = match raw {
             Ok(raw) => {
-                if let Some(ticket) = ticket {
-                    ticket.settle_answered(status.as_u16());
-                }
+                ticket.settle_answered(status.as_u16());
                 raw
             }
             Err(e) => {
-                if let Some(ticket) = ticket {
-                    ticket.settle(End::UpstreamBroke, status.as_u16(), None);
-                }
+                ticket.settle(End::UpstreamBroke, status.as_u16(), None);
                 return Err(ProxyError::BadGateway(format!("upstream listing could not be read: {e}")));
             }
         };
@@ -215,7 +208,7 @@ async fn handle(
             content_type.starts_with("text/event-stream"),
             route.kind.end_marker(facts.stream),
         ),
-        ticket,
+        Some(ticket),
         status.as_u16(),
         settings.stream_idle_timeout,
         error_family,
