@@ -36,62 +36,85 @@ const MAX_PENDING: usize = 1024 * 1024;
 pub struct DropUsageChunk<S> {
     inner: S,
     pending: BytesMut,
+    /// How far into `pending` the search for the end of its first event got.
+    end: EventEnd,
     finished: bool,
 }
 
 impl<S> DropUsageChunk<S> {
     pub fn new(inner: S) -> Self {
-        DropUsageChunk { inner, pending: BytesMut::new(), finished: false }
+        DropUsageChunk { inner, pending: BytesMut::new(), end: EventEnd::default(), finished: false }
     }
 
     /// The complete events in `pending`, without the usage; the incomplete
     /// tail stays for the next read.
     fn complete_events(&mut self) -> Bytes {
         let mut out = BytesMut::new();
-        while let Some(len) = event_len(&self.pending) {
+        while let Some(len) = self.end.find(&self.pending) {
             let event = self.pending.split_to(len);
+            self.end = EventEnd::default();
             without_usage(&event, &mut out);
         }
         if self.pending.len() > MAX_PENDING {
             // No event is this long: not SSE as expected, so it passes as it is.
             out.extend_from_slice(&self.pending.split());
+            self.end = EventEnd::default();
         }
         out.freeze()
     }
 }
 
-/// The length of the first event in `buf` through the blank line that ends it
-/// (WHATWG: lines end in CRLF, LF or CR). `None` while it is incomplete.
-fn event_len(buf: &[u8]) -> Option<usize> {
-    let mut line_empty = true;
-    let mut i = 0;
-    while let Some(&b) = buf.get(i) {
-        let terminator = match b {
-            b'\r' => match buf.get(i + 1) {
-                Some(b'\n') => 2,
-                Some(_) => 1,
-                // A CR last: an LF may follow in the next chunk.
-                None => return None,
-            },
-            b'\n' => 1,
-            _ => 0,
-        };
-        if terminator == 0 {
-            line_empty = false;
-            i += 1;
-            continue;
+/// A search for the blank line that ends an event (WHATWG: lines end in
+/// CRLF, LF or CR) that resumes where it stopped, so an event arriving in
+/// many small pieces is read once, not once per piece.
+#[derive(Default)]
+struct EventEnd {
+    /// Bytes already read.
+    at: usize,
+    /// Something other than a line end was read since the last line end.
+    line_has_text: bool,
+}
+
+impl EventEnd {
+    /// The length of the first event in `buf` through its blank line; `None`
+    /// while it is incomplete.
+    fn find(&mut self, buf: &[u8]) -> Option<usize> {
+        while self.at < buf.len() {
+            let rest = &buf[self.at..];
+            let Some(pos) = memchr::memchr2(b'\r', b'\n', rest) else {
+                self.line_has_text |= !rest.is_empty();
+                self.at = buf.len();
+                return None;
+            };
+            let terminator = match (rest[pos], rest.get(pos + 1)) {
+                (b'\r', Some(b'\n')) => 2,
+                // A CR last: an LF may follow in the next piece.
+                (b'\r', None) => {
+                    self.line_has_text |= pos > 0;
+                    self.at += pos;
+                    return None;
+                }
+                _ => 1,
+            };
+            let blank = pos == 0 && !self.line_has_text;
+            self.at += pos + terminator;
+            self.line_has_text = false;
+            if blank {
+                return Some(self.at);
+            }
         }
-        i += terminator;
-        if line_empty {
-            return Some(i);
-        }
-        line_empty = true;
+        None
     }
-    None
 }
 
 /// Appends `event` to `out`, minus the usage the client did not ask for.
 fn without_usage(event: &[u8], out: &mut BytesMut) {
+    // Only the raw key `"usage"` is ever removed (below), so an event without
+    // those bytes passes as it is, unread: every chunk but the last.
+    if memchr::memmem::find(event, b"\"usage\"").is_none() {
+        out.extend_from_slice(event);
+        return;
+    }
     let Some(data) = single_data_value(event) else {
         out.extend_from_slice(event);
         return;
