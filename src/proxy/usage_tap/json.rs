@@ -47,6 +47,20 @@ impl Key {
         }
     }
 
+    fn clear(&mut self) {
+        self.len = 0;
+        self.overlong = false;
+    }
+
+    /// Appends a run of plain (unescaped) bytes.
+    fn push_slice(&mut self, run: &[u8]) {
+        let at = usize::from(self.len);
+        let kept = run.len().min(MAX_KEY - at);
+        self.bytes[at..at + kept].copy_from_slice(&run[..kept]);
+        self.len = (at + kept) as u8;
+        self.overlong |= kept < run.len();
+    }
+
     pub fn is(&self, name: &str) -> bool {
         !self.overlong && self.bytes.get(..usize::from(self.len)) == Some(name.as_bytes())
     }
@@ -183,6 +197,10 @@ impl Default for Scanner {
     }
 }
 
+fn is_number_byte(b: u8) -> bool {
+    b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')
+}
+
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -214,11 +232,30 @@ impl Scanner {
             if self.state == State::Broken {
                 return Some(Stop::Broken(i));
             }
-            if self.state == State::InString && self.escape == Escape::None && self.high_surrogate.is_none() {
-                // The common case: a run of plain text, passed on in one piece.
+            let plain = self.escape == Escape::None && self.high_surrogate.is_none();
+            if plain && matches!(self.state, State::InString | State::InKey) {
+                // The common case: a run of plain text, taken in one piece.
                 let rest = &bytes[i..];
                 let run = memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
-                self.string_bytes(&rest[..run], sink);
+                if self.state == State::InKey {
+                    self.key.push_slice(&rest[..run]);
+                } else {
+                    self.string_bytes(&rest[..run], sink);
+                }
+                i += run;
+                if run == rest.len() {
+                    break;
+                }
+            } else if self.state == State::Number {
+                // The rest of a number, up to the byte that ends it.
+                let rest = &bytes[i..];
+                let run = rest.iter().position(|&b| !is_number_byte(b)).unwrap_or(rest.len());
+                for &b in &rest[..run] {
+                    if let Some(slot) = self.number.get_mut(self.number_len) {
+                        *slot = b;
+                    }
+                    self.number_len = self.number_len.saturating_add(1);
+                }
                 i += run;
                 if run == rest.len() {
                     break;
@@ -250,7 +287,7 @@ impl Scanner {
                 _ if is_space(b) => false,
                 b'}' if self.state == State::ObjectFirst => self.close(true),
                 b'"' => {
-                    self.key = Key::EMPTY;
+                    self.key.clear();
                     self.state = State::InKey;
                     false
                 }
@@ -302,7 +339,7 @@ impl Scanner {
                 false
             }
             State::Number => {
-                if b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E') {
+                if is_number_byte(b) {
                     if let Some(slot) = self.number.get_mut(self.number_len) {
                         *slot = b;
                     }
