@@ -86,6 +86,12 @@ pub struct Settings {
     pub admin_session_idle: Duration,
     pub admin_session_max: Duration,
     pub login_max_failures: u32,
+    pub login_lockout: Duration,
+    pub login_global_max_failures: u32,
+    pub login_global_interval: Duration,
+    pub session_key_file: PathBuf,
+    pub admin_allowed_hosts: Vec<String>,
+    pub trusted_proxies: Vec<crate::admin::forwarded::Cidr>,
 }
 
 /// Every setting, its default and what it means; README's table is made from this list.
@@ -106,7 +112,10 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("ANTHROPIC_DEFAULT_MODEL", "", "model for /v1/messages when the requested one is unknown"),
     ("ALLOWED_ORIGINS", "", "comma-separated CORS origins allowed on the proxy"),
     ("COOKIE_SECURE", "auto", "Secure flag on the admin cookie: auto, true, false"),
-    ("SESSION_KEY", "", "64-byte base64 key for admin session cookies"),
+    ("SESSION_KEY", "", "64-byte base64 key for admin session cookies; set the same one on every replica"),
+    ("SESSION_KEY_FILE", "", "without SESSION_KEY: file holding the generated key, mode 0600 (default session.key beside the SQLite file, else data/session.key)"),
+    ("ADMIN_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],ollama-gate,ollama-gate-pg", "host names the admin listener answers (any port, or name:port); other Host headers get 421; * for any"),
+    ("TRUSTED_PROXIES", "", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For/-Host/-Proto the admin believes"),
     ("ALLOW_KEY_IN_QUERY", "false", "accept ?api_key= / ?key= on the proxy"),
     ("ALLOW_KEY_IN_BODY", "false", "accept \"api_key\" in the JSON body"),
     ("PUBLIC_URL", "", "the proxy's public base URL, for client snippets"),
@@ -127,7 +136,10 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("IMAGE_FETCH_TIMEOUT_SECS", "10", "time to fetch one image_url"),
     ("ADMIN_SESSION_IDLE_MINUTES", "30", "an admin session ends after this long unused"),
     ("ADMIN_SESSION_MAX_HOURS", "12", "an admin session ends this long after login"),
-    ("LOGIN_MAX_FAILURES", "10", "wrong admin passwords from one address before it gets 429 for 15 minutes"),
+    ("LOGIN_MAX_FAILURES", "10", "wrong admin passwords (console or bearer) from one address before it is locked out; after the first 3, each try waits a doubling delay"),
+    ("LOGIN_LOCKOUT_MINUTES", "15", "how long a locked-out address gets 429"),
+    ("LOGIN_GLOBAL_MAX_FAILURES", "100", "wrong admin passwords from all addresses within the lockout time after which addresses that never logged in are paced"),
+    ("LOGIN_GLOBAL_INTERVAL_MS", "1000", "spacing of paced password checks (delayed, never refused)"),
 ];
 
 impl Settings {
@@ -230,6 +242,26 @@ impl Settings {
         if body_limit == 0 {
             bail!("invalid BODY_LIMIT: must be more than 0");
         }
+        let session_key_file = match opt("SESSION_KEY_FILE") {
+            Some(path) => PathBuf::from(path),
+            None => match &database_url {
+                DatabaseUrl::Sqlite { path } => {
+                    path.parent().unwrap_or_else(|| Path::new("")).join("session.key")
+                }
+                DatabaseUrl::Postgres { .. } => PathBuf::from("data/session.key"),
+            },
+        };
+        let admin_allowed_hosts: Vec<String> =
+            list("ADMIN_ALLOWED_HOSTS").iter().map(|h| h.to_ascii_lowercase()).collect();
+        if admin_allowed_hosts.is_empty() {
+            bail!("invalid ADMIN_ALLOWED_HOSTS: name at least one host, or * for any");
+        }
+        let trusted_proxies = list("TRUSTED_PROXIES")
+            .iter()
+            .map(|c| {
+                crate::admin::forwarded::Cidr::parse(c).map_err(|e| anyhow!("invalid TRUSTED_PROXIES: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let log_file =
             lookup("LOG_FILE").map(|v| v.trim().to_owned()).unwrap_or_else(|| "logs/usage.log".into());
 
@@ -272,6 +304,12 @@ impl Settings {
             admin_session_idle: Duration::from_secs(num("ADMIN_SESSION_IDLE_MINUTES")?.max(1) * 60),
             admin_session_max: Duration::from_secs(num("ADMIN_SESSION_MAX_HOURS")?.max(1) * 3600),
             login_max_failures: num("LOGIN_MAX_FAILURES")?.clamp(1, 1000) as u32,
+            login_lockout: Duration::from_secs(num("LOGIN_LOCKOUT_MINUTES")?.clamp(1, 24 * 60) * 60),
+            login_global_max_failures: num("LOGIN_GLOBAL_MAX_FAILURES")?.clamp(1, 1_000_000) as u32,
+            login_global_interval: Duration::from_millis(num("LOGIN_GLOBAL_INTERVAL_MS")?.min(60_000)),
+            session_key_file,
+            admin_allowed_hosts,
+            trusted_proxies,
         })
     }
 }
@@ -338,6 +376,8 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("COOKIE_SECURE", "maybe"),
             ("SESSION_KEY", "c2hvcnQ="),
+            ("TRUSTED_PROXIES", "10.0.0.0/40"),
+            ("ADMIN_ALLOWED_HOSTS", " , "),
         ] {
             let err = with(&[(name, value)]).unwrap_err().to_string();
             assert!(err.contains(name), "{err}");

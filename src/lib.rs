@@ -5,6 +5,7 @@ pub mod config;
 pub mod cors;
 pub mod domain;
 pub mod keys;
+pub mod logging;
 pub mod proxy;
 pub mod startup;
 pub mod state;

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // `.env` may set RUST_LOG, so it is read before the logger starts.
     let _ = dotenvy::dotenv();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,sqlx=warn")).init();
+    ollama_gate::logging::init("info,sqlx=warn");
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {

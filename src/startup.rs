@@ -74,7 +74,12 @@ impl Application {
             upstream_probe: Mutex::new(None),
             anthropic_default_model: RwLock::new(anthropic_model),
             catalog: Default::default(),
-            login_throttle: crate::admin::throttle::LoginThrottle::new(settings.login_max_failures),
+            login_throttle: crate::admin::throttle::LoginThrottle::new(admin::throttle::ThrottleSettings {
+                max_failures: settings.login_max_failures,
+                lockout: settings.login_lockout,
+                global_max_failures: settings.login_global_max_failures,
+                global_interval: settings.login_global_interval,
+            }),
             store,
             clock,
             settings,
@@ -135,6 +140,8 @@ impl Application {
                 }))
                 .wrap(actix_web::middleware::from_fn(admin::headers::security_headers))
                 .wrap(sessions)
+                // Outermost: a foreign Host gets nothing else, not even a session.
+                .wrap(actix_web::middleware::from_fn(admin::hosts::only_allowed_hosts))
                 .service(web::scope("/api").configure(admin::api::routes))
                 .route("/static/{name}", web::get().to(admin::assets::asset))
                 .configure(admin::pages::routes)
@@ -195,21 +202,9 @@ impl Application {
     }
 }
 
-/// The key that signs and encrypts admin cookies: `SESSION_KEY`, or one made
-/// on first start and kept in the database, so every replica shares it.
+/// The key that signs and encrypts admin cookies (kept out of the database).
 async fn session_key(state: &AppState) -> anyhow::Result<Key> {
-    use base64::Engine;
-    let bytes = match &state.settings.session_key {
-        Some(bytes) => bytes.clone(),
-        None => {
-            let fresh: Vec<u8> = (0..64).map(|_| rand::thread_rng().gen()).collect();
-            let encoded = base64::engine::general_purpose::STANDARD.encode(&fresh);
-            let stored = state.store.init_setting(admin::session::SESSION_KEY_SETTING, &encoded).await?;
-            base64::engine::general_purpose::STANDARD
-                .decode(stored)
-                .context("the stored session key is damaged")?
-        }
-    };
+    let bytes = admin::session_key::load(&state.settings, state.store.as_ref()).await?;
     Key::try_from(&bytes[..]).map_err(|e| anyhow::anyhow!("invalid SESSION_KEY: {e}"))
 }
 

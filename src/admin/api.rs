@@ -29,7 +29,11 @@ pub async fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), Ad
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
     if let Some(token) = presented {
-        return if state.admin_password.verify(token).await { Ok(()) } else { Err(AdminError::Unauthorized) };
+        // The bearer password is a way in like the login form: throttled the same way.
+        let ip = super::forwarded::client_address(req, &state.settings.trusted_proxies);
+        let right =
+            state.login_throttle.check(&state.admin_password, ip, state.clock.as_ref(), token).await?;
+        return if right { Ok(()) } else { Err(AdminError::Unauthorized) };
     }
     use actix_session::SessionExt;
     let session = req.get_session();

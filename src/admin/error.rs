@@ -14,7 +14,7 @@ pub enum AdminError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
-    #[error("too many failed logins from this address; try again in {0} seconds")]
+    #[error("too many wrong admin passwords from this address; try again in {0} seconds")]
     Throttled(u64),
     #[error("{0}")]
     Upstream(String),

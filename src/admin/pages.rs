@@ -5,7 +5,6 @@
 use super::error::AdminError;
 use super::keys::{self as key_ops, CreateKey, PatchKey};
 use super::session::{self, SessionData};
-use super::throttle::Verdict;
 use crate::admin::api::{apply_settings, client_snippets, public_base_url, SettingsChange, UsageQuery};
 use crate::domain::clamps::{Clamps, ClampsPatch};
 use crate::domain::limits::{Limits, LimitsPatch};
@@ -110,25 +109,25 @@ pub async fn login(req: HttpRequest, session: Session, state: Data<AppState>, bo
     let now = state.clock.now().timestamp();
     let data = session::anonymous(&session, now);
     session::check_csrf(&req, &data, form.csrf())?;
-    let ip = req.peer_addr().map(|a| a.ip()).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-    match state.login_throttle.verdict(ip) {
-        Verdict::Refuse(seconds) => {
-            log::warn!("admin login from {ip} refused: too many failures");
-            return Err(AdminError::Throttled(seconds));
+    let ip = super::forwarded::client_address(&req, &state.settings.trusted_proxies);
+    let right = match state
+        .login_throttle
+        .check(&state.admin_password, ip, state.clock.as_ref(), form.get("password"))
+        .await
+    {
+        Ok(right) => right,
+        Err(refused) => {
+            log::warn!("admin login from {ip} refused: too many wrong passwords");
+            return Err(refused);
         }
-        Verdict::Wait(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
-        Verdict::Wait(_) => {}
-    }
-    if !state.admin_password.verify(form.get("password")).await {
-        state.login_throttle.failed(ip);
-        log::warn!("failed admin login from {ip}");
+    };
+    if !right {
         let mut page = html(
             LoginPage { csrf: data.csrf, error: Some("Wrong password.".into()) }.render().unwrap_or_default(),
         );
         *page.status_mut() = actix_web::http::StatusCode::UNAUTHORIZED;
         return Ok(page);
     }
-    state.login_throttle.succeeded(ip);
     session::log_in(&session, &state).await?;
     log::info!("admin logged in from {ip}");
     Ok(see_other(&req, "/"))
@@ -1105,7 +1104,17 @@ pub async fn change_password(req: HttpRequest, session: Session, state: Data<App
     let data = or_return!(admin_changing(&req, &session, &state, &form).await);
     let problem = if state.settings.admin_password.is_some() || state.settings.admin_password_hash.is_some() {
         Some("The password is set by ADMIN_PASSWORD or ADMIN_PASSWORD_HASH; change it there.")
-    } else if !state.admin_password.verify(form.get("current")).await {
+    } else if !state
+        .login_throttle
+        .check(
+            &state.admin_password,
+            super::forwarded::client_address(&req, &state.settings.trusted_proxies),
+            state.clock.as_ref(),
+            form.get("current"),
+        )
+        .await?
+    {
+        // A stolen session may not guess the password here any faster than at the door.
         Some("The current password is wrong.")
     } else if form.get("new").chars().count() < 12 {
         Some("The new password needs 12 characters or more.")

@@ -6,6 +6,7 @@ use super::error::AdminError;
 use crate::state::AppState;
 use actix_session::Session;
 use actix_web::http::header;
+use actix_web::web::Data;
 use actix_web::HttpRequest;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,6 @@ use subtle::ConstantTimeEq;
 
 /// Bumped by a password change: every session issued before it ends.
 pub const EPOCH_SETTING: &str = "admin_session_epoch";
-pub const SESSION_KEY_SETTING: &str = "session_key";
 const SESSION: &str = "og";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,9 +110,14 @@ pub fn check_csrf(req: &HttpRequest, data: &SessionData, form_token: Option<&str
         return Err(AdminError::Forbidden("cross-site request refused".into()));
     }
     if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = req.connection_info().host().to_owned();
+        // The host the browser addressed, port included: the Host header, or
+        // X-Forwarded-Host from a trusted proxy (never from anyone else).
+        let proxies =
+            req.app_data::<Data<AppState>>().map(|s| s.settings.trusted_proxies.clone()).unwrap_or_default();
+        let host = super::forwarded::request_host(req, &proxies).unwrap_or_default();
         let origin_host = origin.split("://").nth(1).unwrap_or_default();
-        if origin != "null" && origin_host != host {
+        if origin != "null" && (host.is_empty() || !origin_host.eq_ignore_ascii_case(&host)) {
+            log::info!("admin request refused: Origin {origin:?} is not the requested host {host:?}");
             return Err(AdminError::Forbidden("request from a foreign origin refused".into()));
         }
     }

@@ -3,12 +3,14 @@
 
 mod accounting;
 mod admin_api;
+mod admin_door;
 mod compat;
 mod console;
 mod helpers;
 mod hostile;
 mod lifecycle;
 mod mock_ollama;
+mod nginx;
 #[path = "../support/pg.rs"]
 #[allow(dead_code)]
 mod pg;
