@@ -5,6 +5,7 @@ mod accounting;
 mod admin_api;
 mod compat;
 mod console;
+mod faults;
 mod helpers;
 mod hostile;
 mod lifecycle;
