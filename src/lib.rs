@@ -4,6 +4,7 @@ pub mod clock;
 pub mod config;
 pub mod cors;
 pub mod domain;
+pub mod instance;
 pub mod keys;
 pub mod logging;
 pub mod proxy;

@@ -61,10 +61,7 @@ impl Application {
                 .with_context(|| format!("invalid LOG_FILE: cannot open {}", path.display()))?,
             None => UsageLog::disabled(),
         };
-        let instance_id: String = {
-            let mut rng = rand::thread_rng();
-            (0..16).map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)])).collect()
-        };
+        let instance_id = crate::instance::new_instance_id();
         let state = Data::new(AppState {
             keys: KeyCache::new(settings.key_cache_ttl),
             upstreams: Upstreams::new(upstreams, settings.ollama_api_keys.clone()),
@@ -265,10 +262,27 @@ async fn upkeep_once(state: &AppState) -> anyhow::Result<()> {
     let now = state.clock.now().timestamp();
     state.store.heartbeat(&state.instance_id, now).await?;
     reload_shared_settings(state).await?;
+    settle_dead_neighbours(state, now).await?;
     let stale_before = now - state.settings.reservation_stale_after.as_secs() as i64;
     let settled = state.store.settle_stale(stale_before, now).await?;
     if settled > 0 {
         log::warn!("settled {settled} reservations left by a process that stopped mid-request");
+    }
+    Ok(())
+}
+
+/// Processes on this machine that died without unregistering (killed, or
+/// crashed) leave reservations that would hold `max_concurrent` slots until
+/// their heartbeat went stale; they are settled as soon as they are seen dead.
+/// Processes elsewhere are left to the heartbeat: they may be alive.
+async fn settle_dead_neighbours(state: &AppState, now: i64) -> anyhow::Result<()> {
+    for id in state.store.instances().await? {
+        if crate::instance::known_dead(&id, &state.instance_id) {
+            let settled = state.store.settle_instance(&id, now).await?;
+            log::warn!(
+                "process {id} has ended without unregistering; settled the {settled} reservations it left"
+            );
+        }
     }
     Ok(())
 }

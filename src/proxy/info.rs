@@ -27,18 +27,49 @@ pub async fn service_info() -> HttpResponse {
 const UPSTREAM_PROBE_TTL: Duration = Duration::from_secs(5);
 
 pub async fn health(state: Data<AppState>, client: Data<awc::Client>) -> HttpResponse {
-    let database_ok =
-        tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await.is_ok_and(|r| r.is_ok());
+    let database = database_health(&state).await;
     let upstream = upstream_status(&state, &client).await;
-    let body = json!({
+    let database_ok = database.is_ok();
+    let mut body = json!({
         "status": if database_ok { "ok" } else { "degraded" },
         "database": if database_ok { "ok" } else { "down" },
         "upstream": upstream,
     });
+    // Only when down, so a healthy answer stays exactly the documented one.
+    if let Err(problem) = database {
+        body["database_error"] = problem;
+    }
     if database_ok {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// The database is healthy when a read answers and writes are not failing:
+/// a gate that can read keys but not admit or revoke them is not serving.
+/// `Err` says which failed, why (in words without paths or server
+/// messages) and, for writes, since when.
+async fn database_health(state: &AppState) -> Result<(), Value> {
+    use crate::store::health::describe;
+    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Err(_) => return Err(json!({"operation": "read", "reason": "no answer within 2 s"})),
+        Ok(Err(e)) => return Err(json!({"operation": "read", "reason": describe(&e)})),
+        Ok(Ok(())) => {}
+    }
+    let Some(failure) = state.store.write_failure() else {
+        return Ok(());
+    };
+    // The cause may be gone already. The heartbeat is a harmless write that
+    // tells, so health need not wait for the next write to say so; tried at
+    // most once a second however often health is asked.
+    if failure.last < chrono::Utc::now().timestamp() {
+        let probe = state.store.heartbeat(&state.instance_id, state.clock.now().timestamp());
+        let _ = tokio::time::timeout(Duration::from_secs(2), probe).await;
+    }
+    match state.store.write_failure() {
+        None => Ok(()),
+        Some(f) => Err(json!({"operation": "write", "reason": f.reason, "since": rfc3339(f.since)})),
     }
 }
 

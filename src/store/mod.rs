@@ -5,6 +5,8 @@
 //! Admission and settlement share their parts but are assembled per backend,
 //! so that each costs one trip to the database.
 
+mod file_watch;
+pub mod health;
 pub mod postgres;
 pub mod records;
 pub mod sql;
@@ -12,6 +14,7 @@ mod sql_store;
 pub mod sqlite;
 
 use crate::config::DatabaseUrl;
+pub use health::WriteFailure;
 pub use records::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,14 +27,21 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Unsupported(String),
+    /// The SQLite file the connections hold is no longer the one at its path.
+    #[error("{0}")]
+    FileLost(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
-    /// One cheap round trip: is the database there?
+    /// One cheap round trip: is the database there (and, on SQLite, still
+    /// the file at its path)?
     async fn ping(&self) -> StoreResult<()>;
+    /// The last write that failed for a reason outside the request, while no
+    /// write has succeeded since.
+    fn write_failure(&self) -> Option<WriteFailure>;
 
     async fn create_key(&self, key: &NewKey) -> StoreResult<KeyRecord>;
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
@@ -51,6 +61,10 @@ pub trait Store: Send + Sync {
     async fn settle(&self, settlement: &Settlement) -> StoreResult<bool>;
     /// Settles the reservations of processes whose heartbeat is older than `stale_before`.
     async fn settle_stale(&self, stale_before: i64, now: i64) -> StoreResult<u64>;
+    /// Settles the reservations of one process known to be dead and forgets it.
+    async fn settle_instance(&self, instance_id: &str, now: i64) -> StoreResult<u64>;
+    /// The ids of the processes with a heartbeat on record.
+    async fn instances(&self) -> StoreResult<Vec<String>>;
     async fn heartbeat(&self, instance_id: &str, now: i64) -> StoreResult<()>;
     async fn remove_instance(&self, instance_id: &str) -> StoreResult<()>;
 

@@ -29,6 +29,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 pub struct PgStore {
     reader: PgPool,
+    health: health::WriteHealth,
 }
 
 impl PgStore {
@@ -43,7 +44,16 @@ impl PgStore {
             .connect_with(connect)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(PgStore { reader: pool })
+        Ok(PgStore { reader: pool, health: health::WriteHealth::default() })
+    }
+
+    fn reader(&self) -> StoreResult<&PgPool> {
+        Ok(&self.reader)
+    }
+
+    /// No file of ours to lose: the server owns it.
+    fn check_file_now(&self) -> StoreResult<()> {
+        Ok(())
     }
 
     async fn writer(&self) -> StoreResult<PgWriter> {

@@ -187,6 +187,9 @@ pub static PG_SETTLE: LazyLock<String> = LazyLock::new(|| {
 pub const STALE_RESERVATIONS: &str = "SELECT r.id, r.prompt_estimate FROM reservations r \
     WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = r.instance_id AND i.heartbeat_at >= $1) \
     ORDER BY r.id";
+pub const INSTANCE_RESERVATIONS: &str =
+    "SELECT id, prompt_estimate FROM reservations WHERE instance_id = $1 ORDER BY id";
+pub const LIST_INSTANCES: &str = "SELECT id FROM instances ORDER BY id";
 pub const DELETE_STALE_INSTANCES: &str = "DELETE FROM instances WHERE heartbeat_at < $1";
 
 pub const HEARTBEAT: &str = "INSERT INTO instances (id, heartbeat_at) VALUES ($1, $2) \

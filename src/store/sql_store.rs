@@ -5,9 +5,11 @@
 //! serialise admissions on one key), and in how admission and settlement, the
 //! two writes on every request, reach the database in one trip each. Everything
 //! else is the same statements, bound the same way, so it is written once here.
-//! A backend provides `reader` (a pool), `async fn writer(&self)`, a connection
-//! to write on whose `begin()` starts the write transaction, `admit_once`,
-//! `settle_once` and `settle_sql` (settlement inside a transaction).
+//! A backend provides `fn reader(&self)` (a pool, or an error when the database
+//! is known to be unusable), `check_file_now`, `health` (a `WriteHealth` that
+//! every write reports to), `async fn writer(&self)`, a connection to write on
+//! whose `begin()` starts the write transaction, `admit_once`, `settle_once`
+//! and `settle_sql` (settlement inside a transaction).
 
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
@@ -33,6 +35,34 @@ macro_rules! sql_store {
                 let key = if changed == 0 { None } else { Self::key_by_id(&mut *tx, id).await? };
                 tx.commit().await?;
                 Ok(key)
+            }
+
+            /// Settles reservations of processes that died mid-request: each is
+            /// charged the prompt it had sent, marked estimated.
+            async fn settle_interrupted(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                reservations: Vec<(i64, i64)>,
+                now: i64,
+            ) -> StoreResult<u64> {
+                let mut settled = 0;
+                for (reservation_id, prompt_estimate) in reservations {
+                    let s = Settlement {
+                        reservation_id,
+                        prompt_tokens: prompt_estimate,
+                        completion_tokens: 0,
+                        estimated: true,
+                        status: "interrupted",
+                        http_status: 0,
+                        latency_ms: 0,
+                        refund_request: false,
+                        now,
+                    };
+                    let rows = Self::bind_settlement(sqlx::query(Self::settle_sql()), &s)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                    settled += u64::from(!rows.is_empty());
+                }
+                Ok(settled)
             }
 
             /// Binds an admission's parameters, numbered as `sql::ADMIT` and the reservation expect.
@@ -101,43 +131,53 @@ macro_rules! sql_store {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             async fn ping(&self) -> StoreResult<()> {
-                sqlx::query("SELECT 1").execute(&self.reader).await?;
+                self.check_file_now()?;
+                sqlx::query("SELECT 1").execute(self.reader()?).await?;
                 Ok(())
             }
 
+            fn write_failure(&self) -> Option<$crate::store::WriteFailure> {
+                self.health.failure()
+            }
+
             async fn create_key(&self, key: &NewKey) -> StoreResult<KeyRecord> {
-                use sqlx::Row;
-                let f = &key.fields;
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await?;
-                let query = sqlx::query(sql::INSERT_KEY)
-                    .bind(&f.name)
-                    .bind(&f.owner)
-                    .bind(&key.key_hash)
-                    .bind(&key.key_hint)
-                    .bind(f.expires_at)
-                    .bind(key.now)
-                    .bind(f.scopes.to_db())
-                    .bind(f.models.as_ref().map(|m| m.to_db()));
-                let id: i64 = Self::bind_fields(query, f).fetch_one(&mut *tx).await?.try_get(0)?;
-                let record = Self::key_by_id(&mut *tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
-                tx.commit().await?;
-                Ok(record)
+                let result: StoreResult<_> = async {
+                    use sqlx::Row;
+                    let f = &key.fields;
+                    let mut writer = self.writer().await?;
+                    let mut tx = writer.begin().await?;
+                    let query = sqlx::query(sql::INSERT_KEY)
+                        .bind(&f.name)
+                        .bind(&f.owner)
+                        .bind(&key.key_hash)
+                        .bind(&key.key_hint)
+                        .bind(f.expires_at)
+                        .bind(key.now)
+                        .bind(f.scopes.to_db())
+                        .bind(f.models.as_ref().map(|m| m.to_db()));
+                    let id: i64 = Self::bind_fields(query, f).fetch_one(&mut *tx).await?.try_get(0)?;
+                    let record = Self::key_by_id(&mut *tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
+                    tx.commit().await?;
+                    Ok(record)
+                }
+                .await;
+                self.health.note(result)
             }
 
             async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
                 let query = format!("SELECT {} FROM api_keys ORDER BY id", sql::KEY_COLUMNS);
-                let rows = sqlx::query_as::<_, KeyRow>(&query).fetch_all(&self.reader).await?;
+                let rows = sqlx::query_as::<_, KeyRow>(&query).fetch_all(self.reader()?).await?;
                 Ok(rows.into_iter().map(KeyRecord::from).collect())
             }
 
             async fn get_key(&self, id: i64) -> StoreResult<Option<KeyRecord>> {
-                Self::key_by_id(&self.reader, id).await
+                Self::key_by_id(self.reader()?, id).await
             }
 
             async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRecord>> {
                 let query = format!("SELECT {} FROM api_keys WHERE key_hash = $1", sql::KEY_COLUMNS);
-                let row = sqlx::query_as::<_, KeyRow>(&query).bind(hash).fetch_optional(&self.reader).await?;
+                let row =
+                    sqlx::query_as::<_, KeyRow>(&query).bind(hash).fetch_optional(self.reader()?).await?;
                 Ok(row.map(KeyRecord::from))
             }
 
@@ -177,21 +217,27 @@ macro_rules! sql_store {
             }
 
             async fn delete_key(&self, id: i64) -> StoreResult<bool> {
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await?;
-                let deleted = sqlx::query(sql::DELETE_KEY).bind(id).execute(&mut *tx).await?.rows_affected();
-                tx.commit().await?;
-                Ok(deleted > 0)
+                let result: StoreResult<_> = async {
+                    let mut writer = self.writer().await?;
+                    let mut tx = writer.begin().await?;
+                    let deleted =
+                        sqlx::query(sql::DELETE_KEY).bind(id).execute(&mut *tx).await?.rows_affected();
+                    tx.commit().await?;
+                    Ok(deleted > 0)
+                }
+                .await;
+                self.health.note(result)
             }
 
             async fn admit(&self, a: &Admission<'_>) -> StoreResult<Admitted> {
-                if let Some((counters, reservation_id)) = self.admit_once(a).await? {
+                let admitted = self.health.note(self.admit_once(a).await)?;
+                if let Some((counters, reservation_id)) = admitted {
                     return Ok(Admitted::Yes { reservation_id, usage: counters.into() });
                 }
                 // Nothing changed; read the key to say why. Another request may
                 // have changed it since, so the reason given is the one that holds now.
                 let w = &a.windows;
-                Ok(match Self::key_by_id(&self.reader, a.key_id).await? {
+                Ok(match Self::key_by_id(self.reader()?, a.key_id).await? {
                     Some(k) if k.active && !k.is_expired(w.now) && k.key_hash == a.key_hash => {
                         Admitted::Refused { limits: k.fields.limits, usage: k.usage_at(w) }
                     }
@@ -200,52 +246,70 @@ macro_rules! sql_store {
             }
 
             async fn settle(&self, s: &Settlement) -> StoreResult<bool> {
-                self.settle_once(s).await
+                let result: StoreResult<_> = async { self.settle_once(s).await }.await;
+                self.health.note(result)
             }
 
             async fn settle_stale(&self, stale_before: i64, now: i64) -> StoreResult<u64> {
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await?;
-                let stale: Vec<(i64, i64)> =
-                    sqlx::query_as(sql::STALE_RESERVATIONS).bind(stale_before).fetch_all(&mut *tx).await?;
-                let mut settled = 0;
-                for (reservation_id, prompt_estimate) in stale {
-                    // The process died mid-request: charge the prompt it had sent, marked estimated.
-                    let s = Settlement {
-                        reservation_id,
-                        prompt_tokens: prompt_estimate,
-                        completion_tokens: 0,
-                        estimated: true,
-                        status: "interrupted",
-                        http_status: 0,
-                        latency_ms: 0,
-                        refund_request: false,
-                        now,
-                    };
-                    let rows = Self::bind_settlement(sqlx::query(Self::settle_sql()), &s)
+                let result: StoreResult<_> = async {
+                    let mut writer = self.writer().await?;
+                    let mut tx = writer.begin().await?;
+                    let stale: Vec<(i64, i64)> = sqlx::query_as(sql::STALE_RESERVATIONS)
+                        .bind(stale_before)
                         .fetch_all(&mut *tx)
                         .await?;
-                    settled += u64::from(!rows.is_empty());
+                    let settled = Self::settle_interrupted(&mut tx, stale, now).await?;
+                    sqlx::query(sql::DELETE_STALE_INSTANCES).bind(stale_before).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(settled)
                 }
-                sqlx::query(sql::DELETE_STALE_INSTANCES).bind(stale_before).execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(settled)
+                .await;
+                self.health.note(result)
+            }
+
+            async fn settle_instance(&self, instance_id: &str, now: i64) -> StoreResult<u64> {
+                let result: StoreResult<_> = async {
+                    let mut writer = self.writer().await?;
+                    let mut tx = writer.begin().await?;
+                    let left: Vec<(i64, i64)> = sqlx::query_as(sql::INSTANCE_RESERVATIONS)
+                        .bind(instance_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let settled = Self::settle_interrupted(&mut tx, left, now).await?;
+                    sqlx::query(sql::REMOVE_INSTANCE).bind(instance_id).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(settled)
+                }
+                .await;
+                self.health.note(result)
+            }
+
+            async fn instances(&self) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(sql::LIST_INSTANCES).fetch_all(self.reader()?).await?)
             }
 
             async fn heartbeat(&self, instance_id: &str, now: i64) -> StoreResult<()> {
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await?;
-                sqlx::query(sql::HEARTBEAT).bind(instance_id).bind(now).execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(())
+                let result: StoreResult<_> = async {
+                    let mut writer = self.writer().await?;
+                    let mut tx = writer.begin().await?;
+                    sqlx::query(sql::HEARTBEAT).bind(instance_id).bind(now).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+                .await;
+                self.health.note(result)
             }
 
             async fn remove_instance(&self, instance_id: &str) -> StoreResult<()> {
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await?;
-                sqlx::query(sql::REMOVE_INSTANCE).bind(instance_id).execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(())
+                let result: StoreResult<_> = async {
+                    let mut writer = self.writer().await?;
+                    let mut tx = writer.begin().await?;
+                    sqlx::query(sql::REMOVE_INSTANCE).bind(instance_id).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+                .await;
+                self.health.note(result)
             }
 
             async fn usage_rows(&self, f: &UsageFilter) -> StoreResult<Vec<UsageRow>> {
@@ -257,7 +321,7 @@ macro_rules! sql_store {
                     .bind(f.to)
                     .bind(f.limit)
                     .bind(f.offset)
-                    .fetch_all(&self.reader)
+                    .fetch_all(self.reader()?)
                     .await?;
                 Ok(rows)
             }
@@ -274,84 +338,92 @@ macro_rules! sql_store {
                     .bind(f.from)
                     .bind(f.to)
                     .bind(bucket_seconds.max(1))
-                    .fetch_all(&self.reader)
+                    .fetch_all(self.reader()?)
                     .await?;
                 Ok(rows)
             }
 
             async fn import_key(&self, k: &KeyRecord) -> StoreResult<()> {
-                let f = &k.fields;
-                let c = &k.counters;
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await?;
-                let query = sqlx::query(sql::IMPORT_KEY)
-                    .bind(k.id)
-                    .bind(&f.name)
-                    .bind(&f.owner)
-                    .bind(&k.key_hash)
-                    .bind(&k.key_hint)
-                    .bind(k.active)
-                    .bind(f.expires_at)
-                    .bind(k.created_at)
-                    .bind(k.updated_at)
-                    .bind(f.scopes.to_db())
-                    .bind(f.models.as_ref().map(|m| m.to_db()));
-                Self::bind_fields(query, f)
-                    .bind(c.minute_start)
-                    .bind(c.minute_requests)
-                    .bind(c.minute_tokens)
-                    .bind(c.day_start)
-                    .bind(c.day_requests)
-                    .bind(c.day_tokens)
-                    .bind(c.month_start)
-                    .bind(c.month_requests)
-                    .bind(c.month_tokens)
-                    .bind(c.total_requests)
-                    .bind(c.total_tokens)
-                    .bind(c.minute_end)
-                    .bind(c.day_end)
-                    .bind(c.month_end)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
+                let result: StoreResult<_> = async {
+                    let f = &k.fields;
+                    let c = &k.counters;
+                    let mut writer = self.writer().await?;
+                    let mut tx = writer.begin().await?;
+                    let query = sqlx::query(sql::IMPORT_KEY)
+                        .bind(k.id)
+                        .bind(&f.name)
+                        .bind(&f.owner)
+                        .bind(&k.key_hash)
+                        .bind(&k.key_hint)
+                        .bind(k.active)
+                        .bind(f.expires_at)
+                        .bind(k.created_at)
+                        .bind(k.updated_at)
+                        .bind(f.scopes.to_db())
+                        .bind(f.models.as_ref().map(|m| m.to_db()));
+                    Self::bind_fields(query, f)
+                        .bind(c.minute_start)
+                        .bind(c.minute_requests)
+                        .bind(c.minute_tokens)
+                        .bind(c.day_start)
+                        .bind(c.day_requests)
+                        .bind(c.day_tokens)
+                        .bind(c.month_start)
+                        .bind(c.month_requests)
+                        .bind(c.month_tokens)
+                        .bind(c.total_requests)
+                        .bind(c.total_tokens)
+                        .bind(c.minute_end)
+                        .bind(c.day_end)
+                        .bind(c.month_end)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+                .await;
+                self.health.note(result)
             }
 
             async fn usage_after(&self, after_id: i64, limit: i64) -> StoreResult<Vec<UsageRow>> {
                 Ok(sqlx::query_as::<_, UsageRow>(sql::USAGE_AFTER)
                     .bind(after_id)
                     .bind(limit)
-                    .fetch_all(&self.reader)
+                    .fetch_all(self.reader()?)
                     .await?)
             }
 
             async fn import_usage(&self, rows: &[UsageRow]) -> StoreResult<()> {
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await?;
-                for r in rows {
-                    sqlx::query(sql::IMPORT_USAGE)
-                        .bind(r.id)
-                        .bind(r.created_at)
-                        .bind(r.key_id)
-                        .bind(&r.key_name)
-                        .bind(&r.model)
-                        .bind(&r.route)
-                        .bind(&r.status)
-                        .bind(r.http_status)
-                        .bind(r.prompt_tokens)
-                        .bind(r.completion_tokens)
-                        .bind(r.total_tokens)
-                        .bind(r.estimated)
-                        .bind(r.latency_ms)
-                        .execute(&mut *tx)
-                        .await?;
+                let result: StoreResult<_> = async {
+                    let mut writer = self.writer().await?;
+                    let mut tx = writer.begin().await?;
+                    for r in rows {
+                        sqlx::query(sql::IMPORT_USAGE)
+                            .bind(r.id)
+                            .bind(r.created_at)
+                            .bind(r.key_id)
+                            .bind(&r.key_name)
+                            .bind(&r.model)
+                            .bind(&r.route)
+                            .bind(&r.status)
+                            .bind(r.http_status)
+                            .bind(r.prompt_tokens)
+                            .bind(r.completion_tokens)
+                            .bind(r.total_tokens)
+                            .bind(r.estimated)
+                            .bind(r.latency_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
                 }
-                tx.commit().await?;
-                Ok(())
+                .await;
+                self.health.note(result)
             }
 
             async fn all_settings(&self) -> StoreResult<Vec<(String, String)>> {
-                Ok(sqlx::query_as(sql::ALL_SETTINGS).fetch_all(&self.reader).await?)
+                Ok(sqlx::query_as(sql::ALL_SETTINGS).fetch_all(self.reader()?).await?)
             }
 
             async fn finish_import(&self) -> StoreResult<()> {
@@ -359,45 +431,57 @@ macro_rules! sql_store {
             }
 
             async fn is_empty(&self) -> StoreResult<bool> {
-                let rows: i64 = sqlx::query_scalar(sql::COUNT_ROWS).fetch_one(&self.reader).await?;
+                let rows: i64 = sqlx::query_scalar(sql::COUNT_ROWS).fetch_one(self.reader()?).await?;
                 Ok(rows == 0)
             }
 
             async fn revoke_session(&self, id: &str, expires_at: i64, now: i64) -> StoreResult<()> {
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await?;
-                sqlx::query(sql::FORGET_EXPIRED_REVOCATIONS).bind(now).execute(&mut *tx).await?;
-                sqlx::query(sql::REVOKE_SESSION).bind(id).bind(expires_at).execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(())
+                let result: StoreResult<_> = async {
+                    let mut writer = self.writer().await?;
+                    let mut tx = writer.begin().await?;
+                    sqlx::query(sql::FORGET_EXPIRED_REVOCATIONS).bind(now).execute(&mut *tx).await?;
+                    sqlx::query(sql::REVOKE_SESSION).bind(id).bind(expires_at).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+                .await;
+                self.health.note(result)
             }
 
             async fn is_session_revoked(&self, id: &str) -> StoreResult<bool> {
                 let n: i64 =
-                    sqlx::query_scalar(sql::IS_SESSION_REVOKED).bind(id).fetch_one(&self.reader).await?;
+                    sqlx::query_scalar(sql::IS_SESSION_REVOKED).bind(id).fetch_one(self.reader()?).await?;
                 Ok(n > 0)
             }
 
             async fn get_setting(&self, name: &str) -> StoreResult<Option<String>> {
-                Ok(sqlx::query_scalar(sql::GET_SETTING).bind(name).fetch_optional(&self.reader).await?)
+                Ok(sqlx::query_scalar(sql::GET_SETTING).bind(name).fetch_optional(self.reader()?).await?)
             }
 
             async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()> {
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await?;
-                sqlx::query(sql::PUT_SETTING).bind(name).bind(value).execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(())
+                let result: StoreResult<_> = async {
+                    let mut writer = self.writer().await?;
+                    let mut tx = writer.begin().await?;
+                    sqlx::query(sql::PUT_SETTING).bind(name).bind(value).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+                .await;
+                self.health.note(result)
             }
 
             async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await?;
-                sqlx::query(sql::INIT_SETTING).bind(name).bind(value).execute(&mut *tx).await?;
-                let stored: String =
-                    sqlx::query_scalar(sql::GET_SETTING).bind(name).fetch_one(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(stored)
+                let result: StoreResult<_> = async {
+                    let mut writer = self.writer().await?;
+                    let mut tx = writer.begin().await?;
+                    sqlx::query(sql::INIT_SETTING).bind(name).bind(value).execute(&mut *tx).await?;
+                    let stored: String =
+                        sqlx::query_scalar(sql::GET_SETTING).bind(name).fetch_one(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(stored)
+                }
+                .await;
+                self.health.note(result)
             }
         }
     };

@@ -11,7 +11,14 @@
 //! each trip is two context switches. Admission and settlement, the two writes
 //! on every request, are therefore sent as one batch each, from `BEGIN
 //! IMMEDIATE` to `COMMIT`: one trip instead of four or five.
+//!
+//! A write that fails or is dropped part-way must not hand its transaction to
+//! the next: the writer is checked each time it is handed out (see
+//! `SqliteWriter::make_ready`). And the file itself is watched (`FileWatch`):
+//! deleted or replaced under the gate, it is refused rather than written on.
 
+use super::file_watch::FileWatch;
+use super::health::WriteHealth;
 use super::sql;
 use super::sql_store::sql_store;
 use super::*;
@@ -37,8 +44,13 @@ fn batch(statements: &str) -> String {
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: Arc<Mutex<Writer>>,
+    /// How the writer connection is opened again when it has to be replaced.
+    /// Never creates the file: a missing one must not come back empty.
+    writer_options: SqliteConnectOptions,
     /// How long a write waits for the writer before giving up (503).
     writer_wait: Duration,
+    health: WriteHealth,
+    file: FileWatch,
 }
 
 struct Writer {
@@ -47,6 +59,8 @@ struct Writer {
     /// caller was dropped (the client went away) and sqlx stopped it there.
     /// Its transaction may still be open, holding the file's write lock.
     batch_unfinished: bool,
+    /// The connection has to be replaced and the last try failed.
+    needs_reopen: bool,
 }
 
 /// The writer connection, held for one transaction.
@@ -79,6 +93,42 @@ impl SqliteWriter {
             log::debug!("rollback after an unfinished batch: {e}");
         }
     }
+
+    /// Leaves the connection outside any transaction, as the next write needs
+    /// it, whatever the last one did.
+    ///
+    /// A `Transaction` dropped without its COMMIT succeeding (the statement or
+    /// the COMMIT failed, or the caller went away) queues a ROLLBACK. After a
+    /// COMMIT that failed on a full disk or an I/O error, SQLite has usually
+    /// rolled back already, that ROLLBACK fails, and sqlx goes on counting a
+    /// transaction open: it would refuse every later `BEGIN IMMEDIATE` until a
+    /// restart. Such a connection is replaced, which also ends any transaction
+    /// SQLite still has open on it.
+    async fn make_ready(&mut self, options: &SqliteConnectOptions) -> StoreResult<()> {
+        if self.0.batch_unfinished {
+            self.roll_back_batch().await;
+            self.0.batch_unfinished = false;
+        }
+        if self.0.conn.is_in_transaction() {
+            // The queued ROLLBACK runs before the ping is answered.
+            if let Err(e) = self.0.conn.ping().await {
+                log::debug!("writer connection did not answer: {e}");
+            }
+        }
+        if self.0.conn.is_in_transaction() {
+            log::warn!("the last write left its transaction unfinished; opening a new writer connection");
+            self.0.needs_reopen = true;
+        }
+        if self.0.needs_reopen {
+            let fresh = options.connect().await?;
+            let old = std::mem::replace(&mut self.0.conn, fresh);
+            self.0.needs_reopen = false;
+            if let Err(e) = old.close().await {
+                log::debug!("closing the replaced writer connection: {e}");
+            }
+        }
+        Ok(())
+    }
 }
 
 impl SqliteStore {
@@ -102,34 +152,50 @@ impl SqliteStore {
         // one client (p99 1.6 ms); at 10,000 it is one in a thousand. A checkpoint on another
         // connection would not help: under steady writes it never reaches the
         // end of the WAL, and the WAL only starts over after one that does.
-        let mut writer = connect
+        let writer_options = connect
             .clone()
             .pragma("wal_autocheckpoint", "10000")
             // Once the WAL starts over, a file grown past this is cut back.
-            .pragma("journal_size_limit", "67108864")
-            .connect()
-            .await?;
+            .pragma("journal_size_limit", "67108864");
+        let mut writer = writer_options.connect().await?;
         MIGRATOR.run(&mut writer).await?;
+        let file = FileWatch::new(path).map_err(|e| {
+            StoreError::Unsupported(format!("cannot look at the database file {}: {e}", path.display()))
+        })?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(acquire_timeout)
             .test_before_acquire(false)
             .connect_with(connect.read_only(true))
             .await?;
-        let writer = Writer { conn: writer, batch_unfinished: false };
-        Ok(SqliteStore { reader, writer: Arc::new(Mutex::new(writer)), writer_wait: acquire_timeout })
+        let writer = Writer { conn: writer, batch_unfinished: false, needs_reopen: false };
+        Ok(SqliteStore {
+            reader,
+            writer: Arc::new(Mutex::new(writer)),
+            writer_options: writer_options.create_if_missing(false),
+            writer_wait: acquire_timeout,
+            health: WriteHealth::default(),
+            file,
+        })
+    }
+
+    fn reader(&self) -> StoreResult<&SqlitePool> {
+        self.file.check().map_err(StoreError::FileLost)?;
+        Ok(&self.reader)
+    }
+
+    fn check_file_now(&self) -> StoreResult<()> {
+        self.file.check_now().map_err(StoreError::FileLost)
     }
 
     async fn writer(&self) -> StoreResult<SqliteWriter> {
+        self.file.check().map_err(StoreError::FileLost)?;
         let mut writer = match tokio::time::timeout(self.writer_wait, self.writer.clone().lock_owned()).await
         {
             Ok(guard) => SqliteWriter(guard),
             Err(_) => return Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
         };
-        if writer.0.batch_unfinished {
-            writer.roll_back_batch().await;
-            writer.0.batch_unfinished = false;
-        }
+        writer.make_ready(&self.writer_options).await?;
         Ok(writer)
     }
 

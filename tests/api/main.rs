@@ -6,6 +6,7 @@ mod admin_api;
 mod admin_door;
 mod compat;
 mod console;
+mod faults;
 mod helpers;
 mod hostile;
 mod lifecycle;
