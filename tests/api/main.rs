@@ -7,6 +7,7 @@ mod compat;
 mod console;
 mod helpers;
 mod hostile;
+mod images;
 mod lifecycle;
 mod mock_ollama;
 #[path = "../support/pg.rs"]
