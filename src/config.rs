@@ -82,6 +82,14 @@ pub struct Settings {
     pub db_busy_timeout: Duration,
     pub allow_private_image_urls: bool,
     pub image_fetch_max_bytes: usize,
+    /// All the images one request fetches, together.
+    pub image_fetch_max_total_bytes: usize,
+    /// Remote images one request may name; 0 turns fetching off.
+    pub image_fetch_max_images: usize,
+    /// Fetches running at once in the whole process.
+    pub image_fetch_max_in_flight: usize,
+    /// How long a fetch waits for one of those before its request gets 503.
+    pub image_fetch_queue_wait: Duration,
     pub image_fetch_timeout: Duration,
     pub admin_session_idle: Duration,
     pub admin_session_max: Duration,
@@ -133,6 +141,10 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("DB_BUSY_TIMEOUT_MS", "5000", "how long a SQLite write waits for the lock"),
     ("ALLOW_PRIVATE_IMAGE_URLS", "false", "let image_url fetches reach private and loopback addresses"),
     ("IMAGE_FETCH_MAX_BYTES", "20971520", "largest image fetched for an image_url"),
+    ("IMAGE_FETCH_MAX_TOTAL_BYTES", "33554432", "all images one request fetches, together"),
+    ("IMAGE_FETCH_MAX_IMAGES", "16", "remote images one request may name (0: none are fetched)"),
+    ("IMAGE_FETCH_MAX_IN_FLIGHT", "8", "image fetches running at once in the whole process"),
+    ("IMAGE_FETCH_QUEUE_WAIT_MS", "2000", "how long a fetch waits for a free slot before the request gets 503"),
     ("IMAGE_FETCH_TIMEOUT_SECS", "10", "time to fetch one image_url"),
     ("ADMIN_SESSION_IDLE_MINUTES", "30", "an admin session ends after this long unused"),
     ("ADMIN_SESSION_MAX_HOURS", "12", "an admin session ends this long after login"),
@@ -300,6 +312,10 @@ impl Settings {
             db_busy_timeout: Duration::from_millis(num("DB_BUSY_TIMEOUT_MS")?),
             allow_private_image_urls: flag("ALLOW_PRIVATE_IMAGE_URLS")?,
             image_fetch_max_bytes: num("IMAGE_FETCH_MAX_BYTES")? as usize,
+            image_fetch_max_total_bytes: num("IMAGE_FETCH_MAX_TOTAL_BYTES")? as usize,
+            image_fetch_max_images: num("IMAGE_FETCH_MAX_IMAGES")? as usize,
+            image_fetch_max_in_flight: num("IMAGE_FETCH_MAX_IN_FLIGHT")?.clamp(1, 10_000) as usize,
+            image_fetch_queue_wait: Duration::from_millis(num("IMAGE_FETCH_QUEUE_WAIT_MS")?),
             image_fetch_timeout: Duration::from_secs(num("IMAGE_FETCH_TIMEOUT_SECS")?.max(1)),
             admin_session_idle: Duration::from_secs(num("ADMIN_SESSION_IDLE_MINUTES")?.max(1) * 60),
             admin_session_max: Duration::from_secs(num("ADMIN_SESSION_MAX_HOURS")?.max(1) * 3600),
@@ -395,6 +411,19 @@ mod tests {
             DatabaseUrl::Sqlite { path: "/tmp/x.db".into() }
         );
         assert!(matches!(DatabaseUrl::parse("postgresql://u@h/db").unwrap(), DatabaseUrl::Postgres { .. }));
+    }
+
+    #[test]
+    fn image_fetch_bounds_have_defaults_and_are_named_when_invalid() {
+        let s = with(&[]).unwrap();
+        assert_eq!((s.image_fetch_max_bytes, s.image_fetch_max_total_bytes), (20 << 20, 32 << 20));
+        assert_eq!((s.image_fetch_max_images, s.image_fetch_max_in_flight), (16, 8));
+        assert_eq!(s.image_fetch_queue_wait, Duration::from_secs(2));
+        assert_eq!(with(&[("IMAGE_FETCH_MAX_IN_FLIGHT", "0")]).unwrap().image_fetch_max_in_flight, 1);
+        for name in ["IMAGE_FETCH_MAX_TOTAL_BYTES", "IMAGE_FETCH_MAX_IMAGES", "IMAGE_FETCH_QUEUE_WAIT_MS"] {
+            let err = with(&[(name, "lots")]).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -92,11 +92,12 @@ impl Application {
         };
 
         let proxy_state = state.clone();
+        let image_slots = crate::proxy::images::FetchSlots::new(settings);
         let proxy = HttpServer::new(move || {
             App::new()
                 .app_data(proxy_state.clone())
                 .app_data(Data::new(build_client(&proxy_state.settings)))
-                .app_data(Data::new(crate::proxy::images::build_client(&proxy_state.settings)))
+                .app_data(Data::new(crate::proxy::images::build_client(&proxy_state.settings, &image_slots)))
                 .wrap(actix_web::middleware::from_fn(crate::cors::cors))
                 .route("/", web::get().to(info::service_info))
                 .route("/health", web::get().to(info::health))

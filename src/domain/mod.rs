@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod clamps;
+pub mod ip_class;
 pub mod keep_alive;
 pub mod limits;
 pub mod model;

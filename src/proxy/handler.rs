@@ -91,6 +91,7 @@ async fn handle(
     let mut facts = Facts::default();
     let mut body: Option<Body> = None;
     let mut strip_usage = false;
+    let mut remote_images = false;
     let outbound = if route.kind.has_json_body() {
         let (mut value, mut changed, raw) = match json.take() {
             Some((value, changed)) => (value, changed, None),
@@ -110,8 +111,9 @@ async fn handle(
             changed |= models::map_unknown_anthropic_model(state, client, &mut value).await;
         }
         changed |= clamps::apply(route.kind, &mut value, &key.fields.clamps, settings.max_keep_alive)?;
+        // Remote images are only looked at here; they are fetched once admitted.
         if matches!(route.kind, Kind::OpenAiChat | Kind::OpenAiResponses) {
-            changed |= images::inline_remote(&mut value, settings, images).await?;
+            remote_images = images::precheck(&value, settings)?;
         }
         if matches!(route.kind, Kind::OpenAiChat | Kind::OpenAiCompletions)
             && value.get("stream").and_then(Value::as_bool) == Some(true)
@@ -153,6 +155,14 @@ async fn handle(
         add_headers(&mut reply, rate_headers);
         return Ok(reply.json(serde_json::json!({ "input_tokens": tokens })));
     }
+
+    let (ticket, outbound) = match (remote_images, outbound) {
+        (true, Outbound::Bytes(bytes)) => {
+            let (ticket, bytes) = images::inline(ticket, bytes, images, settings).await?;
+            (ticket, Outbound::Bytes(bytes))
+        }
+        (_, outbound) => (ticket, outbound),
+    };
 
     let path_and_query = upstream_path_and_query(req, &route, settings.allow_key_in_query);
     let response = forward::send(client, state, req.method(), &path_and_query, req.headers(), outbound).await;

@@ -31,6 +31,9 @@ pub enum End {
     UpstreamRefused,
     /// No response at all: the request is given back.
     UpstreamUnreachable,
+    /// Admitted, then stopped by the gate before it was sent (an image it
+    /// names could not be fetched, or the client left meanwhile): given back.
+    NotForwarded,
 }
 
 /// An admitted request's reservation, to be replaced by the real count.
@@ -74,9 +77,10 @@ impl Ticket {
             End::ClientAborted => "client_aborted",
             End::UpstreamRefused => "upstream_error",
             End::UpstreamUnreachable => "upstream_unreachable",
+            End::NotForwarded => "not_forwarded",
         };
         let (prompt, completion, estimated) = match (end, tap) {
-            (End::UpstreamUnreachable, _) => (Some(0), Completion::Reported(0), false),
+            (End::UpstreamUnreachable | End::NotForwarded, _) => (Some(0), Completion::Reported(0), false),
             _ if !self.reports_usage => (Some(0), Completion::Reported(0), false),
             (End::UpstreamRefused, t) => (
                 Some(t.as_ref().and_then(|t| t.prompt()).unwrap_or(0)),
@@ -98,7 +102,7 @@ impl Ticket {
             }
             (_, None) => (None, Completion::Reported(0), true),
         };
-        let refund = end == End::UpstreamUnreachable;
+        let refund = matches!(end, End::UpstreamUnreachable | End::NotForwarded);
         let latency_ms = self.started.elapsed().as_millis() as i64;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // Shutting down: the stale-reservation sweep of the next start settles it.

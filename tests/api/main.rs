@@ -9,6 +9,7 @@ mod console;
 mod faults;
 mod helpers;
 mod hostile;
+mod images;
 mod lifecycle;
 mod mock_ollama;
 mod nginx;
