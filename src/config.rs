@@ -86,6 +86,15 @@ pub struct Settings {
     pub admin_session_idle: Duration,
     pub admin_session_max: Duration,
     pub login_max_failures: u32,
+    pub request_header_timeout: Duration,
+    pub request_body_timeout: Duration,
+    pub request_body_min_rate: u64,
+    pub keep_alive: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub listen_backlog: u32,
+    pub max_stream_duration: Duration,
+    pub revoked_stream_check: Duration,
 }
 
 /// Every setting, its default and what it means; README's table is made from this list.
@@ -128,6 +137,15 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("ADMIN_SESSION_IDLE_MINUTES", "30", "an admin session ends after this long unused"),
     ("ADMIN_SESSION_MAX_HOURS", "12", "an admin session ends this long after login"),
     ("LOGIN_MAX_FAILURES", "10", "wrong admin passwords from one address before it gets 429 for 15 minutes"),
+    ("REQUEST_HEADER_TIMEOUT_SECS", "10", "time for a request's line and headers to arrive, on every request of a connection (else 408 or closed)"),
+    ("REQUEST_BODY_TIMEOUT_SECS", "30", "time a request body may take before REQUEST_BODY_MIN_RATE adds more (else 408)"),
+    ("REQUEST_BODY_MIN_RATE", "10240", "bytes per second a body must keep up beyond REQUEST_BODY_TIMEOUT_SECS"),
+    ("KEEP_ALIVE_SECS", "75", "an idle keep-alive connection is closed after this; keep it above a front proxy's idle upstream timeout (nginx: 60)"),
+    ("MAX_CONNECTIONS", "10000", "open connections per listener; more are answered 503 and closed"),
+    ("MAX_CONNECTIONS_PER_ADDRESS", "256", "open connections from one client address per listener (0: no limit; behind a reverse proxy every client has its address)"),
+    ("LISTEN_BACKLOG", "1024", "connections the system queues before they are accepted"),
+    ("MAX_STREAM_DURATION_SECS", "3600", "longest response stream; it then ends with an error event and what passed is charged"),
+    ("REVOKED_STREAM_CHECK_SECS", "2", "how often running streams' keys are checked; a deactivated, rotated, expired or deleted key's streams end"),
 ];
 
 impl Settings {
@@ -272,6 +290,15 @@ impl Settings {
             admin_session_idle: Duration::from_secs(num("ADMIN_SESSION_IDLE_MINUTES")?.max(1) * 60),
             admin_session_max: Duration::from_secs(num("ADMIN_SESSION_MAX_HOURS")?.max(1) * 3600),
             login_max_failures: num("LOGIN_MAX_FAILURES")?.clamp(1, 1000) as u32,
+            request_header_timeout: Duration::from_secs(num("REQUEST_HEADER_TIMEOUT_SECS")?.max(1)),
+            request_body_timeout: Duration::from_secs(num("REQUEST_BODY_TIMEOUT_SECS")?.max(1)),
+            request_body_min_rate: num("REQUEST_BODY_MIN_RATE")?.max(1),
+            keep_alive: Duration::from_secs(num("KEEP_ALIVE_SECS")?.max(1)),
+            max_connections: num("MAX_CONNECTIONS")?.clamp(1, 1_000_000) as usize,
+            max_connections_per_address: num("MAX_CONNECTIONS_PER_ADDRESS")?.min(1_000_000) as usize,
+            listen_backlog: num("LISTEN_BACKLOG")?.clamp(1, 65_535) as u32,
+            max_stream_duration: Duration::from_secs(num("MAX_STREAM_DURATION_SECS")?.max(1)),
+            revoked_stream_check: Duration::from_secs(num("REVOKED_STREAM_CHECK_SECS")?.max(1)),
         })
     }
 }
