@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 /// What a refused connection reads before the gate closes it.
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-content-length: 59\r\nretry-after: 1\r\nconnection: close\r\n\r\n\
+content-length: 58\r\nretry-after: 1\r\nconnection: close\r\n\r\n\
 {\"error\":\"too many connections; close some and try again\"}";
 
 pub struct ConnLimits {
