@@ -100,6 +100,15 @@ pub struct Settings {
     pub session_key_file: PathBuf,
     pub admin_allowed_hosts: Vec<String>,
     pub trusted_proxies: Vec<crate::admin::forwarded::Cidr>,
+    pub request_header_timeout: Duration,
+    pub request_body_timeout: Duration,
+    pub request_body_min_rate: u64,
+    pub keep_alive: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub listen_backlog: u32,
+    pub max_stream_duration: Duration,
+    pub revoked_stream_check: Duration,
 }
 
 /// Every setting, its default and what it means; README's table is made from this list.
@@ -152,6 +161,15 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LOGIN_LOCKOUT_MINUTES", "15", "how long a locked-out address gets 429"),
     ("LOGIN_GLOBAL_MAX_FAILURES", "100", "wrong admin passwords from all addresses within the lockout time after which addresses that never logged in are paced"),
     ("LOGIN_GLOBAL_INTERVAL_MS", "1000", "spacing of paced password checks (delayed, never refused)"),
+    ("REQUEST_HEADER_TIMEOUT_SECS", "10", "time for a request's line and headers to arrive, on every request of a connection (else 408 or closed)"),
+    ("REQUEST_BODY_TIMEOUT_SECS", "30", "time a request body may take before REQUEST_BODY_MIN_RATE adds more (else 408)"),
+    ("REQUEST_BODY_MIN_RATE", "10240", "bytes per second a body must keep up beyond REQUEST_BODY_TIMEOUT_SECS"),
+    ("KEEP_ALIVE_SECS", "75", "an idle keep-alive connection is closed after this; keep it above a front proxy's idle upstream timeout (nginx: 60)"),
+    ("MAX_CONNECTIONS", "10000", "open connections per listener; more are answered 503 and closed"),
+    ("MAX_CONNECTIONS_PER_ADDRESS", "256", "open connections from one client address per listener (0: no limit; behind a reverse proxy every client has its address)"),
+    ("LISTEN_BACKLOG", "1024", "connections the system queues before they are accepted"),
+    ("MAX_STREAM_DURATION_SECS", "3600", "longest response stream; it then ends with an error event and what passed is charged"),
+    ("REVOKED_STREAM_CHECK_SECS", "2", "how often running streams' keys are checked; a deactivated, rotated, expired or deleted key's streams end"),
 ];
 
 impl Settings {
@@ -326,6 +344,15 @@ impl Settings {
             session_key_file,
             admin_allowed_hosts,
             trusted_proxies,
+            request_header_timeout: Duration::from_secs(num("REQUEST_HEADER_TIMEOUT_SECS")?.max(1)),
+            request_body_timeout: Duration::from_secs(num("REQUEST_BODY_TIMEOUT_SECS")?.max(1)),
+            request_body_min_rate: num("REQUEST_BODY_MIN_RATE")?.max(1),
+            keep_alive: Duration::from_secs(num("KEEP_ALIVE_SECS")?.max(1)),
+            max_connections: num("MAX_CONNECTIONS")?.clamp(1, 1_000_000) as usize,
+            max_connections_per_address: num("MAX_CONNECTIONS_PER_ADDRESS")?.min(1_000_000) as usize,
+            listen_backlog: num("LISTEN_BACKLOG")?.clamp(1, 65_535) as u32,
+            max_stream_duration: Duration::from_secs(num("MAX_STREAM_DURATION_SECS")?.max(1)),
+            revoked_stream_check: Duration::from_secs(num("REVOKED_STREAM_CHECK_SECS")?.max(1)),
         })
     }
 }

@@ -2,6 +2,7 @@ pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conn_limit;
 pub mod cors;
 pub mod domain;
 pub mod instance;

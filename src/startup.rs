@@ -4,6 +4,7 @@ use crate::admin::password::{self, AdminPassword};
 use crate::admin::{self, api::SETTING_ANTHROPIC_MODEL, api::SETTING_UPSTREAMS};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{parse_upstream, CookieSecure, Settings};
+use crate::conn_limit::{self, ConnLimits};
 use crate::keys::KeyCache;
 use crate::proxy::{handler, info};
 use crate::state::AppState;
@@ -18,6 +19,7 @@ use actix_web::{App, HttpResponse, HttpServer};
 use anyhow::Context;
 use rand::Rng;
 use std::net::TcpListener;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -40,8 +42,11 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Application> {
         crate::tokens::warm_up();
-        let proxy_listener = bind("PROXY_HOST/PROXY_PORT", &settings.proxy_host, settings.proxy_port)?;
-        let admin_listener = bind("ADMIN_HOST/ADMIN_PORT", &settings.admin_host, settings.admin_port)?;
+        let backlog = settings.listen_backlog;
+        let proxy_listener =
+            bind("PROXY_HOST/PROXY_PORT", &settings.proxy_host, settings.proxy_port, backlog)?;
+        let admin_listener =
+            bind("ADMIN_HOST/ADMIN_PORT", &settings.admin_host, settings.admin_port, backlog)?;
         // With port 0 the system picked one; everything after this uses the real one.
         settings.proxy_port = proxy_listener.local_addr()?.port();
         settings.admin_port = admin_listener.local_addr()?.port();
@@ -77,6 +82,7 @@ impl Application {
                 global_max_failures: settings.login_global_max_failures,
                 global_interval: settings.login_global_interval,
             }),
+            streams: Default::default(),
             store,
             clock,
             settings,
@@ -91,6 +97,8 @@ impl Application {
             settings.workers
         };
 
+        let proxy_limits = connection_limits("proxy", settings);
+        let admin_limits = connection_limits("admin", settings);
         let proxy_state = state.clone();
         let image_slots = crate::proxy::images::FetchSlots::new(settings);
         let proxy = HttpServer::new(move || {
@@ -99,11 +107,16 @@ impl Application {
                 .app_data(Data::new(build_client(&proxy_state.settings)))
                 .app_data(Data::new(crate::proxy::images::build_client(&proxy_state.settings, &image_slots)))
                 .wrap(actix_web::middleware::from_fn(crate::cors::cors))
+                .wrap(actix_web::middleware::from_fn(conn_limit::track))
                 .route("/", web::get().to(info::service_info))
                 .route("/health", web::get().to(info::health))
                 .route("/v1/usage", web::get().to(info::key_usage))
                 .route("/v1/usage/summary", web::get().to(info::key_usage_summary))
                 .default_service(web::to(handler::proxy))
+        })
+        .on_connect({
+            let limits = proxy_limits.clone();
+            move |io, ext| limits.on_connect(io, ext)
         })
         .listen(proxy_listener)?
         // Each chunk of a stream leaves at once rather than waiting in Nagle's
@@ -111,6 +124,10 @@ impl Application {
         .tcp_nodelay(true)
         .disable_signals()
         .workers(workers)
+        .keep_alive(settings.keep_alive)
+        .client_request_timeout(settings.request_header_timeout)
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        .max_connections(settings.max_connections)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .run();
 
@@ -138,8 +155,10 @@ impl Application {
                 }))
                 .wrap(actix_web::middleware::from_fn(admin::headers::security_headers))
                 .wrap(sessions)
-                // Outermost: a foreign Host gets nothing else, not even a session.
+                // A foreign Host gets nothing else, not even a session; only the
+                // connection count (outermost) sees it first.
                 .wrap(actix_web::middleware::from_fn(admin::hosts::only_allowed_hosts))
+                .wrap(actix_web::middleware::from_fn(conn_limit::track))
                 .service(web::scope("/api").configure(admin::api::routes))
                 .route("/static/{name}", web::get().to(admin::assets::asset))
                 .configure(admin::pages::routes)
@@ -147,13 +166,24 @@ impl Application {
                     HttpResponse::NotFound().json(serde_json::json!({"error": "not found"}))
                 }))
         })
+        .on_connect({
+            let limits = admin_limits.clone();
+            move |io, ext| limits.on_connect(io, ext)
+        })
         .listen(admin_listener)?
         .disable_signals()
         .workers(workers.min(2))
+        .keep_alive(settings.keep_alive)
+        .client_request_timeout(settings.request_header_timeout)
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        .max_connections(settings.max_connections)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .run();
 
         actix_web::rt::spawn(upkeep(state.clone()));
+        actix_web::rt::spawn(proxy_limits.watch());
+        actix_web::rt::spawn(admin_limits.watch());
+        actix_web::rt::spawn(crate::proxy::stream_watch::recheck(state.clone()));
         actix_web::rt::spawn(return_freed_memory());
         Ok(Application { proxy_port, admin_port, proxy, admin, state })
     }
@@ -225,9 +255,29 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         .map_err(|e| anyhow::anyhow!("invalid DATABASE_URL: cannot open the database: {e}"))
 }
 
-fn bind(setting: &str, host: &str, port: u16) -> anyhow::Result<TcpListener> {
-    TcpListener::bind((host, port))
-        .with_context(|| format!("invalid {setting}: cannot listen on {host}:{port}"))
+/// How long a closing connection may take to say goodbye (actix's own default).
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Caps and the between-requests deadline for one listener.
+fn connection_limits(listener: &'static str, settings: &Settings) -> Arc<ConnLimits> {
+    ConnLimits::new(
+        listener,
+        settings.max_connections,
+        settings.max_connections_per_address,
+        settings.keep_alive + settings.request_header_timeout,
+        settings.max_stream_duration,
+    )
+}
+
+fn bind(setting: &str, host: &str, port: u16, backlog: u32) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind((host, port))
+        .with_context(|| format!("invalid {setting}: cannot listen on {host}:{port}"))?;
+    // std listens with a backlog of 128; listening again sets LISTEN_BACKLOG.
+    // SAFETY: listen(2) on the socket just bound, which this function owns.
+    if unsafe { libc::listen(listener.as_raw_fd(), backlog as libc::c_int) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("invalid LISTEN_BACKLOG");
+    }
+    Ok(listener)
 }
 
 /// The admin password: from the environment, or the hash kept in the

@@ -17,6 +17,8 @@ pub enum ProxyError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
     #[error("{message}")]
@@ -36,6 +38,7 @@ impl ProxyError {
             ProxyError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
+            ProxyError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -51,6 +54,7 @@ impl ProxyError {
             ProxyError::Unauthorized(_) => "invalid_api_key",
             ProxyError::Forbidden(_) => "permission_denied",
             ProxyError::NotFound(_) => "not_found",
+            ProxyError::RequestTimeout(_) => "request_timeout",
             ProxyError::TooLarge(_) => "request_too_large",
             ProxyError::Limited { kind, .. } if kind.is_rate() => "rate_limit_exceeded",
             ProxyError::Limited { .. } => "insufficient_quota",
@@ -62,9 +66,10 @@ impl ProxyError {
 
     fn openai_type(&self) -> &'static str {
         match self {
-            ProxyError::BadRequest(_) | ProxyError::TooLarge(_) | ProxyError::NotFound(_) => {
-                "invalid_request_error"
-            }
+            ProxyError::BadRequest(_)
+            | ProxyError::RequestTimeout(_)
+            | ProxyError::TooLarge(_)
+            | ProxyError::NotFound(_) => "invalid_request_error",
             ProxyError::Unauthorized(_) => "authentication_error",
             ProxyError::Forbidden(_) => "permission_error",
             ProxyError::Limited { kind, .. } if kind.is_rate() => "requests",
@@ -75,7 +80,7 @@ impl ProxyError {
 
     fn anthropic_type(&self) -> &'static str {
         match self {
-            ProxyError::BadRequest(_) => "invalid_request_error",
+            ProxyError::BadRequest(_) | ProxyError::RequestTimeout(_) => "invalid_request_error",
             ProxyError::Unauthorized(_) => "authentication_error",
             ProxyError::Forbidden(_) => "permission_error",
             ProxyError::NotFound(_) => "not_found_error",
@@ -109,6 +114,10 @@ impl ProxyError {
             if !kind.is_rate() {
                 response.insert_header(("x-should-retry", "false"));
             }
+        }
+        if matches!(self, ProxyError::RequestTimeout(_)) {
+            // The rest of the body may still be trickling in: the connection is not reused.
+            response.force_close();
         }
         if matches!(self, ProxyError::Unauthorized(_)) {
             response.insert_header(("www-authenticate", "Bearer"));

@@ -1,5 +1,6 @@
 //! Sending a request upstream: backend failover, upstream keys, header hygiene.
 
+use super::body_pace::Paced;
 use super::error::ProxyError;
 use crate::state::AppState;
 use crate::upstream::{host_header, join};
@@ -13,7 +14,7 @@ pub enum Outbound {
     Empty,
     Bytes(Bytes),
     /// Streamed as it arrives (blob uploads); cannot be retried on another backend.
-    Stream(web::Payload),
+    Stream(Paced<web::Payload>),
 }
 
 /// Headers that never cross the gate towards the upstream: the client's
@@ -50,7 +51,7 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// Also names listed in the request's own `Connection` header are hop-by-hop.
+/// Also names listed in a message's own `Connection` header are hop-by-hop.
 fn connection_listed(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(header::CONNECTION)
@@ -58,6 +59,46 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .flat_map(|v| v.split(','))
         .map(|s| s.trim().to_ascii_lowercase())
         .collect()
+}
+
+/// Which of the upstream's response headers reach the client: an allow-list.
+///
+/// The upstream is another party (a local Ollama, a cloud endpoint, whatever
+/// sits in front of it), and the client's contract is the gate's. A deny-list
+/// would pass whatever the upstream, or a proxy beside it, adds next (cookies
+/// under new names, `Alt-Svc`, `Location` to an internal host, its own CORS
+/// or HSTS policy, software versions); an allow-list passes only what a client
+/// of these APIs needs. The gate's own CORS policy (`ALLOWED_ORIGINS`) and
+/// rate-limit headers are added after this, and the body's length and framing
+/// are the gate's to set.
+const PASSED_RESPONSE_HEADERS: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "content-language",
+    "content-disposition",
+    "cache-control",
+    "etag",
+    "last-modified",
+    "expires",
+    "retry-after",
+];
+
+/// The upstream's response headers as they are filtered.
+pub struct ResponseHeaders {
+    /// Names the upstream's `Connection` header declared hop-by-hop.
+    listed: Vec<String>,
+}
+
+impl ResponseHeaders {
+    pub fn of(headers: &HeaderMap) -> ResponseHeaders {
+        ResponseHeaders { listed: connection_listed(headers) }
+    }
+
+    pub fn allows(&self, name: &HeaderName) -> bool {
+        PASSED_RESPONSE_HEADERS.contains(&name.as_str())
+            && !is_hop_by_hop(name)
+            && !self.listed.iter().any(|l| l == name.as_str())
+    }
 }
 
 pub async fn send(

@@ -2,14 +2,16 @@
 
 use super::auth::{authenticate, presented_key};
 use super::body::{self, Facts};
+use super::body_pace::{BodyPace, Paced};
 use super::error::ProxyError;
 use super::forward::{self, Outbound};
 use super::images::{self, ImageClient};
-use super::metered::{End, Metered, Ticket};
+use super::metered::{CutOff, End, Metered, Ticket};
 use super::openai::{self, DropUsageChunk};
 use super::ratelimit;
 use super::reservation::{self, Room};
 use super::routes::{self, Family, Kind, Refusal, Route};
+use super::stream_watch::StreamWatch;
 use super::usage_tap::UsageTap;
 use super::{clamps, models};
 use crate::domain::limits::{first_violation, LimitKind, Limits, Usage};
@@ -22,7 +24,6 @@ use actix_web::body::{BodyStream, SizedStream};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::web::{self, Bytes, BytesMut, Data};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,8 +65,7 @@ async fn handle(
     if presented.is_none() && settings.allow_key_in_body {
         if let Ok(r) = &route {
             if r.kind.has_json_body() {
-                let mut value =
-                    body::parse_strict(&read_body(req, &mut payload, settings.body_limit).await?)?;
+                let mut value = body::parse_strict(&read_body(req, &mut payload, settings).await?)?;
                 if let Some(Value::String(k)) = value.as_object_mut().and_then(|o| o.remove("api_key")) {
                     presented = Some(k);
                 }
@@ -92,11 +92,12 @@ async fn handle(
     let mut body: Option<Body> = None;
     let mut strip_usage = false;
     let mut remote_images = false;
+    let mut body_timed_out = None;
     let outbound = if route.kind.has_json_body() {
         let (mut value, mut changed, raw) = match json.take() {
             Some((value, changed)) => (value, changed, None),
             None => {
-                let raw = read_body(req, &mut payload, settings.body_limit).await?;
+                let raw = read_body(req, &mut payload, settings).await?;
                 (body::parse_strict(&raw)?, false, Some(raw))
             }
         };
@@ -128,8 +129,11 @@ async fn handle(
         body = Some(prepared);
         Outbound::Bytes(bytes)
     } else if route.kind == Kind::Blob && req.method() == actix_web::http::Method::POST {
-        // Model layers are gigabytes: streamed through as they arrive, not held or limited.
-        Outbound::Stream(payload)
+        // Model layers are gigabytes: streamed through as they arrive, not held
+        // or limited in size, but held to the body pace.
+        let paced = Paced::new(payload, settings.request_body_timeout, settings.request_body_min_rate);
+        body_timed_out = Some(paced.timed_out());
+        Outbound::Stream(paced)
     } else {
         Outbound::Empty
     };
@@ -169,6 +173,13 @@ async fn handle(
     let mut response = match response {
         Ok(r) => r,
         Err(e) => {
+            let e = match body_timed_out {
+                Some(flag) if flag.load(std::sync::atomic::Ordering::Acquire) => ProxyError::RequestTimeout(
+                    "the request body arrived too slowly (REQUEST_BODY_TIMEOUT_SECS and REQUEST_BODY_MIN_RATE)"
+                        .into(),
+                ),
+                _ => e,
+            };
             ticket.settle(End::UpstreamUnreachable, e.status().as_u16(), None);
             return Err(e);
         }
@@ -178,6 +189,7 @@ async fn handle(
     let mut builder = HttpResponse::build(status);
     let mut content_type = String::new();
     let mut length: Option<u64> = None;
+    let passes = forward::ResponseHeaders::of(response.headers());
     for (name, value) in response.headers() {
         if name == header::CONTENT_LENGTH {
             length = value.to_str().ok().and_then(|v| v.parse().ok());
@@ -186,7 +198,7 @@ async fn handle(
         if name == header::CONTENT_TYPE {
             content_type = value.to_str().unwrap_or_default().to_owned();
         }
-        if !forward::is_hop_by_hop(name) {
+        if passes.allows(name) {
             builder.append_header((name.clone(), value.clone()));
         }
     }
@@ -221,6 +233,10 @@ async fn handle(
         Some(ticket),
         status.as_u16(),
         settings.stream_idle_timeout,
+        CutOff {
+            max_duration: settings.max_stream_duration,
+            watch: Some(StreamWatch::watch(state, &key.key_hash)),
+        },
         error_family,
     );
     Ok(match (length, streaming) {
@@ -414,7 +430,13 @@ fn refusal(limits: &Limits, usage: &Usage, reserve: i64, windows: &Windows) -> P
     ProxyError::Limited { kind, retry_after: ratelimit::retry_after(kind, windows), message }
 }
 
-async fn read_body(req: &HttpRequest, payload: &mut web::Payload, limit: usize) -> Result<Bytes, ProxyError> {
+async fn read_body(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    settings: &crate::config::Settings,
+) -> Result<Bytes, ProxyError> {
+    let limit = settings.body_limit;
+    let mut pace = BodyPace::new(settings.request_body_timeout, settings.request_body_min_rate);
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -424,7 +446,7 @@ async fn read_body(req: &HttpRequest, payload: &mut web::Payload, limit: usize) 
         return Err(ProxyError::TooLarge(limit));
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
-    while let Some(chunk) = payload.next().await {
+    while let Some(chunk) = pace.next(payload).await? {
         let chunk =
             chunk.map_err(|e| ProxyError::BadRequest(format!("request body could not be read: {e}")))?;
         if buf.len() + chunk.len() > limit {

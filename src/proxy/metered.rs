@@ -1,12 +1,14 @@
 //! The response stream on its way to the client, and the settlement it owes.
 //!
 //! `Metered` passes each upstream chunk on as it arrives, lets the usage tap
-//! look at it, and enforces the idle timeout. Whatever way the stream ends
-//! (finished, upstream broke, upstream went quiet, client went away and the
-//! stream was dropped) the `Ticket` is settled exactly once.
+//! look at it, and enforces the idle timeout, the longest stream duration and
+//! the key's revocation. Whatever way the stream ends (finished, upstream
+//! broke, upstream went quiet, ran too long, key revoked, client went away and
+//! the stream was dropped) the `Ticket` is settled exactly once.
 
 use super::error::ProxyError;
 use super::routes::Family;
+use super::stream_watch::Watch;
 use super::usage_tap::{Delivered, UsageTap};
 use crate::state::AppState;
 use crate::store::Settlement;
@@ -34,6 +36,10 @@ pub enum End {
     /// Admitted, then stopped by the gate before it was sent (an image it
     /// names could not be fetched, or the client left meanwhile): given back.
     NotForwarded,
+    /// Ran past `MAX_STREAM_DURATION_SECS`.
+    TooLong,
+    /// The key was deactivated, rotated, expired or deleted meanwhile.
+    KeyRevoked,
 }
 
 /// An admitted request's reservation, to be replaced by the real count.
@@ -68,7 +74,11 @@ impl Ticket {
     }
 
     pub fn settle(self, end: End, http_status: u16, tap: Option<&mut UsageTap>) {
-        let clean = tap.as_ref().map_or(!self.reports_usage, |t| !t.cut_short());
+        let clean = match end {
+            // Cut off by the gate: the counts are final only if the end was seen.
+            End::TooLong | End::KeyRevoked => tap.as_ref().is_some_and(|t| t.done() && !t.error()),
+            _ => tap.as_ref().map_or(!self.reports_usage, |t| !t.cut_short()),
+        };
         let exact_counts = tap.as_ref().is_some_and(|t| t.prompt().is_some() || t.completion().is_some());
         let status = match end {
             End::Completed if clean => "ok",
@@ -78,6 +88,8 @@ impl Ticket {
             End::UpstreamRefused => "upstream_error",
             End::UpstreamUnreachable => "upstream_unreachable",
             End::NotForwarded => "not_forwarded",
+            End::TooLong => "stream_too_long",
+            End::KeyRevoked => "key_revoked",
         };
         let (prompt, completion, estimated) = match (end, tap) {
             (End::UpstreamUnreachable | End::NotForwarded, _) => (Some(0), Completion::Reported(0), false),
@@ -184,6 +196,13 @@ async fn settle_until_done(state: &AppState, settlement: &Settlement) {
     }
 }
 
+/// What may end a stream before its upstream does, besides silence.
+pub struct CutOff {
+    pub max_duration: Duration,
+    /// The key's revocation, for streams of an admitted key.
+    pub watch: Option<Watch>,
+}
+
 pub struct Metered<S> {
     inner: S,
     tap: UsageTap,
@@ -191,6 +210,10 @@ pub struct Metered<S> {
     http_status: u16,
     idle: Duration,
     idle_timer: Pin<Box<tokio::time::Sleep>>,
+    /// The longest stream duration; polled also between chunks, so a stream
+    /// that never goes quiet still ends.
+    max_timer: Pin<Box<tokio::time::Sleep>>,
+    watch: Option<Watch>,
     /// Set when the response is a stream that can carry an error event at its end.
     error_family: Option<Family>,
     finished: bool,
@@ -203,6 +226,7 @@ impl<S> Metered<S> {
         ticket: Option<Ticket>,
         http_status: u16,
         idle: Duration,
+        cut_off: CutOff,
         error_family: Option<Family>,
     ) -> Self {
         Metered {
@@ -212,6 +236,8 @@ impl<S> Metered<S> {
             http_status,
             idle,
             idle_timer: Box::pin(tokio::time::sleep(idle)),
+            max_timer: Box::pin(tokio::time::sleep(cut_off.max_duration)),
+            watch: cut_off.watch,
             error_family,
             finished: false,
         }
@@ -231,17 +257,36 @@ impl<S> Metered<S> {
         if (end == End::Completed && !cut_short) || end == End::UpstreamRefused {
             return None;
         }
-        let message = match end {
-            End::UpstreamIdle => "upstream sent nothing for too long; the response is incomplete",
-            _ => "upstream connection lost; the response is incomplete",
+        let error = match end {
+            End::UpstreamIdle => {
+                ProxyError::BadGateway("upstream sent nothing for too long; the response is incomplete".into())
+            }
+            End::TooLong => ProxyError::GatewayTimeout(
+                "the response ran past the longest stream duration (MAX_STREAM_DURATION_SECS); it is incomplete"
+                    .into(),
+            ),
+            End::KeyRevoked => ProxyError::Unauthorized(
+                "API key is no longer valid (deactivated, rotated, expired or deleted); the response is incomplete"
+                    .into(),
+            ),
+            _ => ProxyError::BadGateway("upstream connection lost; the response is incomplete".into()),
         };
-        self.error_family.map(|family| error_event(family, message))
+        self.error_family.map(|family| error_event(family, &error))
+    }
+
+    /// The stream's own limits, checked on every poll: a stream whose
+    /// upstream never pauses must end too.
+    fn cut_off(&mut self, cx: &mut Context<'_>) -> Option<End> {
+        if self.watch.as_ref().is_some_and(|w| w.revoked(cx)) {
+            return Some(End::KeyRevoked);
+        }
+        self.max_timer.as_mut().poll(cx).is_ready().then_some(End::TooLong)
     }
 }
 
 /// The last event of a stream that broke, in the family's streaming format.
-fn error_event(family: Family, message: &str) -> Bytes {
-    let body = ProxyError::BadGateway(message.to_owned()).body(family);
+fn error_event(family: Family, error: &ProxyError) -> Bytes {
+    let body = error.body(family);
     Bytes::from(match family {
         Family::Ollama => format!("{body}\n"),
         Family::OpenAi => format!("data: {body}\n\n"),
@@ -260,6 +305,11 @@ where
         let this = &mut *self;
         if this.finished {
             return Poll::Ready(None);
+        }
+        if let Some(end) = this.cut_off(cx) {
+            // The upstream response is dropped with this stream right after
+            // the error event, which cancels the generation.
+            return Poll::Ready(this.finish(end).map(Ok));
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod body_pace;
 pub mod clamps;
 pub mod error;
 pub mod forward;
@@ -15,4 +16,5 @@ pub mod openai;
 pub mod ratelimit;
 pub mod reservation;
 pub mod routes;
+pub mod stream_watch;
 pub mod usage_tap;

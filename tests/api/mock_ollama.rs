@@ -14,6 +14,8 @@
 //! - `missing`: 404 model not found
 //! - `sleepy`: answers only after 3 seconds (a cold model load)
 //!
+//! `add_response_headers` puts extra headers on every answer from then on.
+//!
 //! Counts: `prompt_eval_count` is the number of words in the prompt (which is
 //! what the gate's tokenizer estimates for plain words), `eval_count` the chunks sent.
 //!
@@ -59,6 +61,8 @@ pub struct MockState {
     pub reported_tokens: AtomicI64,
     /// Spaced JSON and CRLF SSE instead of Go's compact output.
     pub spaced: AtomicBool,
+    /// Appended to every response.
+    pub extra_headers: Mutex<Vec<(String, String)>>,
 }
 
 pub struct MockOllama {
@@ -100,6 +104,12 @@ impl MockOllama {
 
     pub fn reported_tokens(&self) -> i64 {
         self.state.reported_tokens.load(Ordering::SeqCst)
+    }
+
+    /// Every answer from now on also carries these headers.
+    pub fn add_response_headers(&self, headers: &[(&str, &str)]) {
+        let mut extra = self.state.extra_headers.lock().unwrap();
+        extra.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     }
 
     /// Answers from now on as an upstream that writes spaced JSON and CRLF SSE.
@@ -319,6 +329,18 @@ fn words(v: &Value) -> i64 {
 }
 
 async fn handle(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpResponse {
+    let extra = state.extra_headers.lock().unwrap().clone();
+    let mut response = respond(req, body, state).await;
+    for (name, value) in extra {
+        response.headers_mut().append(
+            actix_web::http::header::HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+            actix_web::http::header::HeaderValue::from_str(&value).expect("a header value"),
+        );
+    }
+    response
+}
+
+async fn respond(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpResponse {
     state.requests.lock().unwrap().push(Recorded {
         method: req.method().to_string(),
         path: req.uri().to_string(),
