@@ -37,6 +37,41 @@ macro_rules! sql_store {
                 Ok(key)
             }
 
+            /// Settles the reservations of the processes `whose` names, and
+            /// forgets those processes, in one transaction.
+            async fn settle_left_behind(
+                &self,
+                whose: super::sql_store::LeftBehind<'_>,
+                now: i64,
+            ) -> StoreResult<u64> {
+                use super::sql_store::LeftBehind;
+                let result: StoreResult<_> = async {
+                    let mut writer = self.writer().await?;
+                    let mut tx = writer.begin().await?;
+                    let left: Vec<(i64, i64)> = match whose {
+                        LeftBehind::StaleBefore(t) => {
+                            sqlx::query_as(sql::STALE_RESERVATIONS).bind(t).fetch_all(&mut *tx).await?
+                        }
+                        LeftBehind::Instance(id) => {
+                            sqlx::query_as(sql::INSTANCE_RESERVATIONS).bind(id).fetch_all(&mut *tx).await?
+                        }
+                    };
+                    let settled = Self::settle_interrupted(&mut tx, left, now).await?;
+                    match whose {
+                        LeftBehind::StaleBefore(t) => {
+                            sqlx::query(sql::DELETE_STALE_INSTANCES).bind(t).execute(&mut *tx).await?
+                        }
+                        LeftBehind::Instance(id) => {
+                            sqlx::query(sql::REMOVE_INSTANCE).bind(id).execute(&mut *tx).await?
+                        }
+                    };
+                    tx.commit().await?;
+                    Ok(settled)
+                }
+                .await;
+                self.health.note(result)
+            }
+
             /// Settles reservations of processes that died mid-request: each is
             /// charged the prompt it had sent, marked estimated.
             async fn settle_interrupted(
@@ -251,37 +286,11 @@ macro_rules! sql_store {
             }
 
             async fn settle_stale(&self, stale_before: i64, now: i64) -> StoreResult<u64> {
-                let result: StoreResult<_> = async {
-                    let mut writer = self.writer().await?;
-                    let mut tx = writer.begin().await?;
-                    let stale: Vec<(i64, i64)> = sqlx::query_as(sql::STALE_RESERVATIONS)
-                        .bind(stale_before)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    let settled = Self::settle_interrupted(&mut tx, stale, now).await?;
-                    sqlx::query(sql::DELETE_STALE_INSTANCES).bind(stale_before).execute(&mut *tx).await?;
-                    tx.commit().await?;
-                    Ok(settled)
-                }
-                .await;
-                self.health.note(result)
+                self.settle_left_behind(super::sql_store::LeftBehind::StaleBefore(stale_before), now).await
             }
 
             async fn settle_instance(&self, instance_id: &str, now: i64) -> StoreResult<u64> {
-                let result: StoreResult<_> = async {
-                    let mut writer = self.writer().await?;
-                    let mut tx = writer.begin().await?;
-                    let left: Vec<(i64, i64)> = sqlx::query_as(sql::INSTANCE_RESERVATIONS)
-                        .bind(instance_id)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    let settled = Self::settle_interrupted(&mut tx, left, now).await?;
-                    sqlx::query(sql::REMOVE_INSTANCE).bind(instance_id).execute(&mut *tx).await?;
-                    tx.commit().await?;
-                    Ok(settled)
-                }
-                .await;
-                self.health.note(result)
+                self.settle_left_behind(super::sql_store::LeftBehind::Instance(instance_id), now).await
             }
 
             async fn instances(&self) -> StoreResult<Vec<String>> {
@@ -488,3 +497,12 @@ macro_rules! sql_store {
 }
 
 pub(crate) use sql_store;
+
+/// Whose reservations are settled as interrupted.
+#[derive(Clone, Copy)]
+pub(crate) enum LeftBehind<'a> {
+    /// Every process whose heartbeat is older than this (Unix seconds).
+    StaleBefore(i64),
+    /// One process, by its instance id.
+    Instance(&'a str),
+}
