@@ -91,6 +91,11 @@ pub struct Settings {
     /// How long a fetch waits for one of those before its request gets 503.
     pub image_fetch_queue_wait: Duration,
     pub image_fetch_timeout: Duration,
+    /// Threads that count tokens, apart from those that serve connections.
+    pub tokenizer_threads: usize,
+    /// Counts that admissions may wait for at once, in all and for one key.
+    pub tokenizer_queue: usize,
+    pub tokenizer_queue_per_key: usize,
     pub admin_session_idle: Duration,
     pub admin_session_max: Duration,
     pub login_max_failures: u32,
@@ -155,6 +160,9 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("IMAGE_FETCH_MAX_IN_FLIGHT", "8", "image fetches running at once in the whole process"),
     ("IMAGE_FETCH_QUEUE_WAIT_MS", "2000", "how long a fetch waits for a free slot before the request gets 503"),
     ("IMAGE_FETCH_TIMEOUT_SECS", "10", "time to fetch one image_url"),
+    ("TOKENIZER_THREADS", "0", "threads that count tokens (prompt estimates, count_tokens), apart from the connection threads (0: half the cores, at least 1)"),
+    ("TOKENIZER_QUEUE", "256", "token counts requests may wait for at once; more get 503"),
+    ("TOKENIZER_QUEUE_PER_KEY", "64", "token counts one key's requests may wait for at once; more get 429"),
     ("ADMIN_SESSION_IDLE_MINUTES", "30", "an admin session ends after this long unused"),
     ("ADMIN_SESSION_MAX_HOURS", "12", "an admin session ends this long after login"),
     ("LOGIN_MAX_FAILURES", "10", "wrong admin passwords (console or bearer) from one address before it is locked out; after the first 3, each try waits a doubling delay"),
@@ -335,6 +343,12 @@ impl Settings {
             image_fetch_max_in_flight: num("IMAGE_FETCH_MAX_IN_FLIGHT")?.clamp(1, 10_000) as usize,
             image_fetch_queue_wait: Duration::from_millis(num("IMAGE_FETCH_QUEUE_WAIT_MS")?),
             image_fetch_timeout: Duration::from_secs(num("IMAGE_FETCH_TIMEOUT_SECS")?.max(1)),
+            tokenizer_threads: match num("TOKENIZER_THREADS")? {
+                0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+                n => n.min(256) as usize,
+            },
+            tokenizer_queue: num("TOKENIZER_QUEUE")?.clamp(1, 100_000) as usize,
+            tokenizer_queue_per_key: num("TOKENIZER_QUEUE_PER_KEY")?.clamp(1, 100_000) as usize,
             admin_session_idle: Duration::from_secs(num("ADMIN_SESSION_IDLE_MINUTES")?.max(1) * 60),
             admin_session_max: Duration::from_secs(num("ADMIN_SESSION_MAX_HOURS")?.max(1) * 3600),
             login_max_failures: num("LOGIN_MAX_FAILURES")?.clamp(1, 1000) as u32,

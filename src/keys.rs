@@ -46,6 +46,11 @@ impl KeyCache {
         entries.insert(hash, (Instant::now(), key));
     }
 
+    /// Drops one key's entry: its next request reads the key and its usage afresh.
+    pub fn forget(&self, hash: &str) {
+        self.entries.write().unwrap_or_else(|e| e.into_inner()).remove(hash);
+    }
+
     pub fn clear(&self) {
         self.entries.write().unwrap_or_else(|e| e.into_inner()).clear();
     }

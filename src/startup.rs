@@ -41,7 +41,6 @@ impl Application {
         mut settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Application> {
-        crate::tokens::warm_up();
         let backlog = settings.listen_backlog;
         let proxy_listener =
             bind("PROXY_HOST/PROXY_PORT", &settings.proxy_host, settings.proxy_port, backlog)?;
@@ -83,6 +82,11 @@ impl Application {
                 global_interval: settings.login_global_interval,
             }),
             streams: Default::default(),
+            tokenizer: crate::tokens::Tokenizer::start(
+                settings.tokenizer_threads,
+                settings.tokenizer_queue,
+                settings.tokenizer_queue_per_key,
+            ),
             store,
             clock,
             settings,

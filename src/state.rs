@@ -28,6 +28,8 @@ pub struct AppState {
     /// The upstream's model names, for mapping models Anthropic clients ask for.
     pub catalog: crate::proxy::models::Catalog,
     pub login_throttle: crate::admin::throttle::LoginThrottle,
+    /// Counts tokens off the connection threads.
+    pub tokenizer: crate::tokens::Tokenizer,
     /// Running response streams by key, so a revoked key's streams end.
     pub streams: crate::proxy::stream_watch::StreamWatch,
 }

@@ -115,6 +115,10 @@ impl ProxyError {
                 response.insert_header(("x-should-retry", "false"));
             }
         }
+        if matches!(self, ProxyError::Unavailable(_)) {
+            // Every 503 here is a queue or the database catching up: soon, not never.
+            response.insert_header(("retry-after", "1"));
+        }
         if matches!(self, ProxyError::RequestTimeout(_)) {
             // The rest of the body may still be trickling in: the connection is not reused.
             response.force_close();

@@ -19,6 +19,7 @@ use crate::domain::model;
 use crate::domain::windows::Windows;
 use crate::state::AppState;
 use crate::store::{Admission, Admitted, KeyRecord};
+use crate::tokens::Busy;
 use crate::usage_log::UsageEvent;
 use actix_web::body::{BodyStream, SizedStream};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
@@ -152,8 +153,18 @@ async fn handle(
     let (ticket, usage, outbound) = admit(state, &key, &route, &mut facts, body, outbound).await?;
     *rate_headers = ratelimit::headers(&key.fields.limits, &usage, &state.windows());
     if let Some(request) = count_tokens {
-        // Counted like any request, charged nothing.
-        let tokens = request.as_ref().map_or(0, |b| body::prompt_tokens(&b.value));
+        // Counted like any request, charged nothing; the count waits on the
+        // tokenizer pool, and a full pool gives the request back.
+        let text = request.as_ref().map(|b| body::prompt_text(&b.value)).unwrap_or_default();
+        let pending = match state.tokenizer.try_count(key.id, text) {
+            Ok(pending) => pending,
+            Err(busy) => {
+                let e = tokenizer_busy(busy);
+                ticket.settle(End::NotForwarded, e.status().as_u16(), None);
+                return Err(e);
+            }
+        };
+        let tokens = pending.tokens().await;
         ticket.settle_answered(200);
         let mut reply = HttpResponse::Ok();
         add_headers(&mut reply, rate_headers);
@@ -299,9 +310,15 @@ async fn admit(
     let limits = &key.fields.limits;
     // Listings, management and count_tokens use no model tokens: they reserve none.
     let counts_tokens = limits.has_token_limit() && route.kind.reports_usage();
-    // The tokenizer runs only when some token limit needs the estimate now.
+    // The tokenizer runs only when some token limit needs the estimate now,
+    // and only for a key that has room left by what it last read.
     let prompt_estimate = match (&body, counts_tokens) {
-        (Some(b), true) => Some(body::prompt_tokens(&b.value)),
+        (Some(b), true) => {
+            precheck(key, &state.windows())?;
+            let pending =
+                state.tokenizer.try_count(key.id, body::prompt_text(&b.value)).map_err(tokenizer_busy)?;
+            Some(pending.tokens().await)
+        }
         _ => None,
     };
     let prompt = prompt_estimate.unwrap_or(0);
@@ -315,7 +332,9 @@ async fn admit(
     let mut output = if bounded_output {
         let wanted = facts.max_output.unwrap_or(default_output);
         let windows = state.windows();
-        let room = room_or_refusal(limits, &key.usage_at(&windows), prompt, wanted, &windows)?;
+        let room = room_or_refusal(limits, &key.usage_at(&windows), prompt, wanted, &windows)
+            // The cached usage let this through the precheck: the next request reads it fresh.
+            .inspect_err(|_| state.keys.forget(&key.key_hash))?;
         (facts.max_output.is_some() || room < wanted).then_some(room)
     } else {
         None
@@ -362,6 +381,8 @@ async fn admit(
                 ));
             }
             Admitted::Refused { limits, usage } => {
+                // The cached usage let this through: the next request reads it fresh.
+                state.keys.forget(&key.key_hash);
                 // Another request may have taken part of what was left since the
                 // key was read: lower the output to what is left now and try again.
                 if bounded_output {
@@ -393,6 +414,35 @@ async fn admit(
         reports_usage: route.kind.reports_usage(),
     };
     Ok((ticket, usage, outbound))
+}
+
+/// Refuses, before any tokenizer work, a key that has no room left by the
+/// usage read with it. That read may be up to KEY_CACHE_TTL_MS old: it can
+/// only have missed use since, so it never refuses what admission would take,
+/// except on concurrency, which is left to admission.
+fn precheck(key: &KeyRecord, windows: &Windows) -> Result<(), ProxyError> {
+    let limits = Limits { max_concurrent: None, ..key.fields.limits.clone() };
+    let usage = key.usage_at(windows);
+    match first_violation(&limits, &usage, 1) {
+        None => Ok(()),
+        Some(_) => Err(refusal(&limits, &usage, 1, windows)),
+    }
+}
+
+fn tokenizer_busy(busy: Busy) -> ProxyError {
+    match busy {
+        Busy::Full => ProxyError::Unavailable(
+            "the gate's tokenizer is busy counting other requests; try again shortly (TOKENIZER_QUEUE)"
+                .into(),
+        ),
+        Busy::KeyFull(n) => ProxyError::Limited {
+            kind: LimitKind::Concurrency,
+            retry_after: 1,
+            message: format!(
+                "this key already has {n} requests waiting for the gate's tokenizer (TOKENIZER_QUEUE_PER_KEY)"
+            ),
+        },
+    }
 }
 
 /// The output a request may have, or the refusal that says why it has none.

@@ -128,9 +128,7 @@ impl Ticket {
             let completion = match completion {
                 Completion::Reported(n) => n,
                 Completion::Delivered(text) if text.is_empty() => 0,
-                Completion::Delivered(text) => {
-                    tokio::task::spawn_blocking(move || text.tokens()).await.unwrap_or(0)
-                }
+                Completion::Delivered(text) => text.tokens(&self.state.tokenizer).await,
             };
             let now = self.state.clock.now().timestamp();
             let settlement = Settlement {
@@ -166,8 +164,8 @@ impl Ticket {
         if let Some(n) = self.prompt_estimate {
             return n;
         }
-        let Some(body) = self.body.clone() else { return 0 };
-        tokio::task::spawn_blocking(move || super::body::prompt_tokens(&body)).await.unwrap_or(0)
+        let Some(body) = &self.body else { return 0 };
+        self.state.tokenizer.count(super::body::prompt_text(body)).tokens().await
     }
 }
 

@@ -1,23 +1,17 @@
-//! Token estimates for when the upstream reports no counts of its own.
+//! Token estimates for when the upstream reports no counts of its own, and
+//! for `count_tokens`.
 //!
-//! The tokenizer takes ~100 ms and ~23 MiB to build, so it is built once, on a
-//! background thread at startup, never on the request path.
+//! All counting happens on the tokenizer pool (`pool`), in pieces (`pieces`).
+//! The tokenizer's tables take ~100 ms and ~23 MiB to build: the pool's first
+//! thread builds them at startup, never a request.
 
-use tiktoken_rs::cl100k_base_singleton;
+mod pieces;
+mod pool;
 
-/// Builds the tokenizer off the request path.
-pub fn warm_up() {
-    std::thread::Builder::new()
-        .name("tokenizer-warm-up".into())
-        .spawn(|| {
-            cl100k_base_singleton();
-        })
-        .ok();
-}
+pub use pool::{Busy, Pending, Tokenizer};
 
-pub fn count(text: &str) -> i64 {
-    if text.is_empty() {
-        return 0;
-    }
-    cl100k_base_singleton().count_ordinary(text) as i64
+/// The pool's count, made on the calling thread: for tests and tools.
+pub fn count_now(text: &str) -> i64 {
+    let bpe = tiktoken_rs::cl100k_base_singleton();
+    pieces::pieces(text).map(|piece| bpe.count_ordinary(piece) as i64).sum()
 }

@@ -318,7 +318,7 @@ async fn count_tokens_counts_the_system_tools_tool_calls_and_tool_results() {
     };
     let bare_tokens = count(&app.post("/v1/messages/count_tokens", Some(&key), bare).await);
     let heavy_tokens = count(&app.post("/v1/messages/count_tokens", Some(&key), heavy.clone()).await);
-    let description_tokens = ollama_gate::tokens::count(&description);
+    let description_tokens = ollama_gate::tokens::count_now(&description);
     assert!(description_tokens > 200, "{description_tokens}");
     assert!(
         heavy_tokens >= bare_tokens + description_tokens,

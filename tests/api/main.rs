@@ -22,5 +22,6 @@ mod raw;
 mod reservations;
 mod slow_clients;
 mod streams;
+mod tokenizer;
 mod upstream_headers;
 mod windows;

@@ -236,10 +236,10 @@ fn max_output(kind: Kind, body: &Map<String, Value>) -> Result<Option<i64>, Prox
     Ok(numbers::as_limit(obeyed))
 }
 
-/// An estimate of the prompt's tokens, for reservations and for upstream
-/// responses that report no counts.
+/// The estimate of the prompt's tokens the gate makes, counted here and now;
+/// the gate itself counts `prompt_text` on its tokenizer pool.
 pub fn prompt_tokens(body: &Value) -> i64 {
-    crate::tokens::count(&prompt_text(body))
+    crate::tokens::count_now(&prompt_text(body))
 }
 
 /// Everything the model reads from a request, as text, for a token estimate

@@ -87,10 +87,12 @@ impl Delivered {
         self.text.is_empty() && self.overflow == 0
     }
 
-    /// The token count of the text: tokenized, plus four bytes a token past the cap.
-    /// Slow on long text: call it off the request path.
-    pub fn tokens(&self) -> i64 {
-        let counted = crate::tokens::count(&String::from_utf8_lossy(&self.text));
+    /// The token count of the text: tokenized on the pool, plus four bytes a
+    /// token past the cap.
+    pub async fn tokens(self, tokenizer: &crate::tokens::Tokenizer) -> i64 {
+        let text = String::from_utf8(self.text)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let counted = tokenizer.count(text).tokens().await;
         counted.saturating_add(i64::try_from(self.overflow / 4).unwrap_or(i64::MAX))
     }
 }
