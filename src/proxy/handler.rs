@@ -421,7 +421,7 @@ async fn admit(
 /// only have missed use since, so it never refuses what admission would take,
 /// except on concurrency, which is left to admission.
 fn precheck(key: &KeyRecord, windows: &Windows) -> Result<(), ProxyError> {
-    let limits = Limits { max_concurrent: None, ..key.fields.limits.clone() };
+    let limits = Limits { max_concurrent: None, ..key.fields.limits };
     let usage = key.usage_at(windows);
     match first_violation(&limits, &usage, 1) {
         None => Ok(()),
