@@ -353,8 +353,30 @@ pub struct SettingsChange {
 
 /// Settings saved here are kept in the database and win over the environment.
 pub async fn apply_settings(state: &AppState, change: SettingsChange) -> Result<(), AdminError> {
+    use crate::domain::lengths;
     let urls =
         change.ollama_urls.or_else(|| change.ollama_url.map(|s| s.split(',').map(str::to_owned).collect()));
+    // Everything is checked before anything is stored.
+    let model =
+        change.anthropic_default_model.map(|m| m.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()));
+    if let Some(Some(m)) = &model {
+        if m.len() > lengths::MODEL_NAME || m.chars().any(char::is_control) {
+            return Err(AdminError::BadRequest(format!(
+                "anthropic_default_model '{}' must be at most {} bytes, no control characters",
+                lengths::shown(m),
+                lengths::MODEL_NAME
+            )));
+        }
+    }
+    if let Some(urls) = &urls {
+        if urls.len() > lengths::UPSTREAMS || urls.iter().any(|u| u.len() > lengths::URL) {
+            return Err(AdminError::BadRequest(format!(
+                "at most {} upstream URLs of at most {} bytes each",
+                lengths::UPSTREAMS,
+                lengths::URL
+            )));
+        }
+    }
     if let Some(urls) = urls {
         let parsed = urls
             .iter()
@@ -372,8 +394,7 @@ pub async fn apply_settings(state: &AppState, change: SettingsChange) -> Result<
         state.catalog.clear();
         *state.upstream_probe.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
-    if let Some(model) = change.anthropic_default_model {
-        let model = model.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
+    if let Some(model) = model {
         state.store.put_setting(SETTING_ANTHROPIC_MODEL, model.as_deref().unwrap_or("")).await?;
         *state.anthropic_default_model.write().unwrap_or_else(|e| e.into_inner()) = model;
     }

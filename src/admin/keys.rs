@@ -2,6 +2,7 @@
 
 use crate::domain::api_key::ApiKey;
 use crate::domain::clamps::{Clamps, ClampsPatch, ModelAliases};
+use crate::domain::lengths;
 use crate::domain::limits::{present, Limits, LimitsPatch};
 use crate::domain::model::ModelList;
 use crate::domain::scopes::Scopes;
@@ -56,8 +57,8 @@ pub struct PatchKey {
 
 fn name(text: &str) -> Result<String, String> {
     let name = text.trim();
-    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-        return Err("name must be 1 to 100 printable characters".into());
+    if name.is_empty() || name.len() > lengths::KEY_NAME || name.chars().any(char::is_control) {
+        return Err(format!("name must be 1 to {} bytes of printable characters", lengths::KEY_NAME));
     }
     Ok(name.to_owned())
 }
@@ -65,8 +66,8 @@ fn name(text: &str) -> Result<String, String> {
 fn owner(text: Option<&str>) -> Result<Option<String>, String> {
     match text.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(o) if o.len() > 200 || o.chars().any(char::is_control) => {
-            Err("owner must be at most 200 printable characters".into())
+        Some(o) if o.len() > lengths::OWNER || o.chars().any(char::is_control) => {
+            Err(format!("owner must be at most {} bytes of printable characters", lengths::OWNER))
         }
         Some(o) => Ok(Some(o.to_owned())),
     }

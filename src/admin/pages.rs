@@ -1118,6 +1118,8 @@ pub async fn change_password(req: HttpRequest, session: Session, state: Data<App
         Some("The current password is wrong.")
     } else if form.get("new").chars().count() < 12 {
         Some("The new password needs 12 characters or more.")
+    } else if form.get("new").len() > crate::domain::lengths::PASSWORD {
+        Some("The new password may have at most 1024 bytes.")
     } else if form.get("new") != form.get("confirm") {
         Some("The two new passwords differ.")
     } else {

@@ -73,10 +73,22 @@ pub struct ModelAliases(pub BTreeMap<String, String>);
 
 impl ModelAliases {
     pub fn new(map: BTreeMap<String, String>) -> Result<Self, String> {
+        use super::lengths::{self, shown};
+        if map.len() > lengths::MODEL_ENTRIES {
+            return Err(format!("a key has at most {} model aliases", lengths::MODEL_ENTRIES));
+        }
         for (from, to) in &map {
             for name in [from, to] {
-                if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-                    return Err(format!("invalid model alias '{from}' -> '{to}'"));
+                if name.trim().is_empty()
+                    || name.len() > lengths::MODEL_NAME
+                    || name.chars().any(char::is_control)
+                {
+                    return Err(format!(
+                        "invalid model alias '{}' -> '{}': names of 1 to {} bytes, no control characters",
+                        shown(from),
+                        shown(to),
+                        lengths::MODEL_NAME
+                    ));
                 }
             }
         }

@@ -4,6 +4,7 @@ pub mod api_key;
 pub mod clamps;
 pub mod ip_class;
 pub mod keep_alive;
+pub mod lengths;
 pub mod limits;
 pub mod model;
 pub mod scopes;

@@ -29,17 +29,26 @@ fn fold_long_s(c: char) -> char {
     }
 }
 
+use super::lengths;
+
 /// A key's model allow-list. `None` on the key means every model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelList(Vec<String>);
 
 impl ModelList {
     pub fn new(names: Vec<String>) -> Result<Self, String> {
+        if names.len() > lengths::MODEL_ENTRIES {
+            return Err(format!("a model allow-list has at most {} entries", lengths::MODEL_ENTRIES));
+        }
         let mut cleaned = Vec::with_capacity(names.len());
         for name in names {
             let name = name.trim().to_owned();
-            if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-                return Err(format!("invalid model name '{name}'"));
+            if name.is_empty() || name.len() > lengths::MODEL_NAME || name.chars().any(char::is_control) {
+                return Err(format!(
+                    "invalid model name '{}': 1 to {} bytes, no control characters",
+                    lengths::shown(&name),
+                    lengths::MODEL_NAME
+                ));
             }
             if !cleaned.contains(&name) {
                 cleaned.push(name);

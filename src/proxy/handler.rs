@@ -82,7 +82,7 @@ async fn handle(
             "this key lacks the '{}' scope needed for {} {}",
             route.scope,
             req.method(),
-            req.path()
+            crate::domain::lengths::shown(req.path())
         )));
     }
     let windows = state.windows();
@@ -513,21 +513,24 @@ async fn read_body(
 fn check_models(key: &KeyRecord, models: &[String]) -> Result<(), ProxyError> {
     let Some(list) = &key.fields.models else { return Ok(()) };
     match models.iter().find(|m| !list.allows(m)) {
-        Some(m) => Err(ProxyError::Forbidden(format!("model '{m}' is not allowed for this key"))),
+        Some(m) => Err(ProxyError::Forbidden(format!(
+            "model '{}' is not allowed for this key",
+            crate::domain::lengths::shown(m)
+        ))),
         None => Ok(()),
     }
 }
 
 fn refused_route(req: &HttpRequest, refusal: Refusal) -> ProxyError {
+    // The path is the client's: a long one is shortened, not repeated.
+    let path = crate::domain::lengths::shown(req.path());
     match refusal {
         Refusal::NeverForwarded => {
-            ProxyError::Forbidden(format!("{} {} is never forwarded by this gate", req.method(), req.path()))
+            ProxyError::Forbidden(format!("{} {path} is never forwarded by this gate", req.method()))
         }
-        Refusal::NotAllowed => ProxyError::Forbidden(format!(
-            "{} {} is not a route this gate forwards",
-            req.method(),
-            req.path()
-        )),
+        Refusal::NotAllowed => {
+            ProxyError::Forbidden(format!("{} {path} is not a route this gate forwards", req.method()))
+        }
     }
 }
 

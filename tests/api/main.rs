@@ -10,6 +10,7 @@ mod faults;
 mod helpers;
 mod hostile;
 mod images;
+mod lengths;
 mod lifecycle;
 mod mock_ollama;
 mod nginx;

@@ -21,6 +21,7 @@ pub use schema::OutputField;
 
 use super::error::ProxyError;
 use super::routes::Kind;
+use crate::domain::lengths;
 use schema::ModelFields;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -185,7 +186,21 @@ pub fn facts(kind: Kind, body: &Value) -> Result<Facts, ProxyError> {
     Ok(Facts { models: models(route.models, object)?, stream, max_output: max_output(kind, object)? })
 }
 
+/// The models a request names, each at most `lengths::MODEL_NAME` bytes: the
+/// name is stored with the request's usage and shown in the console.
 fn models(fields: ModelFields, body: &Map<String, Value>) -> Result<Vec<String>, ProxyError> {
+    let named = named_models(fields, body)?;
+    match named.iter().find(|m| m.len() > lengths::MODEL_NAME) {
+        Some(long) => Err(ProxyError::BadRequest(format!(
+            "model name '{}' is too long: at most {} bytes",
+            lengths::shown(long),
+            lengths::MODEL_NAME
+        ))),
+        None => Ok(named),
+    }
+}
+
+fn named_models(fields: ModelFields, body: &Map<String, Value>) -> Result<Vec<String>, ProxyError> {
     let required = |name: &str| match string_field(body, name)? {
         Some(m) if !m.trim().is_empty() => Ok(m),
         _ => Err(ProxyError::BadRequest(format!("'{name}' is required"))),
