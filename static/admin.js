@@ -19,3 +19,46 @@ document.addEventListener("click", (event) => {
     setTimeout(() => { button.textContent = label; }, 1500);
   });
 });
+
+// htmx leaves 4xx and 5xx answers unswapped (the htmx-config in layout.html
+// marks them as errors, 422 form errors excepted): without this they would be
+// dropped silently. The server's own message goes in a banner at the top of
+// the page; textContent only, so nothing in it is ever run or parsed as markup.
+function serverMessage(xhr) {
+  const body = xhr.responseText || "";
+  try {
+    const parsed = JSON.parse(body);
+    if (parsed && typeof parsed.error === "string") return parsed.error;
+  } catch (_) { /* not JSON: an HTML error page, or nothing */ }
+  const page = new DOMParser().parseFromString(body, "text/html");
+  const alert = page.querySelector("[role=alert]");
+  return (alert && alert.textContent.trim()) || xhr.statusText || "the request failed";
+}
+
+function showError(text) {
+  let banner = document.getElementById("request-error");
+  if (!banner) {
+    banner = document.createElement("p");
+    banner.id = "request-error";
+    banner.className = "error-banner";
+    banner.setAttribute("role", "alert");
+    const main = document.querySelector("main") || document.body;
+    main.prepend(banner);
+  }
+  banner.textContent = text;
+  banner.scrollIntoView({ block: "nearest" });
+}
+
+document.addEventListener("htmx:responseError", (event) => {
+  const xhr = event.detail.xhr;
+  showError(`${xhr.status}: ${serverMessage(xhr)}`);
+});
+
+document.addEventListener("htmx:sendError", () => {
+  showError("The gate could not be reached; check the connection and try again.");
+});
+
+document.addEventListener("htmx:beforeRequest", () => {
+  const banner = document.getElementById("request-error");
+  if (banner) banner.remove();
+});

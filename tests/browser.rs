@@ -64,9 +64,15 @@ async fn browser(driver_port: u16, javascript: bool, profile: &Path) -> Client {
                  "--disable-background-networking", "--disable-component-update", "--no-first-run",
                  "--disable-sync", "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())],
     });
+    // Downloads land in the profile's downloads/ without asking.
+    let mut prefs = json!({
+        "download.default_directory": profile.join("downloads").display().to_string(),
+        "download.prompt_for_download": false,
+    });
     if !javascript {
-        options["prefs"] = json!({"profile.managed_default_content_settings.javascript": 2});
+        prefs["profile.managed_default_content_settings.javascript"] = json!(2);
     }
+    options["prefs"] = prefs;
     let mut caps = serde_json::Map::new();
     caps.insert("goog:chromeOptions".into(), options);
     ClientBuilder::rustls()
@@ -83,6 +89,7 @@ struct Run<'a> {
     label: &'a str,
     shots: PathBuf,
     count: usize,
+    downloads: PathBuf,
 }
 
 impl Run<'_> {
@@ -155,6 +162,104 @@ async fn status_of(gate: &Gate, key: &str) -> u16 {
     gate.generate(key, "llama3").await.0
 }
 
+async fn key_count(gate: &Gate) -> usize {
+    let listed = gate.admin("GET", "/api-keys", None).await;
+    let keys = listed.as_array().or_else(|| listed["keys"].as_array()).or_else(|| listed["data"].as_array());
+    keys.unwrap_or_else(|| panic!("no key list in {listed}")).len()
+}
+
+/// Neither the page nor htmx's history cache (sessionStorage, localStorage)
+/// holds the secret.
+async fn assert_secret_kept_nowhere(run: &Run<'_>, secret: &str, when: &str) {
+    assert!(!run.body().await.contains(secret), "{when}: the page shows the secret");
+    let stored = run
+        .c
+        .execute(
+            "const all = {}; for (const s of [sessionStorage, localStorage]) \
+             for (let i = 0; i < s.length; i++) all[s.key(i)] = s.getItem(s.key(i)); \
+             return JSON.stringify(all);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let stored = stored.as_str().unwrap_or_default().to_owned();
+    assert!(!stored.contains(secret), "{when}: browser storage holds the secret: {stored}");
+}
+
+/// A reload of a secret page shows nothing and repeats nothing.
+async fn reload_secret_page(run: &mut Run<'_>, gate: &Gate, secret: &str) {
+    let keys = key_count(gate).await;
+    run.c.refresh().await.unwrap();
+    run.find(Locator::Id("secret-gone")).await;
+    assert!(!run.body().await.contains(secret), "a reload shows the secret again");
+    assert_eq!(key_count(gate).await, keys, "a reload of the secret page made another key");
+    assert_eq!(status_of(gate, secret).await, 200, "a reload of the secret page rotated the key again");
+    run.shot("secret-reloaded").await;
+}
+
+/// JavaScript on: leave the secret page by a boosted link (htmx would keep a
+/// snapshot of it), then go Back to it.
+async fn back_to_secret_page(run: &mut Run<'_>, secret: &str) {
+    run.click_link("Go to the key").await;
+    run.find(Locator::Id("daily_tokens")).await;
+    assert_secret_kept_nowhere(run, secret, "on the key's page").await;
+    run.c.back().await.unwrap();
+    run.wait_path("/secret").await;
+    run.find(Locator::Id("secret-gone")).await;
+    assert_secret_kept_nowhere(run, secret, "after Back").await;
+    run.shot("secret-after-back").await;
+}
+
+/// JavaScript on: errors that are not form errors get a visible banner.
+async fn errors_are_shown(run: &mut Run<'_>, gate: &Gate) {
+    // A stale CSRF token: 403, shown, and nothing changed.
+    let created = gate.admin("POST", "/api-keys", Some(json!({"name": "stale-csrf"}))).await;
+    let (id, key) = (created["id"].as_i64().unwrap(), created["key"].as_str().unwrap().to_owned());
+    run.go(&format!("/keys/{id}")).await;
+    run.find(Locator::Id("daily_tokens")).await;
+    run.c
+        .execute(
+            "document.querySelectorAll('input[name=csrf_token]').forEach(i => { i.value = 'stale'; });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    run.click_button("Deactivate").await;
+    let banner = run.text("#request-error").await;
+    assert!(banner.contains("403") && banner.contains("CSRF"), "{banner}");
+    assert_eq!(status_of(gate, &key).await, 200, "a refused request changed the key");
+    run.shot("error-stale-csrf").await;
+
+    // A key deleted meanwhile: 404, shown.
+    run.go(&format!("/keys/{id}")).await;
+    run.find(Locator::Id("daily_tokens")).await;
+    gate.admin("DELETE", &format!("/api-keys/{id}"), None).await;
+    run.click_button("Rotate secret").await;
+    let banner = run.text("#request-error").await;
+    assert!(banner.contains("404"), "{banner}");
+    run.shot("error-deleted-meanwhile").await;
+}
+
+/// The CSV export is a download, with JavaScript on as with it off.
+async fn csv_downloads(run: &mut Run<'_>) {
+    run.go("/usage").await;
+    run.click_link("Export CSV").await;
+    let file = run.downloads.join("ollama-gate-usage.csv");
+    let started = Instant::now();
+    while !file.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}: no CSV download in {:?}",
+            run.label,
+            run.downloads
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.starts_with("time,key_id,key_name,model,"), "{text}");
+    assert!(run.body().await.contains("Export CSV"), "the usage page stays in place");
+}
+
 async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     run.go("/keys").await;
     run.wait_path("/login").await;
@@ -176,6 +281,10 @@ async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     assert!(secret.starts_with("sk-og-"), "{secret}");
     run.shot("key-secret").await;
     assert_eq!(status_of(gate, &secret).await, 200);
+    if javascript {
+        back_to_secret_page(run, &secret).await;
+    }
+    reload_secret_page(run, gate, &secret).await;
 
     if javascript {
         run.c.execute("window.stillHere = true;", vec![]).await.unwrap();
@@ -217,6 +326,10 @@ async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     assert_eq!(status_of(gate, &secret).await, 401);
     assert_eq!(status_of(gate, &rotated).await, 200);
     run.shot("key-rotated").await;
+    if javascript {
+        back_to_secret_page(run, &rotated).await;
+    }
+    reload_secret_page(run, gate, &rotated).await;
 
     run.click_link("Go to the key").await;
     run.wait_path("/keys/").await;
@@ -252,6 +365,11 @@ async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     }
     assert!(run.body().await.contains("ANTHROPIC_BASE_URL"));
 
+    csv_downloads(run).await;
+    if javascript {
+        errors_are_shown(run, gate).await;
+    }
+
     if javascript {
         let seen = run.c.execute("return sessionStorage.getItem('csp-violations');", vec![]).await.unwrap();
         assert!(seen.is_null() || seen == json!("[]"), "Content-Security-Policy violations: {seen}");
@@ -283,6 +401,7 @@ async fn the_console_works_in_chromium_with_and_without_javascript() {
             label,
             shots: shots.clone(),
             count: 0,
+            downloads: profile.path().join("downloads"),
         };
         walk_through(&mut run, &gate, javascript).await;
         run.c.close().await.unwrap();

@@ -10,6 +10,7 @@ pub mod hosts;
 pub mod keys;
 pub mod pages;
 pub mod password;
+pub mod reveal;
 pub mod session;
 pub mod session_key;
 pub mod throttle;

@@ -1,6 +1,7 @@
 //! The HTML console: one template struct per page, plain forms that work
 //! without JavaScript, htmx making some of them quicker. Every change is a
-//! POST followed by a redirect, except the two that reveal a secret once.
+//! POST followed by a redirect; the two that make a secret redirect to a page
+//! that shows it once (see `reveal`).
 
 use super::error::AdminError;
 use super::keys::{self as key_ops, CreateKey, PatchKey};
@@ -587,13 +588,60 @@ struct KeySecretPage {
     nav: &'static str,
     notice: Option<String>,
     heading: String,
-    secret: String,
+    /// `None` once the secret has been shown: the page then says so.
+    secret: Option<String>,
     id: i64,
 }
 
-fn secret_page(csrf: String, heading: String, secret: &str, id: i64) -> Page {
-    let mut page =
-        render(KeySecretPage { csrf, nav: "keys", notice: None, heading, secret: secret.to_owned(), id })?;
+#[derive(serde::Deserialize)]
+pub struct RevealQuery {
+    #[serde(default)]
+    t: String,
+}
+
+/// After a create or a rotate: the secret waits for one view of its page.
+fn to_secret_page(
+    req: &HttpRequest,
+    state: &AppState,
+    data: &SessionData,
+    heading: String,
+    secret: &str,
+    id: i64,
+) -> HttpResponse {
+    let token = super::reveal::put(&data.id, id, heading, secret, state.clock.now().timestamp());
+    see_other(req, &format!("/keys/{id}/secret?t={token}"))
+}
+
+/// Shows a waiting secret once; every later view (reload, Back, Forward)
+/// says it was shown. Never stored by the browser or by htmx's history.
+pub async fn key_secret(
+    req: HttpRequest,
+    session: Session,
+    state: Data<AppState>,
+    id: Path<i64>,
+    query: Query<RevealQuery>,
+) -> Page {
+    let data = or_return!(admin(&req, &session, &state).await);
+    let now = state.clock.now().timestamp();
+    let page = match super::reveal::take(&query.t, &data.id, *id, now) {
+        Some(r) => KeySecretPage {
+            csrf: data.csrf,
+            nav: "keys",
+            notice: None,
+            heading: r.heading,
+            secret: Some(r.secret),
+            id: r.key_id,
+        },
+        None => KeySecretPage {
+            csrf: data.csrf,
+            nav: "keys",
+            notice: None,
+            heading: "This secret was already shown".into(),
+            secret: None,
+            id: *id,
+        },
+    };
+    let mut page = render(page)?;
     page.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     Ok(page)
 }
@@ -622,8 +670,8 @@ pub async fn create_key(req: HttpRequest, session: Session, state: Data<AppState
     let (secret, record) =
         key_ops::create(state.store.as_ref(), fields, state.clock.now().timestamp()).await?;
     log::info!("created API key {} ({}) from the console", record.id, record.key_hint);
-    // The one response that shows the secret: no redirect, not cached.
-    secret_page(data.csrf, format!("Key “{}” created", record.fields.name), secret.expose(), record.id)
+    let heading = format!("Key “{}” created", record.fields.name);
+    Ok(to_secret_page(&req, &state, &data, heading, secret.expose(), record.id))
 }
 
 struct UsageRowView {
@@ -834,7 +882,8 @@ pub async fn rotate_key(
         .ok_or_else(|| AdminError::NotFound(format!("no API key with id {id}")))?;
     state.keys.clear();
     log::info!("rotated API key {} from the console", record.id);
-    secret_page(data.csrf, format!("New secret for “{}”", record.fields.name), secret.expose(), record.id)
+    let heading = format!("New secret for “{}”", record.fields.name);
+    Ok(to_secret_page(&req, &state, &data, heading, secret.expose(), record.id))
 }
 
 #[derive(Template)]
@@ -1188,6 +1237,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/keys/{id}", web::get().to(key_detail))
         .route("/keys/{id}", web::post().to(update_key))
         .route("/keys/{id}/rotate", web::post().to(rotate_key))
+        .route("/keys/{id}/secret", web::get().to(key_secret))
         .route("/keys/{id}/delete", web::get().to(delete_key_form))
         .route("/keys/{id}/delete", web::post().to(delete_key))
         .route("/keys/{id}/{action}", web::post().to(set_active))

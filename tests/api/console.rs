@@ -193,7 +193,7 @@ async fn state_changes_need_the_sessions_csrf_token_and_a_same_site_origin() {
         "nothing was created"
     );
     let made = browser.post("/keys", &[("csrf_token", &csrf), ("name", "a"), ("scopes", "inference")]).await;
-    assert_eq!(made.status, StatusCode::OK);
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "the right token is let through");
     let id = app.admin("GET", "/api-keys", None).await.json()[0]["id"].as_i64().unwrap();
     // Every state-changing route, without the token and with a foreign one.
     for path in [
@@ -239,13 +239,31 @@ async fn a_new_keys_secret_is_shown_once_and_names_with_html_are_escaped() {
             ],
         )
         .await;
+    // Post, redirect, one view: the POST answer holds no secret, so nothing
+    // that a browser repeats (reload, Back, Forward) makes or shows one again.
+    assert_eq!(created.status, StatusCode::SEE_OTHER);
+    assert!(!created.body.contains("sk-og-"));
+    let to = created.headers.get("location").unwrap().to_str().unwrap().to_owned();
+    assert!(to.contains("/secret?t="), "{to}");
+    // Hostile first: another session with the same address sees nothing and
+    // does not use up the one view.
+    let mut other = Browser::new(&app);
+    other.log_in(ADMIN_PASSWORD).await;
+    let stolen = other.get(&to).await;
+    assert!(!stolen.body.contains("sk-og-"), "another session read the secret");
+    let created = browser.get(&to).await;
     assert_eq!(created.status, StatusCode::OK);
     assert_eq!(created.headers.get("cache-control").unwrap(), "no-store");
+    assert!(created.body.contains(r#"hx-history="false""#), "htmx must not keep the page in its history");
     let at = created.body.find("sk-og-").expect("the secret is shown");
     let secret = created.body[at..at + 44].to_owned();
     assert!(!created.body.contains(evil));
     assert!(escaped(&created.body), "the name is shown, escaped");
+    let again = browser.get(&to).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert!(!again.body.contains(&secret) && again.body.contains("already shown"), "a second view");
     let keys = app.admin("GET", "/api-keys", None).await.json();
+    assert_eq!(keys.as_array().unwrap().len(), 1, "views never make another key");
     let id = keys[0]["id"].as_i64().unwrap();
     assert_eq!(keys[0]["limits"]["daily_requests"], 100);
     assert_eq!(keys[0]["clamps"]["max_output_tokens"], 256);
@@ -308,7 +326,10 @@ async fn keys_are_edited_deactivated_rotated_and_deleted_with_plain_forms() {
     assert_eq!(app.generate(&secret, "llama3", false).await.status, StatusCode::UNAUTHORIZED);
     browser.post(&format!("{path}/activate"), &[("csrf_token", &csrf)]).await;
     let rotated = browser.post(&format!("{path}/rotate"), &[("csrf_token", &csrf)]).await;
-    assert!(rotated.body.contains("New secret"));
+    let to = rotated.headers.get("location").unwrap().to_str().unwrap().to_owned();
+    let shown = browser.get(&to).await;
+    assert!(shown.body.contains("New secret") && shown.body.contains("sk-og-"));
+    assert!(!browser.get(&to).await.body.contains("sk-og-"), "a reload shows the new secret again");
     assert_eq!(app.generate(&secret, "llama3", false).await.status, StatusCode::UNAUTHORIZED);
 
     let confirm = browser.get(&format!("{path}/delete")).await;
