@@ -6,7 +6,7 @@ use super::body_pace::{BodyPace, Paced};
 use super::error::ProxyError;
 use super::forward::{self, Outbound};
 use super::images::{self, ImageClient};
-use super::metered::{CutOff, End, Metered, Ticket};
+use super::metered::{CutOff, End, Held, Metered, Ticket};
 use super::openai::{self, DropUsageChunk};
 use super::ratelimit;
 use super::reservation::{self, Room};
@@ -164,7 +164,13 @@ async fn handle(
                 return Err(e);
             }
         };
+        let mut held = Held::new(ticket);
         let tokens = pending.tokens().await;
+        let Some(ticket) = held.take() else {
+            return Err(ProxyError::Unavailable(
+                "the request was settled while its tokens were counted".into(),
+            ));
+        };
         ticket.settle_answered(200);
         let mut reply = HttpResponse::Ok();
         add_headers(&mut reply, rate_headers);

@@ -22,7 +22,7 @@
 //!   no second one to be answered differently. Redirects are not followed.
 
 use super::error::ProxyError;
-use super::metered::{End, Ticket};
+use super::metered::{End, Held, Ticket};
 use crate::config::Settings;
 use crate::domain::ip_class;
 use actix_tls::connect::{Connector as TcpConnector, Resolve, Resolver};
@@ -112,10 +112,10 @@ pub async fn inline(
     client: &ImageClient,
     settings: &Settings,
 ) -> Result<(Ticket, Bytes), ProxyError> {
-    let mut held = Held(Some(ticket));
+    let mut held = Held::new(ticket);
     let outcome = inline_all(&body, client, settings).await;
     // Back from the await, so the request was not dropped: the ticket is still here.
-    let Some(ticket) = held.0.take() else {
+    let Some(ticket) = held.take() else {
         return Err(ProxyError::Unavailable("the request was settled while its images were fetched".into()));
     };
     match outcome {
@@ -123,20 +123,6 @@ pub async fn inline(
         Err(error) => {
             ticket.settle(End::NotForwarded, error.status().as_u16(), None);
             Err(error)
-        }
-    }
-}
-
-/// A ticket that is given back if the request's future is dropped while the
-/// images are fetched (actix drops it on shutdown; an HTTP/1 client that hangs
-/// up is noticed only when the answer is written, so the fetch timeout bounds it).
-struct Held(Option<Ticket>);
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if let Some(ticket) = self.0.take() {
-            // 499: the client closed the connection before the answer.
-            ticket.settle(End::NotForwarded, 499, None);
         }
     }
 }

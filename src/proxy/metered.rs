@@ -169,6 +169,32 @@ impl Ticket {
     }
 }
 
+/// A ticket that is given back if the request's future is dropped during an
+/// await before forwarding (image fetches, a token count). actix drops it on
+/// shutdown; an HTTP/1 client that hangs up is noticed only when the answer is
+/// written, so the wait's own bound applies.
+pub struct Held(Option<Ticket>);
+
+impl Held {
+    pub fn new(ticket: Ticket) -> Held {
+        Held(Some(ticket))
+    }
+
+    /// The ticket, back from the await; `None` only if it was already settled.
+    pub fn take(&mut self) -> Option<Ticket> {
+        self.0.take()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.0.take() {
+            // 499: the client closed the connection before the answer.
+            ticket.settle(End::NotForwarded, 499, None);
+        }
+    }
+}
+
 /// How long a settlement keeps trying while the database is away. Past that,
 /// the reservation is left for the stale-reservation sweep after this process ends.
 const SETTLE_RETRY_FOR: Duration = Duration::from_secs(600);
