@@ -52,10 +52,14 @@ async fn a_request_without_a_maximum_gets_what_is_left_once_the_default_no_longe
     assert_eq!(app.post("/api/chat", Some(&roomy), chat.clone()).await.status, StatusCode::OK);
     assert!(forwarded(&app, "/api/chat").get("options").is_none());
     // Less left than the default: what is left becomes the maximum.
-    let (tight, _) = app.create_key(json!({"name": "tight", "limits": {"daily_tokens": 100}})).await;
+    let (tight, tight_record) =
+        app.create_key(json!({"name": "tight", "limits": {"daily_tokens": 100}})).await;
     assert_eq!(app.post("/api/chat", Some(&tight), chat.clone()).await.status, StatusCode::OK);
     let predict = forwarded(&app, "/api/chat")["options"]["num_predict"].as_i64().unwrap();
     assert!(predict > 90 && predict < 100, "num_predict {predict}");
+    // Settlement follows the answer: until it lands, that request's reservation
+    // of nearly everything is still held, and the next would rightly get 429.
+    app.settled(&tight_record["id"]).await;
     let openai = json!({"model": "llama3", "messages": [{"role": "user", "content": "hi"}]});
     assert_eq!(app.post("/v1/chat/completions", Some(&tight), openai).await.status, StatusCode::OK);
     let max = forwarded(&app, "/v1/chat/completions")["max_tokens"].as_i64().unwrap();
