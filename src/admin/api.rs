@@ -360,7 +360,7 @@ pub async fn apply_settings(state: &AppState, change: SettingsChange) -> Result<
     let model =
         change.anthropic_default_model.map(|m| m.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()));
     if let Some(Some(m)) = &model {
-        if m.len() > lengths::MODEL_NAME || m.chars().any(char::is_control) {
+        if !lengths::fits(m, lengths::MODEL_NAME) {
             return Err(AdminError::BadRequest(format!(
                 "anthropic_default_model '{}' must be at most {} bytes, no control characters",
                 lengths::shown(m),

@@ -57,7 +57,7 @@ pub struct PatchKey {
 
 fn name(text: &str) -> Result<String, String> {
     let name = text.trim();
-    if name.is_empty() || name.len() > lengths::KEY_NAME || name.chars().any(char::is_control) {
+    if !lengths::fits(name, lengths::KEY_NAME) {
         return Err(format!("name must be 1 to {} bytes of printable characters", lengths::KEY_NAME));
     }
     Ok(name.to_owned())
@@ -66,7 +66,7 @@ fn name(text: &str) -> Result<String, String> {
 fn owner(text: Option<&str>) -> Result<Option<String>, String> {
     match text.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(o) if o.len() > lengths::OWNER || o.chars().any(char::is_control) => {
+        Some(o) if !lengths::fits(o, lengths::OWNER) => {
             Err(format!("owner must be at most {} bytes of printable characters", lengths::OWNER))
         }
         Some(o) => Ok(Some(o.to_owned())),

@@ -79,10 +79,7 @@ impl ModelAliases {
         }
         for (from, to) in &map {
             for name in [from, to] {
-                if name.trim().is_empty()
-                    || name.len() > lengths::MODEL_NAME
-                    || name.chars().any(char::is_control)
-                {
+                if name.trim().is_empty() || !lengths::fits(name, lengths::MODEL_NAME) {
                     return Err(format!(
                         "invalid model alias '{}' -> '{}': names of 1 to {} bytes, no control characters",
                         shown(from),

@@ -26,6 +26,12 @@ pub const PASSWORD: usize = 1024;
 pub const URL: usize = 2048;
 pub const UPSTREAMS: usize = 64;
 
+/// Whether a name or label is 1 to `max` bytes with no control characters:
+/// the one rule for every such string the gate stores.
+pub fn fits(value: &str, max: usize) -> bool {
+    !value.is_empty() && value.len() <= max && !value.chars().any(char::is_control)
+}
+
 /// How much of a refused value an error message repeats.
 const SHOWN: usize = 40;
 

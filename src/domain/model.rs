@@ -43,7 +43,7 @@ impl ModelList {
         let mut cleaned = Vec::with_capacity(names.len());
         for name in names {
             let name = name.trim().to_owned();
-            if name.is_empty() || name.len() > lengths::MODEL_NAME || name.chars().any(char::is_control) {
+            if !lengths::fits(&name, lengths::MODEL_NAME) {
                 return Err(format!(
                     "invalid model name '{}': 1 to {} bytes, no control characters",
                     lengths::shown(&name),
