@@ -3,7 +3,7 @@
 use crate::admin::keys::{self, CreateKey};
 use crate::config::{DatabaseUrl, Settings};
 use crate::domain::limits::Limits;
-use crate::proxy::info::rfc3339;
+use crate::domain::time::rfc3339;
 use crate::startup::Application;
 use crate::store::{self, StoreOptions};
 use anyhow::Context;
@@ -143,28 +143,10 @@ async fn copy_database(from: &str, to: &str, settings: &Settings) -> anyhow::Res
     if !target.is_empty().await? {
         anyhow::bail!("--to already holds keys or usage; copy into an empty database");
     }
-    let keys = source.list_keys().await?;
-    for key in &keys {
-        target.import_key(key).await?;
-    }
-    let mut rows = 0;
-    let mut after = 0;
-    loop {
-        let batch = source.usage_after(after, 1000).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.id;
-        target.import_usage(&batch).await?;
-        rows += batch.len();
-    }
-    let settings_copied = source.all_settings().await?;
-    for (name, value) in &settings_copied {
-        target.put_setting(name, value).await?;
-    }
-    target.finish_import().await?;
+    let copied = store::copy::copy(source.as_ref(), target.as_ref()).await?;
     eprintln!(
-        "ollama-gate: copied {} keys, {rows} usage rows and {} settings",
-        keys.len(),
-        settings_copied.len()
+        "ollama-gate: copied {} keys, {} usage rows and {} settings",
+        copied.keys, copied.usage_rows, copied.settings
     );
     Ok(())
 }
@@ -214,13 +196,7 @@ async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Resul
             );
             for k in store.list_keys().await? {
                 let usage = k.usage_at(&windows);
-                let status = if !k.active {
-                    "inactive"
-                } else if k.is_expired(windows.now) {
-                    "expired"
-                } else {
-                    "active"
-                };
+                let status = k.status(windows.now).as_str();
                 println!(
                     "{:>5}  {:<24} {:<14} {:<8} {:<20} {:>12} {:>12}",
                     k.id,

@@ -1,13 +1,16 @@
-//! Building the application: one state, two listeners, background upkeep.
+//! Building the application: shared state, two listeners with their own, background upkeep.
 
+use crate::admin;
 use crate::admin::password::{self, AdminPassword};
-use crate::admin::{self, api::SETTING_ANTHROPIC_MODEL, api::SETTING_UPSTREAMS};
+use crate::admin::AdminState;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{parse_upstream, CookieSecure, Settings};
+use crate::config::{CookieSecure, Settings};
 use crate::conn_limit::{self, ConnLimits};
-use crate::keys::KeyCache;
+use crate::key_cache::KeyCache;
+use crate::proxy::ProxyState;
 use crate::proxy::{handler, info};
-use crate::state::AppState;
+use crate::runtime::{Runtime, SettingName};
+use crate::state::Shared;
 use crate::store::{self, Store, StoreOptions};
 use crate::upstream::{build_client, Upstreams};
 use crate::usage_log::UsageLog;
@@ -20,15 +23,37 @@ use anyhow::Context;
 use rand::Rng;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Starts one listener with what both share: the connection caps, the
+/// timeouts, no signal handling of its own (see `run_until_stopped`). A macro
+/// because `HttpServer`'s type parameters carry actix-http's own bounds.
+macro_rules! serve {
+    ($server:expr, $listener:expr, $limits:expr, $settings:expr, $workers:expr) => {{
+        let limits = $limits.clone();
+        $server
+            .on_connect(move |io, ext| limits.on_connect(io, ext))
+            .listen($listener)?
+            .disable_signals()
+            .workers($workers)
+            .keep_alive($settings.keep_alive)
+            .client_request_timeout($settings.request_header_timeout)
+            .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+            .max_connections($settings.max_connections)
+            .shutdown_timeout($settings.shutdown_timeout.as_secs())
+            .run()
+    }};
+}
 
 pub struct Application {
     proxy_port: u16,
     admin_port: u16,
     proxy: Server,
     admin: Server,
-    state: Data<AppState>,
+    shared: Arc<Shared>,
+    proxy_state: Data<ProxyState>,
+    admin_state: Data<AdminState>,
 }
 
 impl Application {
@@ -51,49 +76,48 @@ impl Application {
         settings.admin_port = admin_listener.local_addr()?.port();
         let store = open_store(&settings).await?;
         let admin_password = admin_password(&settings, store.as_ref()).await?;
-        let upstreams = match store.get_setting(SETTING_UPSTREAMS).await? {
-            Some(saved) => saved.split(',').filter_map(|u| parse_upstream(u).ok()).collect(),
-            None => vec![],
-        };
-        let upstreams = if upstreams.is_empty() { settings.ollama_urls.clone() } else { upstreams };
-        let anthropic_model = match store.get_setting(SETTING_ANTHROPIC_MODEL).await? {
-            Some(saved) => Some(saved).filter(|m| !m.is_empty()),
-            None => settings.anthropic_default_model.clone(),
-        };
+        let env_model = settings.anthropic_default_model.as_deref();
+        let (upstreams, runtime) = Runtime::load(store.as_ref(), (&settings.ollama_urls, env_model)).await?;
         let usage_log = match &settings.log_file {
             Some(path) => UsageLog::start(path, settings.log_max_bytes, settings.log_keep)
                 .with_context(|| format!("invalid LOG_FILE: cannot open {}", path.display()))?,
             None => UsageLog::disabled(),
         };
         let instance_id = crate::instance::new_instance_id();
-        let state = Data::new(AppState {
+        let shared = Arc::new(Shared {
             keys: KeyCache::new(settings.key_cache_ttl),
             upstreams: Upstreams::new(upstreams, settings.ollama_api_keys.clone()),
             usage_log,
-            admin_password,
             instance_id,
-            upstream_probe: Mutex::new(None),
-            anthropic_default_model: RwLock::new(anthropic_model),
-            catalog: Default::default(),
-            login_throttle: crate::admin::throttle::LoginThrottle::new(admin::throttle::ThrottleSettings {
-                max_failures: settings.login_max_failures,
-                lockout: settings.login_lockout,
-                global_max_failures: settings.login_global_max_failures,
-                global_interval: settings.login_global_interval,
-            }),
-            streams: Default::default(),
+            runtime,
+            store,
+            clock,
+            settings,
+        });
+        let settings = &shared.settings;
+        let proxy_state = Data::new(ProxyState {
+            shared: shared.clone(),
             tokenizer: crate::tokens::Tokenizer::start(
                 settings.tokenizer_threads,
                 settings.tokenizer_queue,
                 settings.tokenizer_queue_per_key,
             ),
-            store,
-            clock,
-            settings,
+            streams: Default::default(),
         });
-        upkeep_once(&state).await.context("cannot settle reservations left by an earlier run")?;
+        let admin_state = Data::new(AdminState {
+            shared: shared.clone(),
+            password: admin_password,
+            login_throttle: admin::throttle::LoginThrottle::new(admin::throttle::ThrottleSettings {
+                max_failures: settings.login_max_failures,
+                lockout: settings.login_lockout,
+                global_max_failures: settings.login_global_max_failures,
+                global_interval: settings.login_global_interval,
+            }),
+        });
+        crate::upkeep::once(&admin_state)
+            .await
+            .context("cannot settle reservations left by an earlier run")?;
 
-        let settings = &state.settings;
         let (proxy_port, admin_port) = (settings.proxy_port, settings.admin_port);
         let workers = if settings.workers == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -103,14 +127,15 @@ impl Application {
 
         let proxy_limits = connection_limits("proxy", settings);
         let admin_limits = connection_limits("admin", settings);
-        let proxy_state = state.clone();
         let image_slots = crate::proxy::images::FetchSlots::new(settings);
+        let proxy_data = proxy_state.clone();
         let proxy = HttpServer::new(move || {
+            let proxy_state = &proxy_data;
             App::new()
                 .app_data(proxy_state.clone())
                 .app_data(Data::new(build_client(&proxy_state.settings)))
                 .app_data(Data::new(crate::proxy::images::build_client(&proxy_state.settings, &image_slots)))
-                .wrap(actix_web::middleware::from_fn(crate::cors::cors))
+                .wrap(actix_web::middleware::from_fn(crate::proxy::cors::cors))
                 .wrap(actix_web::middleware::from_fn(conn_limit::track))
                 .route("/", web::get().to(info::service_info))
                 .route("/health", web::get().to(info::health))
@@ -118,26 +143,15 @@ impl Application {
                 .route("/v1/usage/summary", web::get().to(info::key_usage_summary))
                 .default_service(web::to(handler::proxy))
         })
-        .on_connect({
-            let limits = proxy_limits.clone();
-            move |io, ext| limits.on_connect(io, ext)
-        })
-        .listen(proxy_listener)?
         // Each chunk of a stream leaves at once rather than waiting in Nagle's
         // buffer for the client's delayed ACK.
-        .tcp_nodelay(true)
-        .disable_signals()
-        .workers(workers)
-        .keep_alive(settings.keep_alive)
-        .client_request_timeout(settings.request_header_timeout)
-        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
-        .max_connections(settings.max_connections)
-        .shutdown_timeout(settings.shutdown_timeout.as_secs())
-        .run();
+        .tcp_nodelay(true);
+        let proxy = serve!(proxy, proxy_listener, proxy_limits, settings, workers);
 
-        let session_key = session_key(&state).await?;
-        let admin_state = state.clone();
+        let session_key = session_key(&shared).await?;
+        let admin_data = admin_state.clone();
         let admin = HttpServer::new(move || {
+            let admin_state = &admin_data;
             let cookie_secure = admin_state.settings.cookie_secure == CookieSecure::Always;
             let sessions = SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
                 .cookie_name("ollama_gate_admin".into())
@@ -169,27 +183,15 @@ impl Application {
                 .default_service(web::to(|| async {
                     HttpResponse::NotFound().json(serde_json::json!({"error": "not found"}))
                 }))
-        })
-        .on_connect({
-            let limits = admin_limits.clone();
-            move |io, ext| limits.on_connect(io, ext)
-        })
-        .listen(admin_listener)?
-        .disable_signals()
-        .workers(workers.min(2))
-        .keep_alive(settings.keep_alive)
-        .client_request_timeout(settings.request_header_timeout)
-        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
-        .max_connections(settings.max_connections)
-        .shutdown_timeout(settings.shutdown_timeout.as_secs())
-        .run();
+        });
+        let admin = serve!(admin, admin_listener, admin_limits, settings, workers.min(2));
 
-        actix_web::rt::spawn(upkeep(state.clone()));
+        actix_web::rt::spawn(crate::upkeep::run(admin_state.clone()));
         actix_web::rt::spawn(proxy_limits.watch());
         actix_web::rt::spawn(admin_limits.watch());
-        actix_web::rt::spawn(crate::proxy::stream_watch::recheck(state.clone()));
-        actix_web::rt::spawn(return_freed_memory());
-        Ok(Application { proxy_port, admin_port, proxy, admin, state })
+        actix_web::rt::spawn(crate::proxy::stream_watch::recheck(proxy_state.clone()));
+        actix_web::rt::spawn(crate::upkeep::return_freed_memory());
+        Ok(Application { proxy_port, admin_port, proxy, admin, shared, proxy_state, admin_state })
     }
 
     pub fn proxy_port(&self) -> u16 {
@@ -200,8 +202,14 @@ impl Application {
         self.admin_port
     }
 
-    pub fn state(&self) -> Data<AppState> {
-        self.state.clone()
+    /// The admin listener's state, which reaches the shared parts too (for tests).
+    pub fn state(&self) -> Data<AdminState> {
+        self.admin_state.clone()
+    }
+
+    /// The proxy listener's state (for tests).
+    pub fn proxy_state(&self) -> Data<ProxyState> {
+        self.proxy_state.clone()
     }
 
     pub fn handles(&self) -> (ServerHandle, ServerHandle) {
@@ -227,7 +235,7 @@ impl Application {
         proxy?;
         admin?;
         // Our reservations, if any are left, become stale for the next start at once.
-        if let Err(e) = self.state.store.remove_instance(&self.state.instance_id).await {
+        if let Err(e) = self.shared.store.remove_instance(&self.shared.instance_id).await {
             log::warn!("could not unregister this instance: {e}");
         }
         Ok(())
@@ -235,7 +243,7 @@ impl Application {
 }
 
 /// The key that signs and encrypts admin cookies (kept out of the database).
-async fn session_key(state: &AppState) -> anyhow::Result<Key> {
+async fn session_key(state: &Shared) -> anyhow::Result<Key> {
     let bytes = admin::session_key::load(&state.settings, state.store.as_ref()).await?;
     Key::try_from(&bytes[..]).map_err(|e| anyhow::anyhow!("invalid SESSION_KEY: {e}"))
 }
@@ -293,7 +301,7 @@ async fn admin_password(settings: &Settings, store: &dyn Store) -> anyhow::Resul
     if let Some(phc) = &settings.admin_password_hash {
         return Ok(AdminPassword::hashed(Some(phc.clone())));
     }
-    if let Some(phc) = store.get_setting("admin_password_hash").await? {
+    if let Some(phc) = store.get_setting(SettingName::AdminPasswordHash.as_str()).await? {
         return Ok(AdminPassword::hashed(Some(phc)));
     }
     let generated: String = {
@@ -305,93 +313,10 @@ async fn admin_password(settings: &Settings, store: &dyn Store) -> anyhow::Resul
     let phc =
         tokio::task::spawn_blocking(move || password::hash(&to_hash)).await?.map_err(anyhow::Error::msg)?;
     // Several replicas may start at once: only the one whose hash was stored prints.
-    let stored = store.init_setting("admin_password_hash", &phc).await?;
+    let stored = store.init_setting(SettingName::AdminPasswordHash.as_str(), &phc).await?;
     if stored == phc {
         eprintln!("ollama-gate: generated admin password: {generated}");
         eprintln!("ollama-gate: it is shown only this once; set ADMIN_PASSWORD to choose your own.");
     }
     Ok(AdminPassword::hashed(Some(stored)))
-}
-
-async fn upkeep_once(state: &AppState) -> anyhow::Result<()> {
-    let now = state.clock.now().timestamp();
-    state.store.heartbeat(&state.instance_id, now).await?;
-    reload_shared_settings(state).await?;
-    settle_dead_neighbours(state, now).await?;
-    let stale_before = now - state.settings.reservation_stale_after.as_secs() as i64;
-    let settled = state.store.settle_stale(stale_before, now).await?;
-    if settled > 0 {
-        log::warn!("settled {settled} reservations left by a process that stopped mid-request");
-    }
-    Ok(())
-}
-
-/// Processes on this machine that died without unregistering (killed, or
-/// crashed) leave reservations that would hold `max_concurrent` slots until
-/// their heartbeat went stale; they are settled as soon as they are seen dead.
-/// Processes elsewhere are left to the heartbeat: they may be alive.
-async fn settle_dead_neighbours(state: &AppState, now: i64) -> anyhow::Result<()> {
-    for id in state.store.instances().await? {
-        if crate::instance::known_dead(&id, &state.instance_id) {
-            let settled = state.store.settle_instance(&id, now).await?;
-            log::warn!(
-                "process {id} has ended without unregistering; settled the {settled} reservations it left"
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Settings another replica may have changed through its admin: the upstream
-/// URLs, the default Anthropic model and a password changed in the console.
-async fn reload_shared_settings(state: &AppState) -> anyhow::Result<()> {
-    if let Some(saved) = state.store.get_setting(SETTING_UPSTREAMS).await? {
-        let urls: Vec<url::Url> = saved.split(',').filter_map(|u| parse_upstream(u).ok()).collect();
-        if !urls.is_empty() && *state.upstreams.urls() != urls {
-            state.upstreams.set_urls(urls);
-            state.catalog.clear();
-        }
-    }
-    if let Some(saved) = state.store.get_setting(SETTING_ANTHROPIC_MODEL).await? {
-        *state.anthropic_default_model.write().unwrap_or_else(|e| e.into_inner()) =
-            Some(saved).filter(|m| !m.is_empty());
-    }
-    let password_from_env =
-        state.settings.admin_password.is_some() || state.settings.admin_password_hash.is_some();
-    if !password_from_env {
-        if let Some(phc) = state.store.get_setting("admin_password_hash").await? {
-            state.admin_password.replace_if_changed(phc);
-        }
-    }
-    Ok(())
-}
-
-/// Hands memory freed after a burst (thousands of streams' buffers) back to
-/// the system. glibc keeps freed blocks in its per-thread arenas otherwise,
-/// and the resident size stays at the burst's peak for good.
-async fn return_freed_memory() {
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim only releases free memory; it takes the
-        // allocator's own locks and touches no live allocation.
-        unsafe {
-            libc::malloc_trim(0);
-        }
-    }
-}
-
-/// Heartbeat, settings other replicas changed, and the reservations of processes that died.
-async fn upkeep(state: Data<AppState>) {
-    let period = (state.settings.reservation_stale_after / 3).max(Duration::from_secs(1));
-    let mut tick = tokio::time::interval(period);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        if let Err(e) = upkeep_once(&state).await {
-            log::warn!("upkeep failed (will retry): {e:#}");
-        }
-    }
 }

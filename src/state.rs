@@ -1,40 +1,33 @@
-//! The one state both listeners share.
+//! What both listeners share: the settings, the store, the key cache, the
+//! upstreams and the usage log. Each listener wraps it in its own state
+//! (`proxy::ProxyState`, `admin::AdminState`) with the parts only it uses, so
+//! the proxy cannot reach the admin password and the admin cannot reach the
+//! proxy's tokenizer.
 
-use crate::admin::password::AdminPassword;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::windows::Windows;
-use crate::keys::KeyCache;
+use crate::key_cache::KeyCache;
+use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::upstream::Upstreams;
 use crate::usage_log::UsageLog;
-use serde_json::Value;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::sync::Arc;
 
-pub struct AppState {
+pub struct Shared {
     pub settings: Settings,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub keys: KeyCache,
     pub upstreams: Upstreams,
     pub usage_log: UsageLog,
-    pub admin_password: AdminPassword,
     /// Names this process's reservations, so a restart can tell whose are stale.
     pub instance_id: String,
-    pub upstream_probe: Mutex<Option<(Instant, Value)>>,
     /// Changeable at run time from the admin, so kept apart from `settings`.
-    pub anthropic_default_model: RwLock<Option<String>>,
-    /// The upstream's model names, for mapping models Anthropic clients ask for.
-    pub catalog: crate::proxy::models::Catalog,
-    pub login_throttle: crate::admin::throttle::LoginThrottle,
-    /// Counts tokens off the connection threads.
-    pub tokenizer: crate::tokens::Tokenizer,
-    /// Running response streams by key, so a revoked key's streams end.
-    pub streams: crate::proxy::stream_watch::StreamWatch,
+    pub runtime: Runtime,
 }
 
-impl AppState {
+impl Shared {
     pub fn windows(&self) -> Windows {
         Windows::at(self.clock.now(), self.settings.app_tz)
     }

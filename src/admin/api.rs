@@ -2,10 +2,10 @@
 
 use super::error::AdminError;
 use super::keys::{self, key_json, CreateKey, PatchKey};
+use crate::admin::AdminState;
 use crate::config::parse_upstream;
 use crate::domain::limits::LimitsPatch;
-use crate::proxy::info::rfc3339;
-use crate::state::AppState;
+use crate::domain::time::rfc3339;
 use crate::store::{UsageBucket, UsageFilter};
 use actix_web::web::{self, Data, Json, Path, Query};
 use actix_web::{HttpRequest, HttpResponse};
@@ -13,14 +13,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-pub const SETTING_UPSTREAMS: &str = "ollama_urls";
-pub const SETTING_ANTHROPIC_MODEL: &str = "anthropic_default_model";
-
 type Reply = Result<HttpResponse, AdminError>;
 
 /// Every admin API route first proves it holds the admin password, or a
 /// logged-in console session (whose changes also need the CSRF token).
-pub async fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), AdminError> {
+pub async fn require_admin(req: &HttpRequest, state: &AdminState) -> Result<(), AdminError> {
     let presented = req
         .headers()
         .get("authorization")
@@ -31,8 +28,7 @@ pub async fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), Ad
     if let Some(token) = presented {
         // The bearer password is a way in like the login form: throttled the same way.
         let ip = super::forwarded::client_address(req, &state.settings.trusted_proxies);
-        let right =
-            state.login_throttle.check(&state.admin_password, ip, state.clock.as_ref(), token).await?;
+        let right = state.login_throttle.check(&state.password, ip, state.clock.as_ref(), token).await?;
         return if right { Ok(()) } else { Err(AdminError::Unauthorized) };
     }
     use actix_session::SessionExt;
@@ -64,7 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/proxy-info", web::get().to(proxy_info));
 }
 
-fn now(state: &AppState) -> i64 {
+fn now(state: &AdminState) -> i64 {
     state.clock.now().timestamp()
 }
 
@@ -72,14 +68,14 @@ fn not_found(id: i64) -> AdminError {
     AdminError::NotFound(format!("no API key with id {id}"))
 }
 
-async fn list_keys(req: HttpRequest, state: Data<AppState>) -> Reply {
+async fn list_keys(req: HttpRequest, state: Data<AdminState>) -> Reply {
     require_admin(&req, &state).await?;
     let w = state.windows();
     let keys: Vec<Value> = state.store.list_keys().await?.iter().map(|k| key_json(k, &w)).collect();
     Ok(HttpResponse::Ok().json(keys))
 }
 
-async fn create_key(req: HttpRequest, state: Data<AppState>, body: Json<CreateKey>) -> Reply {
+async fn create_key(req: HttpRequest, state: Data<AdminState>, body: Json<CreateKey>) -> Reply {
     require_admin(&req, &state).await?;
     let fields =
         keys::new_fields(body.into_inner(), state.settings.app_tz).map_err(AdminError::BadRequest)?;
@@ -90,13 +86,13 @@ async fn create_key(req: HttpRequest, state: Data<AppState>, body: Json<CreateKe
     Ok(HttpResponse::Created().insert_header(("cache-control", "no-store")).json(body))
 }
 
-async fn get_key(req: HttpRequest, state: Data<AppState>, id: Path<i64>) -> Reply {
+async fn get_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>) -> Reply {
     require_admin(&req, &state).await?;
     let key = state.store.get_key(*id).await?.ok_or_else(|| not_found(*id))?;
     Ok(HttpResponse::Ok().json(key_json(&key, &state.windows())))
 }
 
-async fn update_key(req: HttpRequest, state: Data<AppState>, id: Path<i64>, body: Json<PatchKey>) -> Reply {
+async fn update_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, body: Json<PatchKey>) -> Reply {
     require_admin(&req, &state).await?;
     let current = state.store.get_key(*id).await?.ok_or_else(|| not_found(*id))?;
     let fields = keys::patched_fields(&current.fields, body.into_inner(), state.settings.app_tz)
@@ -106,7 +102,7 @@ async fn update_key(req: HttpRequest, state: Data<AppState>, id: Path<i64>, body
 
 async fn update_quota(
     req: HttpRequest,
-    state: Data<AppState>,
+    state: Data<AdminState>,
     id: Path<i64>,
     body: Json<LimitsPatch>,
 ) -> Reply {
@@ -116,17 +112,17 @@ async fn update_quota(
     saved(&state, *id, state.store.save_key_fields(*id, &fields, now(&state)).await?)
 }
 
-async fn activate_key(req: HttpRequest, state: Data<AppState>, id: Path<i64>) -> Reply {
+async fn activate_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>) -> Reply {
     require_admin(&req, &state).await?;
     saved(&state, *id, state.store.set_active(*id, true, now(&state)).await?)
 }
 
-async fn deactivate_key(req: HttpRequest, state: Data<AppState>, id: Path<i64>) -> Reply {
+async fn deactivate_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>) -> Reply {
     require_admin(&req, &state).await?;
     saved(&state, *id, state.store.set_active(*id, false, now(&state)).await?)
 }
 
-async fn rotate_key(req: HttpRequest, state: Data<AppState>, id: Path<i64>) -> Reply {
+async fn rotate_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>) -> Reply {
     require_admin(&req, &state).await?;
     let (secret, record) =
         keys::rotate(state.store.as_ref(), *id, now(&state)).await?.ok_or_else(|| not_found(*id))?;
@@ -137,7 +133,7 @@ async fn rotate_key(req: HttpRequest, state: Data<AppState>, id: Path<i64>) -> R
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(body))
 }
 
-async fn delete_key(req: HttpRequest, state: Data<AppState>, id: Path<i64>) -> Reply {
+async fn delete_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>) -> Reply {
     require_admin(&req, &state).await?;
     if !state.store.delete_key(*id).await? {
         return Err(not_found(*id));
@@ -148,7 +144,7 @@ async fn delete_key(req: HttpRequest, state: Data<AppState>, id: Path<i64>) -> R
 }
 
 /// A changed key takes effect on the next request in this process.
-fn saved(state: &AppState, id: i64, record: Option<crate::store::KeyRecord>) -> Reply {
+fn saved(state: &AdminState, id: i64, record: Option<crate::store::KeyRecord>) -> Reply {
     let record = record.ok_or_else(|| not_found(id))?;
     state.keys.clear();
     Ok(HttpResponse::Ok().json(key_json(&record, &state.windows())))
@@ -171,15 +167,22 @@ pub struct UsageQuery {
 }
 
 impl UsageQuery {
-    pub fn filter(&self, state: &AppState) -> Result<UsageFilter, AdminError> {
+    pub fn filter(&self, state: &AdminState) -> Result<UsageFilter, AdminError> {
         self.filter_rows(state, self.limit.unwrap_or(100).clamp(1, 10_000), self.offset.unwrap_or(0).max(0))
     }
 
-    pub fn filter_rows(&self, state: &AppState, limit: i64, offset: i64) -> Result<UsageFilter, AdminError> {
+    pub fn filter_rows(
+        &self,
+        state: &AdminState,
+        limit: i64,
+        offset: i64,
+    ) -> Result<UsageFilter, AdminError> {
         let tz = state.settings.app_tz;
         let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         let time = |v: &Option<String>, end: bool| {
-            given(v).map(|t| keys::parse_time(&t, tz, end).map_err(AdminError::BadRequest)).transpose()
+            given(v)
+                .map(|t| crate::domain::time::parse_time(&t, tz, end).map_err(AdminError::BadRequest))
+                .transpose()
         };
         let key_id = given(&self.key_id)
             .map(|k| {
@@ -230,7 +233,7 @@ fn add(into: &mut [i64; 4], from: [i64; 4]) {
     }
 }
 
-async fn usage(req: HttpRequest, state: Data<AppState>, query: Query<UsageQuery>) -> Reply {
+async fn usage(req: HttpRequest, state: Data<AdminState>, query: Query<UsageQuery>) -> Reply {
     require_admin(&req, &state).await?;
     let filter = query.filter(&state)?;
     let store = &state.store;
@@ -304,7 +307,7 @@ struct StatsQuery {
 }
 
 /// Hourly usage per key and model over the last `hours` (default 24).
-async fn stats(req: HttpRequest, state: Data<AppState>, query: Query<StatsQuery>) -> Reply {
+async fn stats(req: HttpRequest, state: Data<AdminState>, query: Query<StatsQuery>) -> Reply {
     require_admin(&req, &state).await?;
     let hours = query.hours.unwrap_or(24).clamp(1, 24 * 90);
     let to = now(&state);
@@ -325,16 +328,16 @@ async fn stats(req: HttpRequest, state: Data<AppState>, query: Query<StatsQuery>
     Ok(HttpResponse::Ok().json(json!({"from": rfc3339(from), "to": rfc3339(to), "rows": rows})))
 }
 
-fn settings_json(state: &AppState) -> Value {
+fn settings_json(state: &AdminState) -> Value {
     let urls: Vec<String> = state.upstreams.urls().iter().map(|u| u.to_string()).collect();
     json!({
         "ollama_urls": urls,
-        "anthropic_default_model": *state.anthropic_default_model.read().unwrap_or_else(|e| e.into_inner()),
+        "anthropic_default_model": state.runtime.anthropic_default_model(),
         "app_tz": state.settings.app_tz.name(),
     })
 }
 
-async fn get_settings(req: HttpRequest, state: Data<AppState>) -> Reply {
+async fn get_settings(req: HttpRequest, state: Data<AdminState>) -> Reply {
     require_admin(&req, &state).await?;
     Ok(HttpResponse::Ok().json(settings_json(&state)))
 }
@@ -352,7 +355,7 @@ pub struct SettingsChange {
 }
 
 /// Settings saved here are kept in the database and win over the environment.
-pub async fn apply_settings(state: &AppState, change: SettingsChange) -> Result<(), AdminError> {
+pub async fn apply_settings(state: &AdminState, change: SettingsChange) -> Result<(), AdminError> {
     use crate::domain::lengths;
     let urls =
         change.ollama_urls.or_else(|| change.ollama_url.map(|s| s.split(',').map(str::to_owned).collect()));
@@ -377,43 +380,40 @@ pub async fn apply_settings(state: &AppState, change: SettingsChange) -> Result<
             )));
         }
     }
-    if let Some(urls) = urls {
-        let parsed = urls
-            .iter()
-            .map(|u| u.trim())
-            .filter(|u| !u.is_empty())
-            .map(parse_upstream)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(AdminError::BadRequest)?;
-        if parsed.is_empty() {
-            return Err(AdminError::BadRequest("at least one upstream URL is needed".into()));
+    let upstreams = match urls {
+        None => None,
+        Some(urls) => {
+            let parsed = urls
+                .iter()
+                .map(|u| u.trim())
+                .filter(|u| !u.is_empty())
+                .map(parse_upstream)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(AdminError::BadRequest)?;
+            if parsed.is_empty() {
+                return Err(AdminError::BadRequest("at least one upstream URL is needed".into()));
+            }
+            Some(parsed)
         }
-        let text = parsed.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(",");
-        state.store.put_setting(SETTING_UPSTREAMS, &text).await?;
-        state.upstreams.set_urls(parsed);
-        state.catalog.clear();
-        *state.upstream_probe.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-    if let Some(model) = model {
-        state.store.put_setting(SETTING_ANTHROPIC_MODEL, model.as_deref().unwrap_or("")).await?;
-        *state.anthropic_default_model.write().unwrap_or_else(|e| e.into_inner()) = model;
-    }
+    };
+    let change = crate::runtime::Change { upstreams, anthropic_default_model: model };
+    state.runtime.apply(state.store.as_ref(), &state.upstreams, change).await?;
     Ok(())
 }
 
-async fn put_settings(req: HttpRequest, state: Data<AppState>, body: Json<SettingsChange>) -> Reply {
+async fn put_settings(req: HttpRequest, state: Data<AdminState>, body: Json<SettingsChange>) -> Reply {
     require_admin(&req, &state).await?;
     apply_settings(&state, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(settings_json(&state)))
 }
 
-async fn ollama_models(req: HttpRequest, state: Data<AppState>, client: Data<awc::Client>) -> Reply {
+async fn ollama_models(req: HttpRequest, state: Data<AdminState>, client: Data<awc::Client>) -> Reply {
     require_admin(&req, &state).await?;
-    Ok(HttpResponse::Ok().json(crate::upstream::tags(&state, &client).await.map_err(AdminError::Upstream)?))
+    Ok(HttpResponse::Ok().json(state.upstreams.tags(&client).await.map_err(AdminError::Upstream)?))
 }
 
 /// The proxy's base URL as clients should use it.
-pub fn public_base_url(state: &AppState, req: &HttpRequest) -> String {
+pub fn public_base_url(state: &AdminState, req: &HttpRequest) -> String {
     if let Some(url) = &state.settings.public_url {
         return url.as_str().trim_end_matches('/').to_owned();
     }
@@ -446,7 +446,7 @@ pub fn client_snippets(base: &str) -> Value {
     })
 }
 
-async fn proxy_info(req: HttpRequest, state: Data<AppState>) -> Reply {
+async fn proxy_info(req: HttpRequest, state: Data<AdminState>) -> Reply {
     require_admin(&req, &state).await?;
     let base = public_base_url(&state, &req);
     Ok(HttpResponse::Ok().json(json!({

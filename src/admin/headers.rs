@@ -4,8 +4,8 @@
 //! `COOKIE_SECURE=auto` and the request came over HTTPS. Errors on console
 //! pages are shown to browsers as a page; the JSON API keeps its JSON.
 
+use crate::admin::AdminState;
 use crate::config::CookieSecure;
-use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
@@ -35,7 +35,7 @@ pub async fn security_headers(
     let https = req.connection_info().scheme() == "https"
         || req.headers().get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https");
     let auto =
-        req.app_data::<Data<AppState>>().is_some_and(|s| s.settings.cookie_secure == CookieSecure::Auto);
+        req.app_data::<Data<AdminState>>().is_some_and(|s| s.settings.cookie_secure == CookieSecure::Auto);
     let is_static = req.path().starts_with("/static/");
     let mut response = next.call(req).await?.map_into_boxed_body();
     let is_json = response

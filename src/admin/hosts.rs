@@ -5,7 +5,7 @@
 //! header still names the attacker's site, and gets `421 Misdirected Request`.
 
 use super::forwarded::request_host;
-use crate::state::AppState;
+use crate::admin::AdminState;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
@@ -28,7 +28,7 @@ pub async fn only_allowed_hosts(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(state) = req.app_data::<Data<AppState>>().cloned() else {
+    let Some(state) = req.app_data::<Data<AdminState>>().cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let settings = &state.settings;

@@ -6,8 +6,8 @@ use crate::domain::lengths;
 use crate::domain::limits::{present, Limits, LimitsPatch};
 use crate::domain::model::ModelList;
 use crate::domain::scopes::Scopes;
+use crate::domain::time::{parse_time, rfc3339};
 use crate::domain::windows::Windows;
-use crate::proxy::info::{remaining, rfc3339};
 use crate::store::{KeyFields, KeyRecord, NewKey, Store, StoreError};
 use chrono_tz::Tz;
 use serde::Deserialize;
@@ -89,23 +89,6 @@ fn scopes(list: Option<&[String]>) -> Result<Scopes, String> {
 
 fn models(list: Option<Vec<String>>) -> Result<Option<ModelList>, String> {
     list.map(ModelList::new).transpose()
-}
-
-/// An RFC 3339 instant, or a date (`2026-12-31`) in `APP_TZ`: the start of
-/// that day, or with `end_of_day` the start of the next.
-pub fn parse_time(text: &str, tz: Tz, end_of_day: bool) -> Result<i64, String> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(t.timestamp());
-    }
-    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| format!("'{text}' is neither an RFC 3339 time nor a YYYY-MM-DD date"))?;
-    let date = if end_of_day { date.succ_opt().unwrap_or(date) } else { date };
-    let noon = date.and_hms_opt(12, 0, 0).unwrap_or_default();
-    let at = chrono::TimeZone::from_local_datetime(&tz, &noon)
-        .earliest()
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .ok_or_else(|| format!("'{text}' does not exist in {tz}"))?;
-    Ok(Windows::at(at, tz).day.start)
 }
 
 fn aliases(map: Option<BTreeMap<String, String>>) -> Result<Option<ModelAliases>, String> {
@@ -204,6 +187,6 @@ pub fn key_json(k: &KeyRecord, w: &Windows) -> Value {
             "total": usage.total,
             "in_flight": usage.in_flight,
         },
-        "remaining": remaining(&k.fields.limits, &usage),
+        "remaining": k.fields.limits.remaining(&usage),
     })
 }

@@ -14,3 +14,20 @@ pub mod reveal;
 pub mod session;
 pub mod session_key;
 pub mod throttle;
+
+use crate::state::Shared;
+use std::sync::Arc;
+
+/// The admin listener's state: the shared parts and those only the admin uses.
+pub struct AdminState {
+    pub shared: Arc<Shared>,
+    pub password: password::AdminPassword,
+    pub login_throttle: throttle::LoginThrottle,
+}
+
+impl std::ops::Deref for AdminState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}

@@ -7,11 +7,12 @@ use super::error::AdminError;
 use super::keys::{self as key_ops, CreateKey, PatchKey};
 use super::session::{self, SessionData};
 use crate::admin::api::{apply_settings, client_snippets, public_base_url, SettingsChange, UsageQuery};
+use crate::admin::AdminState;
 use crate::domain::clamps::{Clamps, ClampsPatch};
 use crate::domain::limits::{Limits, LimitsPatch};
 use crate::domain::scopes::Scope;
-use crate::proxy::info::rfc3339;
-use crate::state::AppState;
+use crate::domain::time::rfc3339;
+use crate::runtime::SettingName;
 use crate::store::{KeyRecord, UsageFilter, UsageRow};
 use actix_session::Session;
 use actix_web::http::header;
@@ -62,7 +63,11 @@ fn see_other(req: &HttpRequest, to: &str) -> HttpResponse {
 }
 
 /// The logged-in admin, or a trip to the login page.
-async fn admin(req: &HttpRequest, session: &Session, state: &AppState) -> Result<SessionData, HttpResponse> {
+async fn admin(
+    req: &HttpRequest,
+    session: &Session,
+    state: &AdminState,
+) -> Result<SessionData, HttpResponse> {
     match session::logged_in(session, state).await {
         Ok(Some(data)) => Ok(data),
         Ok(None) => Err(see_other(req, "/login")),
@@ -74,7 +79,7 @@ async fn admin(req: &HttpRequest, session: &Session, state: &AppState) -> Result
 async fn admin_changing(
     req: &HttpRequest,
     session: &Session,
-    state: &AppState,
+    state: &AdminState,
     form: &Form,
 ) -> Result<SessionData, HttpResponse> {
     let data = admin(req, session, state).await?;
@@ -100,12 +105,12 @@ struct LoginPage {
     error: Option<String>,
 }
 
-pub async fn login_form(session: Session, state: Data<AppState>) -> Page {
+pub async fn login_form(session: Session, state: Data<AdminState>) -> Page {
     let data = session::anonymous(&session, state.clock.now().timestamp());
     render(LoginPage { csrf: data.csrf, error: None })
 }
 
-pub async fn login(req: HttpRequest, session: Session, state: Data<AppState>, body: Bytes) -> Page {
+pub async fn login(req: HttpRequest, session: Session, state: Data<AdminState>, body: Bytes) -> Page {
     let form = Form::parse(&body);
     let now = state.clock.now().timestamp();
     let data = session::anonymous(&session, now);
@@ -113,7 +118,7 @@ pub async fn login(req: HttpRequest, session: Session, state: Data<AppState>, bo
     let ip = super::forwarded::client_address(&req, &state.settings.trusted_proxies);
     let right = match state
         .login_throttle
-        .check(&state.admin_password, ip, state.clock.as_ref(), form.get("password"))
+        .check(&state.password, ip, state.clock.as_ref(), form.get("password"))
         .await
     {
         Ok(right) => right,
@@ -134,7 +139,7 @@ pub async fn login(req: HttpRequest, session: Session, state: Data<AppState>, bo
     Ok(see_other(&req, "/"))
 }
 
-pub async fn logout(req: HttpRequest, session: Session, state: Data<AppState>, body: Bytes) -> Page {
+pub async fn logout(req: HttpRequest, session: Session, state: Data<AdminState>, body: Bytes) -> Page {
     let form = Form::parse(&body);
     let data = or_return!(admin_changing(&req, &session, &state, &form).await);
     session::log_out(&session, &state, &data).await?;
@@ -181,11 +186,12 @@ fn escape(text: &str) -> String {
 }
 
 /// Tokens per local day over the last 30 days, for one key or all.
-async fn daily_tokens(state: &AppState, key_id: Option<i64>) -> Result<Vec<(String, i64)>, AdminError> {
+async fn daily_tokens(state: &AdminState, key_id: Option<i64>) -> Result<Vec<(String, i64)>, AdminError> {
     let tz = state.settings.app_tz;
     let today = state.clock.now().with_timezone(&tz).date_naive();
     let first = today - chrono::Duration::days(29);
-    let from = key_ops::parse_time(&first.to_string(), tz, false).map_err(AdminError::BadRequest)?;
+    let from =
+        crate::domain::time::parse_time(&first.to_string(), tz, false).map_err(AdminError::BadRequest)?;
     let filter = UsageFilter { key_id, from: Some(from), ..UsageFilter::default() };
     let mut by_day: BTreeMap<String, i64> =
         (0..30).map(|i| ((first + chrono::Duration::days(i)).to_string(), 0)).collect();
@@ -222,7 +228,7 @@ struct DashboardPage {
 pub async fn dashboard(
     req: HttpRequest,
     session: Session,
-    state: Data<AppState>,
+    state: Data<AdminState>,
     client: Data<awc::Client>,
 ) -> Page {
     let data = or_return!(admin(&req, &session, &state).await);
@@ -249,7 +255,7 @@ pub async fn dashboard(
         rows.truncate(5);
         rows
     };
-    let upstream = crate::proxy::info::upstream_status(&state, &client).await;
+    let upstream = state.upstreams.status(&client).await;
     let up = upstream["status"] == "ok";
     render(DashboardPage {
         csrf: data.csrf,
@@ -347,7 +353,7 @@ pub struct KeysQuery {
 pub async fn keys_page(
     req: HttpRequest,
     session: Session,
-    state: Data<AppState>,
+    state: Data<AdminState>,
     query: Query<KeysQuery>,
 ) -> Page {
     let data = or_return!(admin(&req, &session, &state).await);
@@ -576,7 +582,7 @@ struct KeyNewPage {
     form: KeyForm,
 }
 
-pub async fn new_key_form(req: HttpRequest, session: Session, state: Data<AppState>) -> Page {
+pub async fn new_key_form(req: HttpRequest, session: Session, state: Data<AdminState>) -> Page {
     let data = or_return!(admin(&req, &session, &state).await);
     render(KeyNewPage { csrf: data.csrf, nav: "keys", notice: None, form: KeyForm::blank() })
 }
@@ -602,7 +608,7 @@ pub struct RevealQuery {
 /// After a create or a rotate: the secret waits for one view of its page.
 fn to_secret_page(
     req: &HttpRequest,
-    state: &AppState,
+    state: &AdminState,
     data: &SessionData,
     heading: String,
     secret: &str,
@@ -617,7 +623,7 @@ fn to_secret_page(
 pub async fn key_secret(
     req: HttpRequest,
     session: Session,
-    state: Data<AppState>,
+    state: Data<AdminState>,
     id: Path<i64>,
     query: Query<RevealQuery>,
 ) -> Page {
@@ -652,7 +658,7 @@ fn form_error(csrf: String, form: KeyForm) -> Page {
     Ok(page)
 }
 
-pub async fn create_key(req: HttpRequest, session: Session, state: Data<AppState>, body: Bytes) -> Page {
+pub async fn create_key(req: HttpRequest, session: Session, state: Data<AdminState>, body: Bytes) -> Page {
     let form = Form::parse(&body);
     let data = or_return!(admin_changing(&req, &session, &state, &form).await);
     let input = match read_key_form(&form) {
@@ -737,7 +743,7 @@ pub struct NoticeQuery {
 }
 
 async fn detail_page(
-    state: &AppState,
+    state: &AdminState,
     csrf: String,
     k: &KeyRecord,
     form: KeyForm,
@@ -773,14 +779,14 @@ async fn detail_page(
     Ok(page)
 }
 
-async fn find_key(state: &AppState, id: i64) -> Result<KeyRecord, AdminError> {
+async fn find_key(state: &AdminState, id: i64) -> Result<KeyRecord, AdminError> {
     state.store.get_key(id).await?.ok_or_else(|| AdminError::NotFound(format!("no API key with id {id}")))
 }
 
 pub async fn key_detail(
     req: HttpRequest,
     session: Session,
-    state: Data<AppState>,
+    state: Data<AdminState>,
     id: Path<i64>,
     query: Query<NoticeQuery>,
 ) -> Page {
@@ -793,7 +799,7 @@ pub async fn key_detail(
 pub async fn update_key(
     req: HttpRequest,
     session: Session,
-    state: Data<AppState>,
+    state: Data<AdminState>,
     id: Path<i64>,
     body: Bytes,
 ) -> Page {
@@ -847,7 +853,7 @@ pub async fn update_key(
 pub async fn set_active(
     req: HttpRequest,
     session: Session,
-    state: Data<AppState>,
+    state: Data<AdminState>,
     path: Path<(i64, String)>,
     body: Bytes,
 ) -> Page {
@@ -871,7 +877,7 @@ pub async fn set_active(
 pub async fn rotate_key(
     req: HttpRequest,
     session: Session,
-    state: Data<AppState>,
+    state: Data<AdminState>,
     id: Path<i64>,
     body: Bytes,
 ) -> Page {
@@ -899,7 +905,7 @@ struct KeyDeletePage {
 pub async fn delete_key_form(
     req: HttpRequest,
     session: Session,
-    state: Data<AppState>,
+    state: Data<AdminState>,
     id: Path<i64>,
 ) -> Page {
     let data = or_return!(admin(&req, &session, &state).await);
@@ -910,7 +916,7 @@ pub async fn delete_key_form(
 pub async fn delete_key(
     req: HttpRequest,
     session: Session,
-    state: Data<AppState>,
+    state: Data<AdminState>,
     id: Path<i64>,
     body: Bytes,
 ) -> Page {
@@ -949,7 +955,7 @@ struct UsagePage {
 pub async fn usage_page(
     req: HttpRequest,
     session: Session,
-    state: Data<AppState>,
+    state: Data<AdminState>,
     query: Query<UsageQuery>,
 ) -> Page {
     let data = or_return!(admin(&req, &session, &state).await);
@@ -993,7 +999,7 @@ fn csv_field(text: &str) -> String {
 pub async fn usage_csv(
     req: HttpRequest,
     session: Session,
-    state: Data<AppState>,
+    state: Data<AdminState>,
     query: Query<UsageQuery>,
 ) -> Page {
     or_return!(admin(&req, &session, &state).await);
@@ -1048,15 +1054,15 @@ struct ModelsPage {
 pub async fn models_page(
     req: HttpRequest,
     session: Session,
-    state: Data<AppState>,
+    state: Data<AdminState>,
     client: Data<awc::Client>,
 ) -> Page {
     let data = or_return!(admin(&req, &session, &state).await);
-    let (tags, error) = match crate::upstream::tags(&state, &client).await {
+    let (tags, error) = match state.upstreams.tags(&client).await {
         Ok(tags) => (tags, None),
         Err(e) => (Value::Null, Some(e)),
     };
-    let loaded: Vec<String> = match crate::upstream::get_json(&state, &client, "/api/ps").await {
+    let loaded: Vec<String> = match state.upstreams.get_json(&client, "/api/ps").await {
         Ok(ps) => ps["models"]
             .as_array()
             .map(|a| a.iter().filter_map(|m| m["name"].as_str().map(str::to_owned)).collect())
@@ -1100,18 +1106,13 @@ struct SettingsPage {
     password_error: Option<String>,
 }
 
-fn settings_view(state: &AppState, csrf: String, notice: Option<String>) -> SettingsPage {
+fn settings_view(state: &AdminState, csrf: String, notice: Option<String>) -> SettingsPage {
     SettingsPage {
         csrf,
         nav: "settings",
         notice,
         ollama_urls: state.upstreams.urls().iter().map(|u| u.to_string()).collect::<Vec<_>>().join("\n"),
-        anthropic_default_model: state
-            .anthropic_default_model
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_default(),
+        anthropic_default_model: state.runtime.anthropic_default_model().unwrap_or_default(),
         upstream_error: None,
         password_from_env: state.settings.admin_password.is_some()
             || state.settings.admin_password_hash.is_some(),
@@ -1122,14 +1123,14 @@ fn settings_view(state: &AppState, csrf: String, notice: Option<String>) -> Sett
 pub async fn settings_page(
     req: HttpRequest,
     session: Session,
-    state: Data<AppState>,
+    state: Data<AdminState>,
     query: Query<NoticeQuery>,
 ) -> Page {
     let data = or_return!(admin(&req, &session, &state).await);
     render(settings_view(&state, data.csrf, notice(&query.notice)))
 }
 
-pub async fn save_settings(req: HttpRequest, session: Session, state: Data<AppState>, body: Bytes) -> Page {
+pub async fn save_settings(req: HttpRequest, session: Session, state: Data<AdminState>, body: Bytes) -> Page {
     let form = Form::parse(&body);
     let data = or_return!(admin_changing(&req, &session, &state, &form).await);
     let change = SettingsChange {
@@ -1148,7 +1149,12 @@ pub async fn save_settings(req: HttpRequest, session: Session, state: Data<AppSt
     Ok(see_other(&req, "/settings?notice=saved"))
 }
 
-pub async fn change_password(req: HttpRequest, session: Session, state: Data<AppState>, body: Bytes) -> Page {
+pub async fn change_password(
+    req: HttpRequest,
+    session: Session,
+    state: Data<AdminState>,
+    body: Bytes,
+) -> Page {
     let form = Form::parse(&body);
     let data = or_return!(admin_changing(&req, &session, &state, &form).await);
     let problem = if state.settings.admin_password.is_some() || state.settings.admin_password_hash.is_some() {
@@ -1156,7 +1162,7 @@ pub async fn change_password(req: HttpRequest, session: Session, state: Data<App
     } else if !state
         .login_throttle
         .check(
-            &state.admin_password,
+            &state.password,
             super::forwarded::client_address(&req, &state.settings.trusted_proxies),
             state.clock.as_ref(),
             form.get("current"),
@@ -1186,11 +1192,11 @@ pub async fn change_password(req: HttpRequest, session: Session, state: Data<App
         .await
         .map_err(|e| AdminError::BadRequest(e.to_string()))?
         .map_err(AdminError::BadRequest)?;
-    state.store.put_setting("admin_password_hash", &phc).await?;
-    state.admin_password.set_hash(phc);
+    state.store.put_setting(SettingName::AdminPasswordHash.as_str(), &phc).await?;
+    state.password.set_hash(phc);
     // Every session issued before now ends; this one starts again at once.
     let epoch = session::current_epoch(&state).await? + 1;
-    state.store.put_setting(session::EPOCH_SETTING, &epoch.to_string()).await?;
+    state.store.put_setting(SettingName::SessionEpoch.as_str(), &epoch.to_string()).await?;
     session::log_in(&session, &state).await?;
     log::info!("admin password changed from the console");
     Ok(see_other(&req, "/settings?notice=password"))
@@ -1208,7 +1214,7 @@ struct ConnectPage {
     snippets: Vec<(&'static str, String)>,
 }
 
-pub async fn connect_page(req: HttpRequest, session: Session, state: Data<AppState>) -> Page {
+pub async fn connect_page(req: HttpRequest, session: Session, state: Data<AdminState>) -> Page {
     let data = or_return!(admin(&req, &session, &state).await);
     let base = public_base_url(&state, &req);
     let s = client_snippets(&base);

@@ -1,9 +1,8 @@
 //! The admin password: argon2id at rest, checked in constant time, with the
 //! hashing work bounded so a login flood cannot starve the proxy.
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
+pub use crate::domain::password::hash;
+use crate::domain::password::verify_phc;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
@@ -12,27 +11,6 @@ use tokio::sync::Semaphore;
 
 /// At most this many argon2 computations at once, each on a blocking thread.
 const HASHING_SLOTS: usize = 2;
-
-pub fn check_phc(phc: &str) -> Result<(), String> {
-    let parsed = PasswordHash::new(phc).map_err(|e| format!("not a PHC string: {e}"))?;
-    if parsed.algorithm.as_str() != "argon2id" {
-        return Err(format!("expected an argon2id hash, got {}", parsed.algorithm));
-    }
-    Ok(())
-}
-
-/// Argon2id with the crate's defaults: m=19 MiB, t=2, p=1 (OWASP's minimum).
-pub fn hash(password: &str) -> Result<String, String> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| format!("cannot hash password: {e}"))
-}
-
-fn verify_phc(phc: &str, candidate: &str) -> bool {
-    PasswordHash::new(phc)
-        .is_ok_and(|parsed| Argon2::default().verify_password(candidate.as_bytes(), &parsed).is_ok())
-}
 
 pub struct AdminPassword {
     /// Set when `ADMIN_PASSWORD` is given in plaintext: compared by digest.
@@ -109,19 +87,5 @@ impl AdminPassword {
             self.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(candidate_digest);
         }
         ok
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_hash_verifies_only_its_password() {
-        let phc = hash("correct horse").unwrap();
-        assert!(check_phc(&phc).is_ok());
-        assert!(verify_phc(&phc, "correct horse"));
-        assert!(!verify_phc(&phc, "battery staple"));
-        assert!(check_phc("$2b$12$notargon").is_err());
     }
 }

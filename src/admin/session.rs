@@ -3,7 +3,8 @@
 //! real, since a cookie cannot be taken back.
 
 use super::error::AdminError;
-use crate::state::AppState;
+use crate::admin::AdminState;
+use crate::runtime::SettingName;
 use actix_session::Session;
 use actix_web::http::header;
 use actix_web::web::Data;
@@ -13,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 /// Bumped by a password change: every session issued before it ends.
-pub const EPOCH_SETTING: &str = "admin_session_epoch";
 const SESSION: &str = "og";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,8 +31,13 @@ fn token() -> String {
     (0..32).map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)])).collect()
 }
 
-pub async fn current_epoch(state: &AppState) -> Result<i64, AdminError> {
-    Ok(state.store.get_setting(EPOCH_SETTING).await?.and_then(|v| v.parse().ok()).unwrap_or(0))
+pub async fn current_epoch(state: &AdminState) -> Result<i64, AdminError> {
+    Ok(state
+        .store
+        .get_setting(SettingName::SessionEpoch.as_str())
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
 }
 
 /// The session as it is, or a new anonymous one that carries a CSRF token
@@ -49,7 +54,7 @@ pub fn anonymous(session: &Session, now: i64) -> SessionData {
 
 /// The logged-in admin's session, or `None`: idle too long, too old, logged
 /// out, or issued before the last password change.
-pub async fn logged_in(session: &Session, state: &AppState) -> Result<Option<SessionData>, AdminError> {
+pub async fn logged_in(session: &Session, state: &AdminState) -> Result<Option<SessionData>, AdminError> {
     let Ok(Some(mut data)) = session.get::<SessionData>(SESSION) else { return Ok(None) };
     let now = state.clock.now().timestamp();
     let settings = &state.settings;
@@ -71,7 +76,7 @@ pub async fn logged_in(session: &Session, state: &AppState) -> Result<Option<Ses
 
 /// A new session for the admin who just proved the password: new id, new
 /// CSRF token, new cookie.
-pub async fn log_in(session: &Session, state: &AppState) -> Result<SessionData, AdminError> {
+pub async fn log_in(session: &Session, state: &AdminState) -> Result<SessionData, AdminError> {
     let now = state.clock.now().timestamp();
     let data = SessionData {
         id: token(),
@@ -88,7 +93,7 @@ pub async fn log_in(session: &Session, state: &AppState) -> Result<SessionData, 
     Ok(data)
 }
 
-pub async fn log_out(session: &Session, state: &AppState, data: &SessionData) -> Result<(), AdminError> {
+pub async fn log_out(session: &Session, state: &AdminState, data: &SessionData) -> Result<(), AdminError> {
     let now = state.clock.now().timestamp();
     let expires_at = data.issued_at + state.settings.admin_session_max.as_secs() as i64;
     state.store.revoke_session(&data.id, expires_at, now).await?;
@@ -112,8 +117,10 @@ pub fn check_csrf(req: &HttpRequest, data: &SessionData, form_token: Option<&str
     if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         // The host the browser addressed, port included: the Host header, or
         // X-Forwarded-Host from a trusted proxy (never from anyone else).
-        let proxies =
-            req.app_data::<Data<AppState>>().map(|s| s.settings.trusted_proxies.clone()).unwrap_or_default();
+        let proxies = req
+            .app_data::<Data<AdminState>>()
+            .map(|s| s.settings.trusted_proxies.clone())
+            .unwrap_or_default();
         let host = super::forwarded::request_host(req, &proxies).unwrap_or_default();
         let origin_host = origin.split("://").nth(1).unwrap_or_default();
         if origin != "null" && (host.is_empty() || !origin_host.eq_ignore_ascii_case(&host)) {

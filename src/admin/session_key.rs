@@ -4,6 +4,7 @@
 //! otherwise a key generated once into `SESSION_KEY_FILE` with mode 0600.
 
 use crate::config::{DatabaseUrl, Settings};
+use crate::runtime::SettingName;
 use crate::store::Store;
 use anyhow::Context;
 use base64::Engine;
@@ -13,7 +14,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Where earlier versions kept the key, in plaintext.
-const LEGACY_SETTING: &str = "session_key";
+const LEGACY_SETTING: &str = SettingName::LegacySessionKey.as_str();
 const KEY_BYTES: usize = 64;
 
 pub async fn load(settings: &Settings, store: &dyn Store) -> anyhow::Result<Vec<u8>> {

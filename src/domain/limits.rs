@@ -1,6 +1,7 @@
 //! Per-key limits and the usage they are measured against.
 
 use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
 
 /// Every limit a key can carry. `None` means unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,16 +38,34 @@ impl Limits {
     }
 
     pub fn named(&self) -> [(&'static str, Option<i64>); 8] {
-        [
-            ("requests_per_minute", self.requests_per_minute),
-            ("tokens_per_minute", self.tokens_per_minute),
-            ("daily_requests", self.daily_requests),
-            ("daily_tokens", self.daily_tokens),
-            ("monthly_requests", self.monthly_requests),
-            ("monthly_tokens", self.monthly_tokens),
-            ("total_tokens", self.total_tokens),
-            ("max_concurrent", self.max_concurrent),
-        ]
+        LimitKind::ALL.map(|kind| (kind.field(), self.get(kind)))
+    }
+
+    pub fn get(&self, kind: LimitKind) -> Option<i64> {
+        // `Limits` is small and `Copy`: one match serves reading and writing.
+        let mut copy = *self;
+        *copy.slot(kind)
+    }
+
+    fn slot(&mut self, kind: LimitKind) -> &mut Option<i64> {
+        match kind {
+            LimitKind::RequestsPerMinute => &mut self.requests_per_minute,
+            LimitKind::TokensPerMinute => &mut self.tokens_per_minute,
+            LimitKind::DailyRequests => &mut self.daily_requests,
+            LimitKind::DailyTokens => &mut self.daily_tokens,
+            LimitKind::MonthlyRequests => &mut self.monthly_requests,
+            LimitKind::MonthlyTokens => &mut self.monthly_tokens,
+            LimitKind::TotalTokens => &mut self.total_tokens,
+            LimitKind::Concurrency => &mut self.max_concurrent,
+        }
+    }
+
+    /// What is left of each limit (`None`: unlimited), by field name.
+    pub fn remaining(&self, usage: &Usage) -> BTreeMap<&'static str, Option<i64>> {
+        LimitKind::ALL
+            .into_iter()
+            .map(|kind| (kind.field(), self.get(kind).map(|limit| (limit - usage.used(kind)).max(0))))
+            .collect()
     }
 
     /// Token estimation costs a tokenizer pass: skip it when nothing counts tokens.
@@ -58,19 +77,9 @@ impl Limits {
     }
 
     pub fn apply(&mut self, patch: &LimitsPatch) {
-        let fields: [(&mut Option<i64>, Option<Option<i64>>); 8] = [
-            (&mut self.requests_per_minute, patch.requests_per_minute),
-            (&mut self.tokens_per_minute, patch.tokens_per_minute),
-            (&mut self.daily_requests, patch.daily_requests),
-            (&mut self.daily_tokens, patch.daily_tokens),
-            (&mut self.monthly_requests, patch.monthly_requests),
-            (&mut self.monthly_tokens, patch.monthly_tokens),
-            (&mut self.total_tokens, patch.total_tokens),
-            (&mut self.max_concurrent, patch.max_concurrent),
-        ];
-        for (slot, change) in fields {
-            if let Some(value) = change {
-                *slot = value;
+        for kind in LimitKind::ALL {
+            if let Some(value) = patch.get(kind) {
+                *self.slot(kind) = value;
             }
         }
     }
@@ -96,6 +105,22 @@ pub struct LimitsPatch {
     pub total_tokens: Option<Option<i64>>,
     #[serde(default, deserialize_with = "present")]
     pub max_concurrent: Option<Option<i64>>,
+}
+
+impl LimitsPatch {
+    /// `None`: leave alone; `Some(None)`: unlimited.
+    fn get(&self, kind: LimitKind) -> Option<Option<i64>> {
+        match kind {
+            LimitKind::RequestsPerMinute => self.requests_per_minute,
+            LimitKind::TokensPerMinute => self.tokens_per_minute,
+            LimitKind::DailyRequests => self.daily_requests,
+            LimitKind::DailyTokens => self.daily_tokens,
+            LimitKind::MonthlyRequests => self.monthly_requests,
+            LimitKind::MonthlyTokens => self.monthly_tokens,
+            LimitKind::TotalTokens => self.total_tokens,
+            LimitKind::Concurrency => self.max_concurrent,
+        }
+    }
 }
 
 /// Distinguishes `"field": null` (Some(None)) from an absent field (None).
@@ -125,6 +150,22 @@ pub struct Usage {
     pub in_flight: i64,
 }
 
+impl Usage {
+    /// What counts against one limit.
+    pub fn used(&self, kind: LimitKind) -> i64 {
+        match kind {
+            LimitKind::RequestsPerMinute => self.minute.requests,
+            LimitKind::TokensPerMinute => self.minute.tokens,
+            LimitKind::DailyRequests => self.day.requests,
+            LimitKind::DailyTokens => self.day.tokens,
+            LimitKind::MonthlyRequests => self.month.requests,
+            LimitKind::MonthlyTokens => self.month.tokens,
+            LimitKind::TotalTokens => self.total.tokens,
+            LimitKind::Concurrency => self.in_flight,
+        }
+    }
+}
+
 /// Which limit refused an admission. Decides the 429's code and Retry-After.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitKind {
@@ -139,6 +180,19 @@ pub enum LimitKind {
 }
 
 impl LimitKind {
+    /// Every limit, in the order admission checks them after concurrency.
+    pub const ALL: [LimitKind; 8] = [
+        LimitKind::RequestsPerMinute,
+        LimitKind::TokensPerMinute,
+        LimitKind::DailyRequests,
+        LimitKind::DailyTokens,
+        LimitKind::MonthlyRequests,
+        LimitKind::MonthlyTokens,
+        LimitKind::TotalTokens,
+        LimitKind::Concurrency,
+    ];
+
+    /// The limit's name in the API, the forms, the CLI and the headers.
     pub fn field(self) -> &'static str {
         match self {
             LimitKind::RequestsPerMinute => "requests_per_minute",
@@ -152,6 +206,17 @@ impl LimitKind {
         }
     }
 
+    /// Token limits are measured in tokens; the others in requests.
+    pub fn counts_tokens(self) -> bool {
+        matches!(
+            self,
+            LimitKind::TokensPerMinute
+                | LimitKind::DailyTokens
+                | LimitKind::MonthlyTokens
+                | LimitKind::TotalTokens
+        )
+    }
+
     /// Per-minute and concurrency limits pass by themselves soon; the others
     /// are a quota that is spent (OpenAI's `insufficient_quota`).
     pub fn is_rate(self) -> bool {
@@ -161,18 +226,12 @@ impl LimitKind {
 
 /// The first limit that admitting one more request reserving `tokens` would break.
 pub fn first_violation(limits: &Limits, usage: &Usage, tokens: i64) -> Option<LimitKind> {
-    let over = |limit: Option<i64>, value: i64| limit.is_some_and(|l| value > l);
-    let checks = [
-        (LimitKind::Concurrency, over(limits.max_concurrent, usage.in_flight + 1)),
-        (LimitKind::RequestsPerMinute, over(limits.requests_per_minute, usage.minute.requests + 1)),
-        (LimitKind::TokensPerMinute, over(limits.tokens_per_minute, usage.minute.tokens + tokens)),
-        (LimitKind::DailyRequests, over(limits.daily_requests, usage.day.requests + 1)),
-        (LimitKind::DailyTokens, over(limits.daily_tokens, usage.day.tokens + tokens)),
-        (LimitKind::MonthlyRequests, over(limits.monthly_requests, usage.month.requests + 1)),
-        (LimitKind::MonthlyTokens, over(limits.monthly_tokens, usage.month.tokens + tokens)),
-        (LimitKind::TotalTokens, over(limits.total_tokens, usage.total.tokens + tokens)),
-    ];
-    checks.into_iter().find(|(_, broken)| *broken).map(|(kind, _)| kind)
+    // Concurrency first: it passes by itself soonest, so it is the most useful to report.
+    let order = std::iter::once(LimitKind::Concurrency).chain(LimitKind::ALL.into_iter().take(7));
+    order.into_iter().find(|&kind| {
+        let adding = if kind.counts_tokens() { tokens } else { 1 };
+        limits.get(kind).is_some_and(|limit| usage.used(kind) + adding > limit)
+    })
 }
 
 #[cfg(test)]

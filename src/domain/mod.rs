@@ -1,11 +1,15 @@
 //! Types that can only hold valid values: keys, scopes, limits, quota windows.
 
 pub mod api_key;
+pub mod cidr;
 pub mod clamps;
 pub mod ip_class;
 pub mod keep_alive;
+pub mod key;
 pub mod lengths;
 pub mod limits;
 pub mod model;
+pub mod password;
 pub mod scopes;
+pub mod time;
 pub mod windows;

@@ -2,7 +2,7 @@
 
 use super::error::ProxyError;
 use crate::domain::api_key::ApiKey;
-use crate::state::AppState;
+use crate::proxy::ProxyState;
 use crate::store::KeyRecord;
 use actix_web::HttpRequest;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ pub fn presented_key(req: &HttpRequest, allow_query: bool) -> Option<String> {
     None
 }
 
-pub async fn authenticate(state: &AppState, presented: Option<&str>) -> Result<Arc<KeyRecord>, ProxyError> {
+pub async fn authenticate(state: &ProxyState, presented: Option<&str>) -> Result<Arc<KeyRecord>, ProxyError> {
     let presented = presented.ok_or_else(|| {
         ProxyError::Unauthorized("missing API key: send it as 'Authorization: Bearer sk-og-...'".into())
     })?;

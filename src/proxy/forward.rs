@@ -2,8 +2,7 @@
 
 use super::body_pace::Paced;
 use super::error::ProxyError;
-use crate::state::AppState;
-use crate::upstream::{host_header, join};
+use crate::upstream::{self, Upstreams};
 use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::{self, Bytes};
@@ -103,14 +102,13 @@ impl ResponseHeaders {
 
 pub async fn send(
     client: &awc::Client,
-    state: &AppState,
+    upstreams: &Upstreams,
     method: &Method,
     path_and_query: &str,
     incoming: &HeaderMap,
     body: Outbound,
 ) -> Result<ClientResponse, ProxyError> {
     let listed = connection_listed(incoming);
-    let upstreams = &state.upstreams;
     let mut body = Some(body);
     let mut key_attempts = upstreams.api_key_count().max(1);
     let mut last_error = ProxyError::BadGateway("no upstream configured".into());
@@ -118,15 +116,12 @@ pub async fn send(
     let mut i = 0;
     while i < backends.len() {
         let url = &backends[i];
-        let mut request = client.request(method.clone(), join(url, path_and_query));
+        // The caller's Host and credentials are among the dropped headers.
+        let mut request = upstream::request(upstreams, client, method.clone(), url, path_and_query);
         for (name, value) in incoming.iter() {
             if !drop_request_header(name) && !listed.iter().any(|l| l == name.as_str()) {
                 request = request.append_header((name.clone(), value.clone()));
             }
-        }
-        request = request.insert_header((header::HOST, host_header(url)));
-        if let Some(key) = upstreams.api_key() {
-            request = request.insert_header((header::AUTHORIZATION, format!("Bearer {key}")));
         }
         let (result, retryable_body) = match body.take() {
             Some(Outbound::Empty) | None => (request.send().await, Some(Outbound::Empty)),

@@ -17,7 +17,7 @@ use super::{clamps, models};
 use crate::domain::limits::{first_violation, LimitKind, Limits, Usage};
 use crate::domain::model;
 use crate::domain::windows::Windows;
-use crate::state::AppState;
+use crate::proxy::ProxyState;
 use crate::store::{Admission, Admitted, KeyRecord};
 use crate::tokens::Busy;
 use crate::usage_log::UsageEvent;
@@ -34,7 +34,7 @@ type Headers = Vec<(HeaderName, HeaderValue)>;
 pub async fn proxy(
     req: HttpRequest,
     payload: web::Payload,
-    state: Data<AppState>,
+    state: Data<ProxyState>,
     client: Data<awc::Client>,
     images: Data<ImageClient>,
 ) -> HttpResponse {
@@ -52,7 +52,7 @@ pub async fn proxy(
 async fn handle(
     req: &HttpRequest,
     mut payload: web::Payload,
-    state: &Data<AppState>,
+    state: &Data<ProxyState>,
     client: &awc::Client,
     images: &ImageClient,
     rate_headers: &mut Headers,
@@ -186,7 +186,8 @@ async fn handle(
     };
 
     let path_and_query = upstream_path_and_query(req, &route, settings.allow_key_in_query);
-    let response = forward::send(client, state, req.method(), &path_and_query, req.headers(), outbound).await;
+    let response =
+        forward::send(client, &state.upstreams, req.method(), &path_and_query, req.headers(), outbound).await;
     let mut response = match response {
         Ok(r) => r,
         Err(e) => {
@@ -252,7 +253,7 @@ async fn handle(
         settings.stream_idle_timeout,
         CutOff {
             max_duration: settings.max_stream_duration,
-            watch: Some(StreamWatch::watch(state, &key.key_hash)),
+            watch: Some(StreamWatch::watch(&state.streams, &key.key_hash)),
         },
         error_family,
     );
@@ -306,7 +307,7 @@ impl Body {
 const ADMISSION_ATTEMPTS: usize = 3;
 
 async fn admit(
-    state: &Data<AppState>,
+    state: &Data<ProxyState>,
     key: &Arc<KeyRecord>,
     route: &Route,
     facts: &mut Facts,
@@ -590,7 +591,7 @@ fn add_headers(builder: &mut actix_web::HttpResponseBuilder, headers: &Headers) 
     }
 }
 
-fn log_refusal(state: &AppState, req: &HttpRequest, error: &ProxyError) {
+fn log_refusal(state: &ProxyState, req: &HttpRequest, error: &ProxyError) {
     // Debug level: a client hammering a spent quota must not flood the log; the usage log has them all.
     log::debug!("refused {} {}: {} {}", req.method(), req.path(), error.status().as_u16(), error.code());
     state.usage_log.record(&UsageEvent {

@@ -3,15 +3,14 @@
 use super::auth::{authenticate, presented_key};
 use super::error::ProxyError;
 use super::routes::Family;
-use crate::domain::limits::Limits;
-use crate::state::AppState;
+use crate::domain::time::{parse_time, rfc3339};
+use crate::proxy::ProxyState;
 use crate::store::UsageFilter;
-use crate::upstream::{host_header, join};
 use actix_web::web::{Data, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub async fn service_info() -> HttpResponse {
     HttpResponse::Ok().json(json!({
@@ -22,13 +21,9 @@ pub async fn service_info() -> HttpResponse {
     }))
 }
 
-/// How long an upstream probe's answer is reused: health checks from a load
-/// balancer must not become load on Ollama.
-const UPSTREAM_PROBE_TTL: Duration = Duration::from_secs(5);
-
-pub async fn health(state: Data<AppState>, client: Data<awc::Client>) -> HttpResponse {
+pub async fn health(state: Data<ProxyState>, client: Data<awc::Client>) -> HttpResponse {
     let database = database_health(&state).await;
-    let upstream = upstream_status(&state, &client).await;
+    let upstream = state.upstreams.status(&client).await;
     let database_ok = database.is_ok();
     let mut body = json!({
         "status": if database_ok { "ok" } else { "degraded" },
@@ -50,7 +45,7 @@ pub async fn health(state: Data<AppState>, client: Data<awc::Client>) -> HttpRes
 /// a gate that can read keys but not admit or revoke them is not serving.
 /// `Err` says which failed, why (in words without paths or server
 /// messages) and, for writes, since when.
-async fn database_health(state: &AppState) -> Result<(), Value> {
+async fn database_health(state: &ProxyState) -> Result<(), Value> {
     use crate::store::health::describe;
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Err(_) => return Err(json!({"operation": "read", "reason": "no answer within 2 s"})),
@@ -73,32 +68,8 @@ async fn database_health(state: &AppState) -> Result<(), Value> {
     }
 }
 
-pub async fn upstream_status(state: &AppState, client: &awc::Client) -> Value {
-    if let Some((at, cached)) = state.upstream_probe.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-        if at.elapsed() < UPSTREAM_PROBE_TTL {
-            return cached;
-        }
-    }
-    let url = state.upstreams.urls()[0].clone();
-    let probe = client
-        .get(join(&url, "/api/version"))
-        .insert_header(("host", host_header(&url)))
-        .timeout(Duration::from_secs(2))
-        .send();
-    let status = match probe.await {
-        Ok(mut r) if r.status().is_success() => {
-            let version =
-                r.json::<Value>().await.ok().and_then(|v| v.get("version").cloned()).unwrap_or(Value::Null);
-            json!({ "status": "ok", "version": version })
-        }
-        _ => json!({ "status": "down", "version": null }),
-    };
-    *state.upstream_probe.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), status.clone()));
-    status
-}
-
 /// `GET /v1/usage`: the calling key's limits, usage and what is left.
-pub async fn key_usage(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
+pub async fn key_usage(req: HttpRequest, state: Data<ProxyState>) -> HttpResponse {
     let result = async {
         let key =
             authenticate(&state, presented_key(&req, state.settings.allow_key_in_query).as_deref()).await?;
@@ -110,7 +81,7 @@ pub async fn key_usage(req: HttpRequest, state: Data<AppState>) -> HttpResponse 
             "key": {"id": fresh.id, "name": fresh.fields.name},
             "limits": limits,
             "usage": usage,
-            "remaining": remaining(&limits, &usage),
+            "remaining": limits.remaining(&usage),
             "windows": {
                 "minute_resets_at": rfc3339(windows.minute.end),
                 "day_resets_at": rfc3339(windows.day.end),
@@ -134,7 +105,7 @@ pub struct SummaryQuery {
 /// `GET /v1/usage/summary`: the calling key's usage per model.
 pub async fn key_usage_summary(
     req: HttpRequest,
-    state: Data<AppState>,
+    state: Data<ProxyState>,
     query: Query<SummaryQuery>,
 ) -> HttpResponse {
     let result = async {
@@ -142,9 +113,7 @@ pub async fn key_usage_summary(
             authenticate(&state, presented_key(&req, state.settings.allow_key_in_query).as_deref()).await?;
         let tz = state.settings.app_tz;
         let parse = |v: &Option<String>, end: bool| -> Result<Option<i64>, ProxyError> {
-            v.as_deref()
-                .map(|t| crate::admin::keys::parse_time(t, tz, end).map_err(ProxyError::BadRequest))
-                .transpose()
+            v.as_deref().map(|t| parse_time(t, tz, end).map_err(ProxyError::BadRequest)).transpose()
         };
         let filter = UsageFilter {
             key_id: Some(key.id),
@@ -166,26 +135,6 @@ pub async fn key_usage_summary(
         Ok(body) => HttpResponse::Ok().json(body),
         Err(e) => e.render(Family::OpenAi, &[]),
     }
-}
-
-pub fn remaining(limits: &Limits, usage: &crate::domain::limits::Usage) -> Value {
-    let left = |limit: Option<i64>, used: i64| limit.map(|l| (l - used).max(0));
-    json!({
-        "requests_per_minute": left(limits.requests_per_minute, usage.minute.requests),
-        "tokens_per_minute": left(limits.tokens_per_minute, usage.minute.tokens),
-        "daily_requests": left(limits.daily_requests, usage.day.requests),
-        "daily_tokens": left(limits.daily_tokens, usage.day.tokens),
-        "monthly_requests": left(limits.monthly_requests, usage.month.requests),
-        "monthly_tokens": left(limits.monthly_tokens, usage.month.tokens),
-        "total_tokens": left(limits.total_tokens, usage.total.tokens),
-        "max_concurrent": left(limits.max_concurrent, usage.in_flight),
-    })
-}
-
-pub fn rfc3339(ts: i64) -> String {
-    chrono::DateTime::from_timestamp(ts, 0)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
 }
 
 fn unavailable(e: crate::store::StoreError) -> ProxyError {

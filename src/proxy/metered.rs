@@ -10,7 +10,7 @@ use super::error::ProxyError;
 use super::routes::Family;
 use super::stream_watch::Watch;
 use super::usage_tap::{Delivered, UsageTap};
-use crate::state::AppState;
+use crate::proxy::ProxyState;
 use crate::store::Settlement;
 use crate::usage_log::UsageEvent;
 use actix_web::web::{Bytes, Data};
@@ -44,7 +44,7 @@ pub enum End {
 
 /// An admitted request's reservation, to be replaced by the real count.
 pub struct Ticket {
-    pub state: Data<AppState>,
+    pub state: Data<ProxyState>,
     pub reservation_id: i64,
     pub key_id: i64,
     pub model: String,
@@ -201,7 +201,7 @@ const SETTLE_RETRY_FOR: Duration = Duration::from_secs(600);
 
 /// Settles, retrying with backoff through a database outage: a reservation
 /// left behind by a live process would hold its tokens and concurrency slot.
-async fn settle_until_done(state: &AppState, settlement: &Settlement) {
+async fn settle_until_done(state: &ProxyState, settlement: &Settlement) {
     let started = Instant::now();
     let mut pause = Duration::from_millis(100);
     loop {

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod body_pace;
 pub mod clamps;
+pub mod cors;
 pub mod error;
 pub mod forward;
 pub mod handler;
@@ -18,3 +19,22 @@ pub mod reservation;
 pub mod routes;
 pub mod stream_watch;
 pub mod usage_tap;
+
+use crate::state::Shared;
+use std::sync::Arc;
+
+/// The proxy listener's state: the shared parts and those only the proxy uses.
+pub struct ProxyState {
+    pub shared: Arc<Shared>,
+    /// Counts tokens off the connection threads.
+    pub tokenizer: crate::tokens::Tokenizer,
+    /// Running response streams by key, so a revoked key's streams end.
+    pub streams: Arc<stream_watch::StreamWatch>,
+}
+
+impl std::ops::Deref for ProxyState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}

@@ -6,7 +6,7 @@
 //! running here, one query per key (not per stream, never per chunk). A
 //! stream learns of its key's end through its [`Watch`], which wakes it.
 
-use crate::state::AppState;
+use crate::proxy::ProxyState;
 use actix_web::web::Data;
 use futures_util::task::AtomicWaker;
 use std::collections::{HashMap, HashSet};
@@ -34,17 +34,16 @@ struct Signal {
 /// One stream's registration; dropping it ends the watch.
 pub struct Watch {
     id: u64,
-    state: Data<AppState>,
+    streams: Arc<StreamWatch>,
     signal: Arc<Signal>,
 }
 
 impl StreamWatch {
-    pub fn watch(state: &Data<AppState>, key_hash: &str) -> Watch {
-        let watch = &state.streams;
+    pub fn watch(watch: &Arc<StreamWatch>, key_hash: &str) -> Watch {
         let id = watch.next_id.fetch_add(1, Ordering::Relaxed);
         let signal = Arc::new(Signal::default());
         watch.lock().insert(id, Watched { key_hash: Arc::from(key_hash), signal: signal.clone() });
-        Watch { id, state: state.clone(), signal }
+        Watch { id, streams: watch.clone(), signal }
     }
 
     /// Streams running now.
@@ -89,12 +88,12 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.state.streams.lock().remove(&self.id);
+        self.streams.lock().remove(&self.id);
     }
 }
 
 /// Runs for the life of the process.
-pub async fn recheck(state: Data<AppState>) {
+pub async fn recheck(state: Data<ProxyState>) {
     let mut tick = tokio::time::interval(state.settings.revoked_stream_check);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -103,7 +102,7 @@ pub async fn recheck(state: Data<AppState>) {
     }
 }
 
-async fn recheck_once(state: &AppState) {
+async fn recheck_once(state: &ProxyState) {
     for key_hash in state.streams.running_keys() {
         let now = state.clock.now().timestamp();
         let usable = match state.store.find_key_by_hash(&key_hash).await {

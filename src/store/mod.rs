@@ -5,19 +5,23 @@
 //! Admission and settlement share their parts but are assembled per backend,
 //! so that each costs one trip to the database.
 
+pub mod copy;
 mod file_watch;
 pub mod health;
 pub mod postgres;
 pub mod records;
+pub mod rows;
 pub mod sql;
+mod sql_steps;
 mod sql_store;
 pub mod sqlite;
+pub mod url;
 
-use crate::config::DatabaseUrl;
 pub use health::WriteFailure;
 pub use records::*;
+pub(crate) use rows::{CounterRow, KeyRow};
 use std::sync::Arc;
-use std::time::Duration;
+pub use url::{DatabaseUrl, StoreOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -91,11 +95,6 @@ pub trait Store: Send + Sync {
     async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()>;
     /// Stores `value` unless the setting exists; returns what is stored.
     async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String>;
-}
-
-pub struct StoreOptions {
-    pub max_connections: u32,
-    pub busy_timeout: Duration,
 }
 
 pub async fn connect(url: &DatabaseUrl, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {

@@ -13,155 +13,7 @@
 
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
-        impl $store {
-            async fn key_by_id<'e, E>(executor: E, id: i64) -> StoreResult<Option<KeyRecord>>
-            where
-                E: sqlx::Executor<'e, Database = $db>,
-            {
-                let query = format!("SELECT {} FROM api_keys WHERE id = $1", sql::KEY_COLUMNS);
-                let row = sqlx::query_as::<_, KeyRow>(&query).bind(id).fetch_optional(executor).await?;
-                Ok(row.map(KeyRecord::from))
-            }
-
-            /// Runs a one-statement key change and returns the key as it is afterwards.
-            async fn change_key<'q>(
-                &self,
-                id: i64,
-                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
-            ) -> StoreResult<Option<KeyRecord>> {
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await?;
-                let changed = query.execute(&mut *tx).await?.rows_affected();
-                let key = if changed == 0 { None } else { Self::key_by_id(&mut *tx, id).await? };
-                tx.commit().await?;
-                Ok(key)
-            }
-
-            /// Settles the reservations of the processes `whose` names, and
-            /// forgets those processes, in one transaction.
-            async fn settle_left_behind(
-                &self,
-                whose: super::sql_store::LeftBehind<'_>,
-                now: i64,
-            ) -> StoreResult<u64> {
-                use super::sql_store::LeftBehind;
-                let result: StoreResult<_> = async {
-                    let mut writer = self.writer().await?;
-                    let mut tx = writer.begin().await?;
-                    let left: Vec<(i64, i64)> = match whose {
-                        LeftBehind::StaleBefore(t) => {
-                            sqlx::query_as(sql::STALE_RESERVATIONS).bind(t).fetch_all(&mut *tx).await?
-                        }
-                        LeftBehind::Instance(id) => {
-                            sqlx::query_as(sql::INSTANCE_RESERVATIONS).bind(id).fetch_all(&mut *tx).await?
-                        }
-                    };
-                    let settled = Self::settle_interrupted(&mut tx, left, now).await?;
-                    match whose {
-                        LeftBehind::StaleBefore(t) => {
-                            sqlx::query(sql::DELETE_STALE_INSTANCES).bind(t).execute(&mut *tx).await?
-                        }
-                        LeftBehind::Instance(id) => {
-                            sqlx::query(sql::REMOVE_INSTANCE).bind(id).execute(&mut *tx).await?
-                        }
-                    };
-                    tx.commit().await?;
-                    Ok(settled)
-                }
-                .await;
-                self.health.note(result)
-            }
-
-            /// Settles reservations of processes that died mid-request: each is
-            /// charged the prompt it had sent, marked estimated.
-            async fn settle_interrupted(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                reservations: Vec<(i64, i64)>,
-                now: i64,
-            ) -> StoreResult<u64> {
-                let mut settled = 0;
-                for (reservation_id, prompt_estimate) in reservations {
-                    let s = Settlement {
-                        reservation_id,
-                        prompt_tokens: prompt_estimate,
-                        completion_tokens: 0,
-                        estimated: true,
-                        status: "interrupted",
-                        http_status: 0,
-                        latency_ms: 0,
-                        refund_request: false,
-                        now,
-                    };
-                    let rows = Self::bind_settlement(sqlx::query(Self::settle_sql()), &s)
-                        .fetch_all(&mut **tx)
-                        .await?;
-                    settled += u64::from(!rows.is_empty());
-                }
-                Ok(settled)
-            }
-
-            /// Binds an admission's parameters, numbered as `sql::ADMIT` and the reservation expect.
-            fn bind_admission<'q>(
-                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
-                a: &'q Admission<'q>,
-            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
-                let w = &a.windows;
-                query
-                    .bind(a.key_id)
-                    .bind(w.minute.start)
-                    .bind(w.day.start)
-                    .bind(w.month.start)
-                    .bind(a.reserve_tokens)
-                    .bind(a.key_hash)
-                    .bind(w.now)
-                    .bind(a.instance_id)
-                    .bind(a.prompt_estimate)
-                    .bind(a.model)
-                    .bind(a.route)
-                    .bind(w.minute.end)
-                    .bind(w.day.end)
-                    .bind(w.month.end)
-                    .bind(i64::from(a.counts_in_request_quotas))
-            }
-
-            /// Binds a settlement's parameters, numbered as the settlement statements expect.
-            fn bind_settlement<'q>(
-                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
-                s: &'q Settlement,
-            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
-                query
-                    .bind(s.reservation_id)
-                    .bind(s.now)
-                    .bind(s.status)
-                    .bind(i64::from(s.http_status))
-                    .bind(s.prompt_tokens)
-                    .bind(s.completion_tokens)
-                    .bind(s.estimated)
-                    .bind(s.latency_ms)
-                    .bind(i64::from(s.refund_request))
-            }
-
-            pub(crate) fn bind_fields<'q>(
-                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
-                f: &'q KeyFields,
-            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
-                let l = &f.limits;
-                query
-                    .bind(l.requests_per_minute)
-                    .bind(l.tokens_per_minute)
-                    .bind(l.daily_requests)
-                    .bind(l.daily_tokens)
-                    .bind(l.monthly_requests)
-                    .bind(l.monthly_tokens)
-                    .bind(l.total_tokens)
-                    .bind(l.max_concurrent)
-                    .bind(f.clamps.max_num_ctx)
-                    .bind(f.clamps.max_output_tokens)
-                    .bind(f.clamps.max_images)
-                    .bind(f.clamps.allow_keep_alive_extremes)
-                    .bind(f.aliases.as_ref().map(|a| a.to_db()))
-            }
-        }
+        $crate::store::sql_steps::sql_steps!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
@@ -176,11 +28,9 @@ macro_rules! sql_store {
             }
 
             async fn create_key(&self, key: &NewKey) -> StoreResult<KeyRecord> {
-                let result: StoreResult<_> = async {
+                $crate::store::sql_steps::write_tx!(self, tx, {
                     use sqlx::Row;
                     let f = &key.fields;
-                    let mut writer = self.writer().await?;
-                    let mut tx = writer.begin().await?;
                     let query = sqlx::query(sql::INSERT_KEY)
                         .bind(&f.name)
                         .bind(&f.owner)
@@ -192,11 +42,8 @@ macro_rules! sql_store {
                         .bind(f.models.as_ref().map(|m| m.to_db()));
                     let id: i64 = Self::bind_fields(query, f).fetch_one(&mut *tx).await?.try_get(0)?;
                     let record = Self::key_by_id(&mut *tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
-                    tx.commit().await?;
-                    Ok(record)
-                }
-                .await;
-                self.health.note(result)
+                    record
+                })
             }
 
             async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
@@ -252,16 +99,11 @@ macro_rules! sql_store {
             }
 
             async fn delete_key(&self, id: i64) -> StoreResult<bool> {
-                let result: StoreResult<_> = async {
-                    let mut writer = self.writer().await?;
-                    let mut tx = writer.begin().await?;
+                $crate::store::sql_steps::write_tx!(self, tx, {
                     let deleted =
                         sqlx::query(sql::DELETE_KEY).bind(id).execute(&mut *tx).await?.rows_affected();
-                    tx.commit().await?;
-                    Ok(deleted > 0)
-                }
-                .await;
-                self.health.note(result)
+                    deleted > 0
+                })
             }
 
             async fn admit(&self, a: &Admission<'_>) -> StoreResult<Admitted> {
@@ -281,16 +123,15 @@ macro_rules! sql_store {
             }
 
             async fn settle(&self, s: &Settlement) -> StoreResult<bool> {
-                let result: StoreResult<_> = async { self.settle_once(s).await }.await;
-                self.health.note(result)
+                self.health.note(self.settle_once(s).await)
             }
 
             async fn settle_stale(&self, stale_before: i64, now: i64) -> StoreResult<u64> {
-                self.settle_left_behind(super::sql_store::LeftBehind::StaleBefore(stale_before), now).await
+                self.settle_left_behind(super::sql_steps::LeftBehind::StaleBefore(stale_before), now).await
             }
 
             async fn settle_instance(&self, instance_id: &str, now: i64) -> StoreResult<u64> {
-                self.settle_left_behind(super::sql_store::LeftBehind::Instance(instance_id), now).await
+                self.settle_left_behind(super::sql_steps::LeftBehind::Instance(instance_id), now).await
             }
 
             async fn instances(&self) -> StoreResult<Vec<String>> {
@@ -298,27 +139,15 @@ macro_rules! sql_store {
             }
 
             async fn heartbeat(&self, instance_id: &str, now: i64) -> StoreResult<()> {
-                let result: StoreResult<_> = async {
-                    let mut writer = self.writer().await?;
-                    let mut tx = writer.begin().await?;
+                $crate::store::sql_steps::write_tx!(self, tx, {
                     sqlx::query(sql::HEARTBEAT).bind(instance_id).bind(now).execute(&mut *tx).await?;
-                    tx.commit().await?;
-                    Ok(())
-                }
-                .await;
-                self.health.note(result)
+                })
             }
 
             async fn remove_instance(&self, instance_id: &str) -> StoreResult<()> {
-                let result: StoreResult<_> = async {
-                    let mut writer = self.writer().await?;
-                    let mut tx = writer.begin().await?;
+                $crate::store::sql_steps::write_tx!(self, tx, {
                     sqlx::query(sql::REMOVE_INSTANCE).bind(instance_id).execute(&mut *tx).await?;
-                    tx.commit().await?;
-                    Ok(())
-                }
-                .await;
-                self.health.note(result)
+                })
             }
 
             async fn usage_rows(&self, f: &UsageFilter) -> StoreResult<Vec<UsageRow>> {
@@ -353,11 +182,9 @@ macro_rules! sql_store {
             }
 
             async fn import_key(&self, k: &KeyRecord) -> StoreResult<()> {
-                let result: StoreResult<_> = async {
+                $crate::store::sql_steps::write_tx!(self, tx, {
                     let f = &k.fields;
                     let c = &k.counters;
-                    let mut writer = self.writer().await?;
-                    let mut tx = writer.begin().await?;
                     let query = sqlx::query(sql::IMPORT_KEY)
                         .bind(k.id)
                         .bind(&f.name)
@@ -387,11 +214,7 @@ macro_rules! sql_store {
                         .bind(c.month_end)
                         .execute(&mut *tx)
                         .await?;
-                    tx.commit().await?;
-                    Ok(())
-                }
-                .await;
-                self.health.note(result)
+                })
             }
 
             async fn usage_after(&self, after_id: i64, limit: i64) -> StoreResult<Vec<UsageRow>> {
@@ -403,9 +226,7 @@ macro_rules! sql_store {
             }
 
             async fn import_usage(&self, rows: &[UsageRow]) -> StoreResult<()> {
-                let result: StoreResult<_> = async {
-                    let mut writer = self.writer().await?;
-                    let mut tx = writer.begin().await?;
+                $crate::store::sql_steps::write_tx!(self, tx, {
                     for r in rows {
                         sqlx::query(sql::IMPORT_USAGE)
                             .bind(r.id)
@@ -424,11 +245,7 @@ macro_rules! sql_store {
                             .execute(&mut *tx)
                             .await?;
                     }
-                    tx.commit().await?;
-                    Ok(())
-                }
-                .await;
-                self.health.note(result)
+                })
             }
 
             async fn all_settings(&self) -> StoreResult<Vec<(String, String)>> {
@@ -445,16 +262,10 @@ macro_rules! sql_store {
             }
 
             async fn revoke_session(&self, id: &str, expires_at: i64, now: i64) -> StoreResult<()> {
-                let result: StoreResult<_> = async {
-                    let mut writer = self.writer().await?;
-                    let mut tx = writer.begin().await?;
+                $crate::store::sql_steps::write_tx!(self, tx, {
                     sqlx::query(sql::FORGET_EXPIRED_REVOCATIONS).bind(now).execute(&mut *tx).await?;
                     sqlx::query(sql::REVOKE_SESSION).bind(id).bind(expires_at).execute(&mut *tx).await?;
-                    tx.commit().await?;
-                    Ok(())
-                }
-                .await;
-                self.health.note(result)
+                })
             }
 
             async fn is_session_revoked(&self, id: &str) -> StoreResult<bool> {
@@ -468,41 +279,21 @@ macro_rules! sql_store {
             }
 
             async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()> {
-                let result: StoreResult<_> = async {
-                    let mut writer = self.writer().await?;
-                    let mut tx = writer.begin().await?;
+                $crate::store::sql_steps::write_tx!(self, tx, {
                     sqlx::query(sql::PUT_SETTING).bind(name).bind(value).execute(&mut *tx).await?;
-                    tx.commit().await?;
-                    Ok(())
-                }
-                .await;
-                self.health.note(result)
+                })
             }
 
             async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {
-                let result: StoreResult<_> = async {
-                    let mut writer = self.writer().await?;
-                    let mut tx = writer.begin().await?;
+                $crate::store::sql_steps::write_tx!(self, tx, {
                     sqlx::query(sql::INIT_SETTING).bind(name).bind(value).execute(&mut *tx).await?;
                     let stored: String =
                         sqlx::query_scalar(sql::GET_SETTING).bind(name).fetch_one(&mut *tx).await?;
-                    tx.commit().await?;
-                    Ok(stored)
-                }
-                .await;
-                self.health.note(result)
+                    stored
+                })
             }
         }
     };
 }
 
 pub(crate) use sql_store;
-
-/// Whose reservations are settled as interrupted.
-#[derive(Clone, Copy)]
-pub(crate) enum LeftBehind<'a> {
-    /// Every process whose heartbeat is older than this (Unix seconds).
-    StaleBefore(i64),
-    /// One process, by its instance id.
-    Instance(&'a str),
-}

@@ -404,7 +404,7 @@ async fn changing_the_password_ends_every_other_session() {
         spawn_app_with(Options { env: vec![("ADMIN_PASSWORD", String::new())], ..Options::default() }).await;
     let phc = ollama_gate::admin::password::hash("first-password-123").unwrap();
     app.state.store.put_setting("admin_password_hash", &phc).await.unwrap();
-    app.state.admin_password.set_hash(phc);
+    app.state.password.set_hash(phc);
     let (mut mine, mut theirs) = (Browser::new(&app), Browser::new(&app));
     mine.log_in("first-password-123").await;
     theirs.log_in("first-password-123").await;

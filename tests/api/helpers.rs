@@ -3,10 +3,11 @@
 use crate::mock_ollama::MockOllama;
 use crate::pg::fresh_postgres_database;
 use awc::http::StatusCode;
+use ollama_gate::admin::AdminState;
 use ollama_gate::clock::{Clock, ManualClock, SystemClock};
 use ollama_gate::config::Settings;
+use ollama_gate::proxy::ProxyState;
 use ollama_gate::startup::Application;
-use ollama_gate::state::AppState;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,7 +20,8 @@ pub struct TestApp {
     pub proxy: String,
     pub admin: String,
     pub mock: MockOllama,
-    pub state: actix_web::web::Data<AppState>,
+    pub state: actix_web::web::Data<AdminState>,
+    pub proxy_state: actix_web::web::Data<ProxyState>,
     /// `sqlite://...` in a temporary folder, or a fresh PostgreSQL database.
     pub database_url: String,
     pub log_path: PathBuf,
@@ -85,8 +87,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let proxy = format!("http://127.0.0.1:{}", app.proxy_port());
     let admin = format!("http://127.0.0.1:{}", app.admin_port());
     let state = app.state();
+    let proxy_state = app.proxy_state();
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp { proxy, admin, mock, state, database_url, log_path, client: client(), _dir: dir }
+    TestApp { proxy, admin, mock, state, proxy_state, database_url, log_path, client: client(), _dir: dir }
 }
 
 pub struct Reply {

@@ -45,7 +45,7 @@ fn send_maximal(app: &TestApp, key: &str, body: &Value) -> actix_web::rt::task::
 /// Waits until `n` counts are in the pool (queued or being counted), none of them done.
 async fn wait_until_waiting(app: &TestApp, n: usize, running: &[actix_web::rt::task::JoinHandle<Reply>]) {
     let started = std::time::Instant::now();
-    while app.state.tokenizer.waiting() < n {
+    while app.proxy_state.tokenizer.waiting() < n {
         assert!(
             running.iter().all(|r| !r.is_finished()),
             "a maximal body was counted before the others arrived"
@@ -161,7 +161,7 @@ async fn a_spent_key_costs_no_tokenizer_work() {
 
     let long = "a long prompt that would take the tokenizer a while ".repeat(20_000);
     let hostile = json!({"model": "llama3", "prompt": long, "stream": false});
-    let before = app.state.tokenizer.counts_started();
+    let before = app.proxy_state.tokenizer.counts_started();
     for _ in 0..5 {
         let reply = app.post("/api/generate", Some(&key), hostile.clone()).await;
         assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.text());
@@ -169,7 +169,7 @@ async fn a_spent_key_costs_no_tokenizer_work() {
     }
     // The key was cached before it was spent, so the first refusal may have
     // counted; it also dropped the stale entry, so no later one did.
-    let counted = app.state.tokenizer.counts_started() - before;
+    let counted = app.proxy_state.tokenizer.counts_started() - before;
     assert!(counted <= 1, "{counted} refused requests were tokenized");
     assert_eq!(app.mock.count(), 1);
 }

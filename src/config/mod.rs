@@ -11,37 +11,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
 
+pub use crate::store::url::DatabaseUrl;
+pub use table::SETTINGS;
+
+mod table;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CookieSecure {
     Auto,
     Always,
     Never,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
-    Sqlite { path: PathBuf },
-    Postgres { url: String },
-}
-
-impl DatabaseUrl {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let raw = raw.trim();
-        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-            return Ok(DatabaseUrl::Postgres { url: raw.to_owned() });
-        }
-        let rest = raw
-            .strip_prefix("sqlite://")
-            .or_else(|| raw.strip_prefix("sqlite:"))
-            .ok_or_else(|| format!("'{raw}' is neither sqlite://PATH nor postgres://"))?;
-        let rest = rest.split('?').next().unwrap_or_default();
-        // `sqlite:///./x.db` (the SQLAlchemy spelling the seed projects used) is relative.
-        let path = if rest.starts_with("/./") || rest.starts_with("/../") { &rest[1..] } else { rest };
-        if path.is_empty() {
-            return Err(format!("'{raw}' names no file"));
-        }
-        Ok(DatabaseUrl::Sqlite { path: PathBuf::from(path) })
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -104,7 +83,7 @@ pub struct Settings {
     pub login_global_interval: Duration,
     pub session_key_file: PathBuf,
     pub admin_allowed_hosts: Vec<String>,
-    pub trusted_proxies: Vec<crate::admin::forwarded::Cidr>,
+    pub trusted_proxies: Vec<crate::domain::cidr::Cidr>,
     pub request_header_timeout: Duration,
     pub request_body_timeout: Duration,
     pub request_body_min_rate: u64,
@@ -115,70 +94,6 @@ pub struct Settings {
     pub max_stream_duration: Duration,
     pub revoked_stream_check: Duration,
 }
-
-/// Every setting, its default and what it means; README's table is made from this list.
-pub const SETTINGS: &[(&str, &str, &str)] = &[
-    ("ADMIN_PASSWORD", "", "admin password (else generated on first start and printed once)"),
-    ("ADMIN_PASSWORD_HASH", "", "argon2id PHC string instead of the plaintext"),
-    ("PROXY_HOST", "0.0.0.0", "proxy bind address"),
-    ("PROXY_PORT", "8000", "proxy port"),
-    ("ADMIN_HOST", "127.0.0.1", "admin bind address"),
-    ("ADMIN_PORT", "8001", "admin port"),
-    ("DATABASE_URL", "sqlite://data/ollama-gate.db", "sqlite://PATH or postgres://..."),
-    ("OLLAMA_URL", "http://localhost:11434", "upstream Ollama; comma-separated for several"),
-    ("OLLAMA_API_KEYS", "", "comma-separated upstream bearer keys, rotated on upstream 429"),
-    ("APP_TZ", "UTC", "IANA zone in which daily and monthly windows reset"),
-    ("LOG_FILE", "logs/usage.log", "JSON-lines usage log; empty to disable"),
-    ("LOG_MAX_BYTES", "10485760", "usage log size before it rotates"),
-    ("LOG_KEEP", "5", "rotated usage logs kept"),
-    ("ANTHROPIC_DEFAULT_MODEL", "", "model for /v1/messages when the requested one is unknown"),
-    ("ALLOWED_ORIGINS", "", "comma-separated CORS origins allowed on the proxy"),
-    ("COOKIE_SECURE", "auto", "Secure flag on the admin cookie: auto, true, false"),
-    ("SESSION_KEY", "", "64-byte base64 key for admin session cookies; set the same one on every replica"),
-    ("SESSION_KEY_FILE", "", "without SESSION_KEY: file holding the generated key, mode 0600 (default session.key beside the SQLite file, else data/session.key)"),
-    ("ADMIN_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],ollama-gate,ollama-gate-pg", "host names the admin listener answers (any port, or name:port); other Host headers get 421; * for any"),
-    ("TRUSTED_PROXIES", "", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For/-Host/-Proto the admin believes"),
-    ("ALLOW_KEY_IN_QUERY", "false", "accept ?api_key= / ?key= on the proxy"),
-    ("ALLOW_KEY_IN_BODY", "false", "accept \"api_key\" in the JSON body"),
-    ("PUBLIC_URL", "", "the proxy's public base URL, for client snippets"),
-    ("BODY_LIMIT", "33554432", "largest request body in bytes"),
-    ("CONNECT_TIMEOUT_SECS", "5", "time to connect to the upstream"),
-    ("FIRST_BYTE_TIMEOUT_SECS", "600", "time for the upstream's response headers (cold model loads)"),
-    ("STREAM_IDLE_TIMEOUT_SECS", "120", "longest silence inside a streamed response"),
-    ("KEY_CACHE_TTL_MS", "1000", "how long a key lookup is cached"),
-    ("DEFAULT_OUTPUT_RESERVATION", "512", "output tokens reserved when a request sets no maximum (once less is left, what is left becomes its maximum)"),
-    ("MAX_KEEP_ALIVE", "1h", "longest keep_alive a request may ask for (Go duration or seconds); also refused: unloading at once, pinning forever"),
-    ("RESERVATION_STALE_AFTER_SECS", "30", "when a dead process's reservations are settled"),
-    ("WORKERS", "0", "worker threads per listener (0: one per core)"),
-    ("SHUTDOWN_TIMEOUT_SECS", "30", "how long running streams may drain on SIGTERM"),
-    ("DB_MAX_CONNECTIONS", "8", "database read connections"),
-    ("DB_BUSY_TIMEOUT_MS", "5000", "how long a SQLite write waits for the lock"),
-    ("ALLOW_PRIVATE_IMAGE_URLS", "false", "let image_url fetches reach private and loopback addresses"),
-    ("IMAGE_FETCH_MAX_BYTES", "20971520", "largest image fetched for an image_url"),
-    ("IMAGE_FETCH_MAX_TOTAL_BYTES", "33554432", "all images one request fetches, together"),
-    ("IMAGE_FETCH_MAX_IMAGES", "16", "remote images one request may name (0: none are fetched)"),
-    ("IMAGE_FETCH_MAX_IN_FLIGHT", "8", "image fetches running at once in the whole process"),
-    ("IMAGE_FETCH_QUEUE_WAIT_MS", "2000", "how long a fetch waits for a free slot before the request gets 503"),
-    ("IMAGE_FETCH_TIMEOUT_SECS", "10", "time to fetch one image_url"),
-    ("TOKENIZER_THREADS", "0", "threads that count tokens (prompt estimates, count_tokens), apart from the connection threads (0: half the cores, at least 1)"),
-    ("TOKENIZER_QUEUE", "256", "token counts requests may wait for at once; more get 503"),
-    ("TOKENIZER_QUEUE_PER_KEY", "64", "token counts one key's requests may wait for at once; more get 429"),
-    ("ADMIN_SESSION_IDLE_MINUTES", "30", "an admin session ends after this long unused"),
-    ("ADMIN_SESSION_MAX_HOURS", "12", "an admin session ends this long after login"),
-    ("LOGIN_MAX_FAILURES", "10", "wrong admin passwords (console or bearer) from one address before it is locked out; after the first 3, each try waits a doubling delay"),
-    ("LOGIN_LOCKOUT_MINUTES", "15", "how long a locked-out address gets 429"),
-    ("LOGIN_GLOBAL_MAX_FAILURES", "100", "wrong admin passwords from all addresses within the lockout time after which addresses that never logged in are paced"),
-    ("LOGIN_GLOBAL_INTERVAL_MS", "1000", "spacing of paced password checks (delayed, never refused)"),
-    ("REQUEST_HEADER_TIMEOUT_SECS", "10", "time for a request's line and headers to arrive, on every request of a connection (else 408 or closed)"),
-    ("REQUEST_BODY_TIMEOUT_SECS", "30", "time a request body may take before REQUEST_BODY_MIN_RATE adds more (else 408)"),
-    ("REQUEST_BODY_MIN_RATE", "10240", "bytes per second a body must keep up beyond REQUEST_BODY_TIMEOUT_SECS"),
-    ("KEEP_ALIVE_SECS", "75", "an idle keep-alive connection is closed after this; keep it above a front proxy's idle upstream timeout (nginx: 60)"),
-    ("MAX_CONNECTIONS", "10000", "open connections per listener; more are answered 503 and closed"),
-    ("MAX_CONNECTIONS_PER_ADDRESS", "256", "open connections from one client address per listener (0: no limit; behind a reverse proxy every client has its address)"),
-    ("LISTEN_BACKLOG", "1024", "connections the system queues before they are accepted"),
-    ("MAX_STREAM_DURATION_SECS", "3600", "longest response stream; it then ends with an error event and what passed is charged"),
-    ("REVOKED_STREAM_CHECK_SECS", "2", "how often running streams' keys are checked; a deactivated, rotated, expired or deleted key's streams end"),
-];
 
 impl Settings {
     /// Reads `.env`, the optional TOML file and the environment.
@@ -238,7 +153,7 @@ impl Settings {
 
         let admin_password_hash = opt("ADMIN_PASSWORD_HASH");
         if let Some(hash) = &admin_password_hash {
-            crate::admin::password::check_phc(hash)
+            crate::domain::password::check_phc(hash)
                 .map_err(|e| anyhow!("invalid ADMIN_PASSWORD_HASH: {e}"))?;
         }
         let database_url =
@@ -296,9 +211,7 @@ impl Settings {
         }
         let trusted_proxies = list("TRUSTED_PROXIES")
             .iter()
-            .map(|c| {
-                crate::admin::forwarded::Cidr::parse(c).map_err(|e| anyhow!("invalid TRUSTED_PROXIES: {e}"))
-            })
+            .map(|c| crate::domain::cidr::Cidr::parse(c).map_err(|e| anyhow!("invalid TRUSTED_PROXIES: {e}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let log_file =
             lookup("LOG_FILE").map(|v| v.trim().to_owned()).unwrap_or_else(|| "logs/usage.log".into());
@@ -403,73 +316,4 @@ fn parse_bool(v: &str) -> Option<bool> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn with(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Settings::from_lookup(|name| map.get(name).cloned())
-    }
-
-    #[test]
-    fn defaults_match_the_contract() {
-        let s = with(&[]).unwrap();
-        assert_eq!((s.proxy_host.as_str(), s.proxy_port), ("0.0.0.0", 8000));
-        assert_eq!((s.admin_host.as_str(), s.admin_port), ("127.0.0.1", 8001));
-        assert_eq!(s.database_url, DatabaseUrl::Sqlite { path: "data/ollama-gate.db".into() });
-        assert_eq!(s.ollama_urls[0].as_str(), "http://localhost:11434/");
-        assert_eq!(s.body_limit, 32 * 1024 * 1024);
-        assert_eq!(s.cookie_secure, CookieSecure::Auto);
-        assert!(!s.allow_key_in_query && !s.allow_key_in_body);
-    }
-
-    #[test]
-    fn each_invalid_setting_is_named_in_the_error() {
-        for (name, value) in [
-            ("APP_TZ", "Mars/Olympus"),
-            ("PROXY_PORT", "eighty"),
-            ("OLLAMA_URL", "ftp://x"),
-            ("DATABASE_URL", "mysql://x"),
-            ("COOKIE_SECURE", "maybe"),
-            ("SESSION_KEY", "c2hvcnQ="),
-            ("TRUSTED_PROXIES", "10.0.0.0/40"),
-            ("ADMIN_ALLOWED_HOSTS", " , "),
-        ] {
-            let err = with(&[(name, value)]).unwrap_err().to_string();
-            assert!(err.contains(name), "{err}");
-        }
-    }
-
-    #[test]
-    fn sqlite_urls_in_both_spellings() {
-        assert_eq!(
-            DatabaseUrl::parse("sqlite:///./x.db").unwrap(),
-            DatabaseUrl::Sqlite { path: "./x.db".into() }
-        );
-        assert_eq!(
-            DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(),
-            DatabaseUrl::Sqlite { path: "/tmp/x.db".into() }
-        );
-        assert!(matches!(DatabaseUrl::parse("postgresql://u@h/db").unwrap(), DatabaseUrl::Postgres { .. }));
-    }
-
-    #[test]
-    fn image_fetch_bounds_have_defaults_and_are_named_when_invalid() {
-        let s = with(&[]).unwrap();
-        assert_eq!((s.image_fetch_max_bytes, s.image_fetch_max_total_bytes), (20 << 20, 32 << 20));
-        assert_eq!((s.image_fetch_max_images, s.image_fetch_max_in_flight), (16, 8));
-        assert_eq!(s.image_fetch_queue_wait, Duration::from_secs(2));
-        assert_eq!(with(&[("IMAGE_FETCH_MAX_IN_FLIGHT", "0")]).unwrap().image_fetch_max_in_flight, 1);
-        for name in ["IMAGE_FETCH_MAX_TOTAL_BYTES", "IMAGE_FETCH_MAX_IMAGES", "IMAGE_FETCH_QUEUE_WAIT_MS"] {
-            let err = with(&[(name, "lots")]).unwrap_err().to_string();
-            assert!(err.contains(name), "{err}");
-        }
-    }
-
-    #[test]
-    fn several_upstreams_are_a_comma_separated_list() {
-        let s = with(&[("OLLAMA_URL", "http://a:11434, http://b:11434")]).unwrap();
-        assert_eq!(s.ollama_urls.len(), 2);
-    }
-}
+mod tests;

@@ -1,6 +1,6 @@
 //! CORS on the proxy, for browser clients from `ALLOWED_ORIGINS` only.
 
-use crate::state::AppState;
+use crate::proxy::ProxyState;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
@@ -18,8 +18,10 @@ pub async fn cors(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let allowed = req.headers().get(header::ORIGIN).cloned().filter(|origin| {
-        let origins =
-            req.app_data::<Data<AppState>>().map(|s| s.settings.allowed_origins.clone()).unwrap_or_default();
+        let origins = req
+            .app_data::<Data<ProxyState>>()
+            .map(|s| s.settings.allowed_origins.clone())
+            .unwrap_or_default();
         origin.to_str().is_ok_and(|o| origins.iter().any(|a| a == "*" || a == o))
     });
     // A preflight is answered here, before authentication, as browsers send no key with it.

@@ -1,9 +1,14 @@
-//! The upstream Ollama servers: which one to call next, with which bearer key.
+//! The upstream Ollama servers: which one to call next, with which bearer key,
+//! and the one place requests to them are built.
+
+pub mod catalog;
+pub mod probe;
 
 use crate::config::Settings;
 use actix_service::Service;
 use actix_tls::connect::{ConnectError, ConnectInfo, Connection, Connector as TcpConnector, Resolver};
-use actix_web::http::Uri;
+use actix_web::http::{Method, Uri};
+use awc::ClientRequest;
 use futures_util::future::LocalBoxFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -14,6 +19,9 @@ pub struct Upstreams {
     next: AtomicUsize,
     api_keys: Vec<String>,
     key_index: AtomicUsize,
+    /// What the upstreams have; forgotten when the URLs change.
+    catalog: catalog::Catalog,
+    probe: probe::Probe,
 }
 
 impl Upstreams {
@@ -23,6 +31,8 @@ impl Upstreams {
             next: AtomicUsize::new(0),
             api_keys,
             key_index: AtomicUsize::new(0),
+            catalog: Default::default(),
+            probe: Default::default(),
         }
     }
 
@@ -30,8 +40,11 @@ impl Upstreams {
         self.urls.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// New upstreams: what was known of the old ones is forgotten.
     pub fn set_urls(&self, urls: Vec<Url>) {
         *self.urls.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(urls);
+        self.catalog.clear();
+        self.probe.clear();
     }
 
     /// All backends, starting with the next in round-robin order; later ones
@@ -126,28 +139,37 @@ pub fn join(base: &Url, path_and_query: &str) -> String {
     format!("{base}{path_and_query}")
 }
 
-/// The upstream's `/api/tags`: its models.
-pub async fn tags(state: &crate::state::AppState, client: &awc::Client) -> Result<serde_json::Value, String> {
-    get_json(state, client, "/api/tags").await
-}
-
-/// A GET of the first upstream, as JSON.
-pub async fn get_json(
-    state: &crate::state::AppState,
+/// A request to one upstream, addressed as it expects (`Host`) and with the
+/// upstream's bearer key when one is set: every call to Ollama is built here.
+pub fn request(
+    upstreams: &Upstreams,
     client: &awc::Client,
+    method: Method,
+    url: &Url,
     path: &str,
-) -> Result<serde_json::Value, String> {
-    let url = state.upstreams.urls()[0].clone();
-    let mut request = client
-        .get(join(&url, path))
-        .insert_header(("host", host_header(&url)))
-        .timeout(std::time::Duration::from_secs(10));
-    if let Some(key) = state.upstreams.api_key() {
+) -> ClientRequest {
+    let mut request = client.request(method, join(url, path)).insert_header(("host", host_header(url)));
+    if let Some(key) = upstreams.api_key() {
         request = request.insert_header(("authorization", format!("Bearer {key}")));
     }
-    let mut response = request.send().await.map_err(|e| format!("upstream Ollama is unreachable: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!("upstream Ollama answered {}", response.status()));
+    request
+}
+
+impl Upstreams {
+    /// A GET of the first upstream, as JSON.
+    pub async fn get_json(&self, client: &awc::Client, path: &str) -> Result<serde_json::Value, String> {
+        let url = self.urls()[0].clone();
+        let request =
+            request(self, client, Method::GET, &url, path).timeout(std::time::Duration::from_secs(10));
+        let mut response =
+            request.send().await.map_err(|e| format!("upstream Ollama is unreachable: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("upstream Ollama answered {}", response.status()));
+        }
+        response
+            .json()
+            .limit(16 * 1024 * 1024)
+            .await
+            .map_err(|e| format!("upstream model list is not JSON: {e}"))
     }
-    response.json().limit(16 * 1024 * 1024).await.map_err(|e| format!("upstream model list is not JSON: {e}"))
 }

@@ -1,0 +1,75 @@
+use super::*;
+
+fn with(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
+    let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Settings::from_lookup(|name| map.get(name).cloned())
+}
+
+#[test]
+fn defaults_match_the_contract() {
+    let s = with(&[]).unwrap();
+    assert_eq!((s.proxy_host.as_str(), s.proxy_port), ("0.0.0.0", 8000));
+    assert_eq!((s.admin_host.as_str(), s.admin_port), ("127.0.0.1", 8001));
+    assert_eq!(s.database_url, DatabaseUrl::Sqlite { path: "data/ollama-gate.db".into() });
+    assert_eq!(s.ollama_urls[0].as_str(), "http://localhost:11434/");
+    assert_eq!(s.body_limit, 32 * 1024 * 1024);
+    assert_eq!(s.cookie_secure, CookieSecure::Auto);
+    assert!(!s.allow_key_in_query && !s.allow_key_in_body);
+}
+
+#[test]
+fn each_invalid_setting_is_named_in_the_error() {
+    for (name, value) in [
+        ("APP_TZ", "Mars/Olympus"),
+        ("PROXY_PORT", "eighty"),
+        ("OLLAMA_URL", "ftp://x"),
+        ("DATABASE_URL", "mysql://x"),
+        ("COOKIE_SECURE", "maybe"),
+        ("SESSION_KEY", "c2hvcnQ="),
+        ("TRUSTED_PROXIES", "10.0.0.0/40"),
+        ("ADMIN_ALLOWED_HOSTS", " , "),
+    ] {
+        let err = with(&[(name, value)]).unwrap_err().to_string();
+        assert!(err.contains(name), "{err}");
+    }
+}
+
+#[test]
+fn sqlite_urls_in_both_spellings() {
+    assert_eq!(
+        DatabaseUrl::parse("sqlite:///./x.db").unwrap(),
+        DatabaseUrl::Sqlite { path: "./x.db".into() }
+    );
+    assert_eq!(
+        DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(),
+        DatabaseUrl::Sqlite { path: "/tmp/x.db".into() }
+    );
+    assert!(matches!(DatabaseUrl::parse("postgresql://u@h/db").unwrap(), DatabaseUrl::Postgres { .. }));
+}
+
+#[test]
+fn image_fetch_bounds_have_defaults_and_are_named_when_invalid() {
+    let s = with(&[]).unwrap();
+    assert_eq!((s.image_fetch_max_bytes, s.image_fetch_max_total_bytes), (20 << 20, 32 << 20));
+    assert_eq!((s.image_fetch_max_images, s.image_fetch_max_in_flight), (16, 8));
+    assert_eq!(s.image_fetch_queue_wait, Duration::from_secs(2));
+    assert_eq!(with(&[("IMAGE_FETCH_MAX_IN_FLIGHT", "0")]).unwrap().image_fetch_max_in_flight, 1);
+    for name in ["IMAGE_FETCH_MAX_TOTAL_BYTES", "IMAGE_FETCH_MAX_IMAGES", "IMAGE_FETCH_QUEUE_WAIT_MS"] {
+        let err = with(&[(name, "lots")]).unwrap_err().to_string();
+        assert!(err.contains(name), "{err}");
+    }
+}
+
+#[test]
+fn several_upstreams_are_a_comma_separated_list() {
+    let s = with(&[("OLLAMA_URL", "http://a:11434, http://b:11434")]).unwrap();
+    assert_eq!(s.ollama_urls.len(), 2);
+}
+
+#[test]
+fn the_readme_lists_every_setting() {
+    let readme = include_str!("../../README.md");
+    for (name, _, _) in SETTINGS {
+        assert!(readme.contains(&format!("`{name}`")), "README.md does not list {name}");
+    }
+}

@@ -1,0 +1,120 @@
+//! An API key as the gate knows it: what an admin set, and its counters.
+
+use super::clamps::{Clamps, ModelAliases};
+use super::limits::{Count, Limits, Usage};
+use super::model::ModelList;
+use super::scopes::Scopes;
+use super::windows::{self, Window, Windows};
+
+/// A key as stored, with its counters. The plaintext is never here.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub id: i64,
+    pub key_hash: String,
+    pub key_hint: String,
+    pub active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub fields: KeyFields,
+    pub counters: Counters,
+}
+
+/// The part of a key an admin edits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyFields {
+    pub name: String,
+    pub owner: Option<String>,
+    pub expires_at: Option<i64>,
+    pub scopes: Scopes,
+    pub models: Option<ModelList>,
+    pub limits: Limits,
+    pub clamps: Clamps,
+    pub aliases: Option<ModelAliases>,
+}
+
+impl KeyRecord {
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.fields.expires_at.is_some_and(|t| t <= now)
+    }
+
+    /// Whether the key can be used at `now`, and if not, why.
+    pub fn status(&self, now: i64) -> KeyStatus {
+        if !self.active {
+            KeyStatus::Inactive
+        } else if self.is_expired(now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    pub fn usage_at(&self, windows: &Windows) -> Usage {
+        self.counters.usage_at(windows)
+    }
+}
+
+/// Raw counters; a window's numbers count only while it is current
+/// (`windows::is_current`: an admission now would add to them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub minute_start: i64,
+    pub minute_end: i64,
+    pub minute_requests: i64,
+    pub minute_tokens: i64,
+    pub day_start: i64,
+    pub day_end: i64,
+    pub day_requests: i64,
+    pub day_tokens: i64,
+    pub month_start: i64,
+    pub month_end: i64,
+    pub month_requests: i64,
+    pub month_tokens: i64,
+    pub total_requests: i64,
+    pub total_tokens: i64,
+    pub in_flight: i64,
+}
+
+impl Counters {
+    pub fn usage_at(&self, w: &Windows) -> Usage {
+        let current = |start: i64, end: i64, requests: i64, tokens: i64, computed: Window| {
+            if windows::is_current(Window { start, end }, computed, w.now) {
+                Count { requests, tokens }
+            } else {
+                Count::default()
+            }
+        };
+        Usage {
+            minute: current(
+                self.minute_start,
+                self.minute_end,
+                self.minute_requests,
+                self.minute_tokens,
+                w.minute,
+            ),
+            day: current(self.day_start, self.day_end, self.day_requests, self.day_tokens, w.day),
+            month: current(self.month_start, self.month_end, self.month_requests, self.month_tokens, w.month),
+            total: Count { requests: self.total_requests, tokens: self.total_tokens },
+            in_flight: self.in_flight,
+        }
+    }
+}
+
+/// What the console, the CLI and the filters call a key's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    Inactive,
+    Expired,
+}
+
+impl KeyStatus {
+    pub const ALL: [KeyStatus; 3] = [KeyStatus::Active, KeyStatus::Inactive, KeyStatus::Expired];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Inactive => "inactive",
+            KeyStatus::Expired => "expired",
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Settings an admin may change while the gate runs: the upstream URLs, the
+//! model Anthropic clients get by default, the admin password's hash. Saved
+//! in the database, where they win over the environment, and reloaded by
+//! every replica in its upkeep.
+
+use crate::config::parse_upstream;
+use crate::store::{Store, StoreError};
+use crate::upstream::Upstreams;
+use std::sync::RwLock;
+use url::Url;
+
+/// The names under which run-time settings are kept in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingName {
+    /// Comma-separated upstream URLs.
+    Upstreams,
+    /// A model name; empty for none.
+    AnthropicDefaultModel,
+    /// The admin password's argon2 PHC string.
+    AdminPasswordHash,
+    /// Bumped to end every admin session (logging out everywhere, a new password).
+    SessionEpoch,
+    /// Where earlier versions kept the cookie key in plaintext; now always wiped.
+    LegacySessionKey,
+}
+
+impl SettingName {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SettingName::Upstreams => "ollama_urls",
+            SettingName::AnthropicDefaultModel => "anthropic_default_model",
+            SettingName::AdminPasswordHash => "admin_password_hash",
+            SettingName::SessionEpoch => "admin_session_epoch",
+            SettingName::LegacySessionKey => "session_key",
+        }
+    }
+}
+
+/// The run-time values the upstream list does not hold itself.
+pub struct Runtime {
+    anthropic_default_model: RwLock<Option<String>>,
+}
+
+/// A change made through the admin; `None` leaves a value alone. Checked by
+/// the caller before it is applied.
+#[derive(Debug, Default)]
+pub struct Change {
+    pub upstreams: Option<Vec<Url>>,
+    /// `Some(None)`: no default model.
+    pub anthropic_default_model: Option<Option<String>>,
+}
+
+impl Runtime {
+    /// What was saved, else the environment's values.
+    pub async fn load(
+        store: &dyn Store,
+        from_env: (&[Url], Option<&str>),
+    ) -> Result<(Vec<Url>, Runtime), StoreError> {
+        let urls = saved_urls(store).await?.unwrap_or_else(|| from_env.0.to_vec());
+        let model = match saved_model(store).await? {
+            Some(saved) => saved,
+            None => from_env.1.map(str::to_owned),
+        };
+        Ok((urls, Runtime { anthropic_default_model: RwLock::new(model) }))
+    }
+
+    pub fn anthropic_default_model(&self) -> Option<String> {
+        self.anthropic_default_model.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_anthropic_default_model(&self, model: Option<String>) {
+        *self.anthropic_default_model.write().unwrap_or_else(|e| e.into_inner()) = model;
+    }
+
+    /// Saves a change, then uses it.
+    pub async fn apply(
+        &self,
+        store: &dyn Store,
+        upstreams: &Upstreams,
+        change: Change,
+    ) -> Result<(), StoreError> {
+        if let Some(urls) = change.upstreams {
+            let text = urls.iter().map(Url::as_str).collect::<Vec<_>>().join(",");
+            store.put_setting(SettingName::Upstreams.as_str(), &text).await?;
+            upstreams.set_urls(urls);
+        }
+        if let Some(model) = change.anthropic_default_model {
+            store
+                .put_setting(SettingName::AnthropicDefaultModel.as_str(), model.as_deref().unwrap_or(""))
+                .await?;
+            self.set_anthropic_default_model(model);
+        }
+        Ok(())
+    }
+
+    /// Picks up what another replica saved.
+    pub async fn reload(&self, store: &dyn Store, upstreams: &Upstreams) -> Result<(), StoreError> {
+        if let Some(urls) = saved_urls(store).await? {
+            if *upstreams.urls() != urls {
+                upstreams.set_urls(urls);
+            }
+        }
+        if let Some(model) = saved_model(store).await? {
+            self.set_anthropic_default_model(model);
+        }
+        Ok(())
+    }
+}
+
+/// The saved upstream list; `None` when none was saved (or none of it parses).
+async fn saved_urls(store: &dyn Store) -> Result<Option<Vec<Url>>, StoreError> {
+    let Some(saved) = store.get_setting(SettingName::Upstreams.as_str()).await? else { return Ok(None) };
+    let urls: Vec<Url> = saved.split(',').filter_map(|u| parse_upstream(u).ok()).collect();
+    Ok(Some(urls).filter(|u| !u.is_empty()))
+}
+
+/// The saved default model: `Some(None)` when it was saved as none.
+async fn saved_model(store: &dyn Store) -> Result<Option<Option<String>>, StoreError> {
+    let saved = store.get_setting(SettingName::AnthropicDefaultModel.as_str()).await?;
+    Ok(saved.map(|m| Some(m).filter(|m| !m.is_empty())))
+}

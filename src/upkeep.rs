@@ -1,0 +1,83 @@
+//! What runs beside the listeners: the heartbeat that keeps this process's
+//! reservations its own, settling those of processes that died, picking up
+//! settings other replicas changed, and handing freed memory back.
+
+use crate::admin::AdminState;
+use crate::runtime::SettingName;
+use crate::state::Shared;
+use actix_web::web::Data;
+use std::time::Duration;
+
+/// One round; also run once at startup, before the listeners serve.
+pub async fn once(state: &AdminState) -> anyhow::Result<()> {
+    let now = state.clock.now().timestamp();
+    state.store.heartbeat(&state.instance_id, now).await?;
+    reload_shared_settings(state).await?;
+    settle_dead_neighbours(state, now).await?;
+    let stale_before = now - state.settings.reservation_stale_after.as_secs() as i64;
+    let settled = state.store.settle_stale(stale_before, now).await?;
+    if settled > 0 {
+        log::warn!("settled {settled} reservations left by a process that stopped mid-request");
+    }
+    Ok(())
+}
+
+/// Processes on this machine that died without unregistering (killed, or
+/// crashed) leave reservations that would hold `max_concurrent` slots until
+/// their heartbeat went stale; they are settled as soon as they are seen dead.
+/// Processes elsewhere are left to the heartbeat: they may be alive.
+async fn settle_dead_neighbours(state: &Shared, now: i64) -> anyhow::Result<()> {
+    for id in state.store.instances().await? {
+        if crate::instance::known_dead(&id, &state.instance_id) {
+            let settled = state.store.settle_instance(&id, now).await?;
+            log::warn!(
+                "process {id} has ended without unregistering; settled the {settled} reservations it left"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Settings another replica may have changed through its admin: the upstream
+/// URLs, the default Anthropic model and a password changed in the console.
+async fn reload_shared_settings(state: &AdminState) -> anyhow::Result<()> {
+    state.runtime.reload(state.store.as_ref(), &state.upstreams).await?;
+    let password_from_env =
+        state.settings.admin_password.is_some() || state.settings.admin_password_hash.is_some();
+    if !password_from_env {
+        if let Some(phc) = state.store.get_setting(SettingName::AdminPasswordHash.as_str()).await? {
+            state.password.replace_if_changed(phc);
+        }
+    }
+    Ok(())
+}
+
+/// Hands memory freed after a burst (thousands of streams' buffers) back to
+/// the system. glibc keeps freed blocks in its per-thread arenas otherwise,
+/// and the resident size stays at the burst's peak for good.
+pub async fn return_freed_memory() {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free memory; it takes the
+        // allocator's own locks and touches no live allocation.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
+/// Heartbeat, settings other replicas changed, and the reservations of processes that died.
+pub async fn run(state: Data<AdminState>) {
+    let period = (state.settings.reservation_stale_after / 3).max(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(period);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = once(&state).await {
+            log::warn!("upkeep failed (will retry): {e:#}");
+        }
+    }
+}
