@@ -3,12 +3,7 @@
 //! create a key and read its secret once, edit it, deactivate, rotate, delete,
 //! log out. A screenshot of every page goes to target/screenshots/.
 
-#[allow(dead_code)]
-#[path = "support/gate.rs"]
-mod gate;
-#[allow(dead_code)]
-#[path = "api/mock_ollama.rs"]
-mod mock_ollama;
+use testkit::{gate, mock_ollama};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use gate::*;

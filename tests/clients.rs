@@ -5,12 +5,7 @@
 //! tests/clients/requirements.txt). In CI its absence is a failure; elsewhere
 //! the test says why it did not run.
 
-#[allow(dead_code)]
-#[path = "support/gate.rs"]
-mod gate;
-#[allow(dead_code)]
-#[path = "api/mock_ollama.rs"]
-mod mock_ollama;
+use testkit::{gate, mock_ollama};
 
 use serde_json::json;
 use std::path::Path;

@@ -2,13 +2,9 @@
 //! started again, a second process on the same database, the database file
 //! removed under it.
 
+use testkit::{gate, mock_ollama};
+
 // Shared with the other suites; each uses only part of them.
-#[allow(dead_code)]
-#[path = "support/gate.rs"]
-mod gate;
-#[allow(dead_code)]
-#[path = "api/mock_ollama.rs"]
-mod mock_ollama;
 
 use gate::*;
 use mock_ollama::MockOllama;

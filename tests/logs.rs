@@ -1,12 +1,7 @@
 //! What the real binary writes at `RUST_LOG=trace`: never a key, a prompt or
 //! a password, and a client's malformed request is never an ERROR.
 
-#[allow(dead_code)]
-#[path = "support/gate.rs"]
-mod gate;
-#[allow(dead_code)]
-#[path = "api/mock_ollama.rs"]
-mod mock_ollama;
+use testkit::{gate, mock_ollama};
 
 use gate::*;
 use mock_ollama::MockOllama;

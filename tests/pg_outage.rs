@@ -2,15 +2,7 @@
 //! binary because it stops the shared test cluster (cargo runs test binaries
 //! one after another).
 
-#[allow(dead_code)]
-#[path = "support/gate.rs"]
-mod gate;
-#[allow(dead_code)]
-#[path = "api/mock_ollama.rs"]
-mod mock_ollama;
-#[allow(dead_code)]
-#[path = "support/pg.rs"]
-mod pg;
+use testkit::{gate, mock_ollama, pg};
 
 use gate::*;
 use mock_ollama::MockOllama;

@@ -1,13 +1,9 @@
 //! The real `ollama-gate` binary as a user runs it: startup, the command line,
 //! a kill -9 in the middle of a stream, SIGTERM, and what ends up on disk.
 
+use testkit::{gate, mock_ollama};
+
 // Shared with the other suites; each uses only part of them.
-#[allow(dead_code)]
-#[path = "support/gate.rs"]
-mod gate;
-#[allow(dead_code)]
-#[path = "api/mock_ollama.rs"]
-mod mock_ollama;
 
 use gate::*;
 use mock_ollama::MockOllama;

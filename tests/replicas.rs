@@ -1,14 +1,6 @@
 //! Several gate processes on one database enforce one exact quota.
 
-#[allow(dead_code)]
-#[path = "support/gate.rs"]
-mod gate;
-#[allow(dead_code)]
-#[path = "api/mock_ollama.rs"]
-mod mock_ollama;
-#[allow(dead_code)]
-#[path = "support/pg.rs"]
-mod pg;
+use testkit::{gate, mock_ollama, pg};
 
 use futures_util::future::join_all;
 use gate::*;

@@ -1,6 +1,8 @@
 //! Integration tests: the real application on real sockets, a real SQLite file,
 //! and a mock Ollama.
 
+use testkit::{mock_ollama, pg};
+
 mod accounting;
 mod admin_api;
 mod admin_door;
@@ -12,11 +14,7 @@ mod hostile;
 mod images;
 mod lengths;
 mod lifecycle;
-mod mock_ollama;
 mod nginx;
-#[path = "../support/pg.rs"]
-#[allow(dead_code)]
-mod pg;
 mod policy;
 mod quota;
 mod raw;

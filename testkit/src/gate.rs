@@ -8,7 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_ollama-gate");
+/// The gate binary cargo built for this test run: it sits beside the `deps`
+/// folder the test binary runs from (`target/<profile>/`).
+pub fn bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("a test knows its own path");
+    let profile = exe.parent().and_then(Path::parent).expect("tests run from target/<profile>/deps");
+    profile.join("ollama-gate")
+}
 pub const PASSWORD: &str = "process-test-password";
 
 pub fn free_port() -> u16 {
@@ -39,7 +45,7 @@ impl Gate {
     }
 
     pub fn command(&self) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.current_dir(&self.dir)
             .env_clear()
             .env("PROXY_HOST", "127.0.0.1")

@@ -1,0 +1,7 @@
+//! What ollama-gate's test suites share: a mock Ollama that writes what the
+//! real one writes, the real gate binary run as a process, and a fresh
+//! PostgreSQL database per test.
+
+pub mod gate;
+pub mod mock_ollama;
+pub mod pg;
