@@ -12,7 +12,7 @@ use super::ratelimit;
 use super::reservation::{self, Room};
 use super::routes::{self, Family, Kind, Refusal, Route};
 use super::stream_watch::StreamWatch;
-use super::usage_tap::UsageTap;
+use super::usage_tap::{EndMarker, UsageTap};
 use super::{clamps, models};
 use crate::domain::limits::{first_violation, LimitKind, Limits, Usage};
 use crate::domain::model;
@@ -246,7 +246,7 @@ async fn handle(
         UsageTap::new(
             route.kind,
             content_type.starts_with("text/event-stream"),
-            route.kind.end_marker(facts.stream),
+            EndMarker::for_route(route.kind, facts.stream),
         ),
         Some(ticket),
         status.as_u16(),

@@ -4,7 +4,6 @@
 //! percent-encoded slash, a dot segment, a doubled slash or a case variant is
 //! refused, never normalised into an allowed route.
 
-use super::usage_tap::EndMarker;
 use crate::domain::scopes::Scope;
 use actix_web::http::Method;
 
@@ -99,17 +98,6 @@ impl Kind {
             self,
             Kind::Blob | Kind::Tags | Kind::Ps | Kind::Version | Kind::OpenAiModels | Kind::OpenAiModel
         )
-    }
-
-    /// What a complete response of this route ends with, if it has such a marker.
-    pub fn end_marker(self, streamed: bool) -> Option<EndMarker> {
-        match self {
-            Kind::Generate | Kind::Chat => Some(EndMarker::OllamaDone),
-            Kind::OpenAiChat | Kind::OpenAiCompletions if streamed => Some(EndMarker::OpenAiDone),
-            Kind::OpenAiResponses if streamed => Some(EndMarker::ResponseCompleted),
-            Kind::AnthropicMessages if streamed => Some(EndMarker::MessageStop),
-            _ => None,
-        }
     }
 }
 

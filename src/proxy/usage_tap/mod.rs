@@ -39,6 +39,19 @@ pub enum EndMarker {
     MessageStop,
 }
 
+impl EndMarker {
+    /// What a complete response of this route ends with, if it has such a marker.
+    pub fn for_route(kind: Kind, streamed: bool) -> Option<EndMarker> {
+        match kind {
+            Kind::Generate | Kind::Chat => Some(EndMarker::OllamaDone),
+            Kind::OpenAiChat | Kind::OpenAiCompletions if streamed => Some(EndMarker::OpenAiDone),
+            Kind::OpenAiResponses if streamed => Some(EndMarker::ResponseCompleted),
+            Kind::AnthropicMessages if streamed => Some(EndMarker::MessageStop),
+            _ => None,
+        }
+    }
+}
+
 /// The end of one NDJSON line, JSON body or SSE event.
 pub struct EventInfo<'a> {
     /// The SSE `event:` name (empty elsewhere).
