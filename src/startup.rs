@@ -86,7 +86,10 @@ impl Application {
         let instance_id = crate::instance::new_instance_id();
         let shared = Arc::new(Shared {
             keys: KeyCache::new(settings.key_cache_ttl),
-            upstreams: Upstreams::new(upstreams, settings.ollama_api_keys.clone()),
+            upstreams: Upstreams::new(
+                upstreams,
+                settings.ollama_api_keys.iter().map(|k| k.expose().clone()).collect(),
+            ),
             usage_log,
             instance_id,
             runtime,
@@ -296,7 +299,7 @@ fn bind(setting: &str, host: &str, port: u16, backlog: u32) -> anyhow::Result<Tc
 /// database, or (first start) generated, printed once and stored as a hash.
 async fn admin_password(settings: &Settings, store: &dyn Store) -> anyhow::Result<AdminPassword> {
     if let Some(plain) = &settings.admin_password {
-        return Ok(AdminPassword::plaintext(plain));
+        return Ok(AdminPassword::plaintext(plain.expose()));
     }
     if let Some(phc) = &settings.admin_password_hash {
         return Ok(AdminPassword::hashed(Some(phc.clone())));
