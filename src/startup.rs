@@ -130,14 +130,17 @@ impl Application {
 
         let proxy_limits = connection_limits("proxy", settings);
         let admin_limits = connection_limits("admin", settings);
-        let image_slots = crate::proxy::images::FetchSlots::new(settings);
+        let image_slots = crate::proxy::policy::images::FetchSlots::new(settings);
         let proxy_data = proxy_state.clone();
         let proxy = HttpServer::new(move || {
             let proxy_state = &proxy_data;
             App::new()
                 .app_data(proxy_state.clone())
                 .app_data(Data::new(build_client(&proxy_state.settings)))
-                .app_data(Data::new(crate::proxy::images::build_client(&proxy_state.settings, &image_slots)))
+                .app_data(Data::new(crate::proxy::policy::images::build_client(
+                    &proxy_state.settings,
+                    &image_slots,
+                )))
                 .wrap(actix_web::middleware::from_fn(crate::proxy::cors::cors))
                 .wrap(actix_web::middleware::from_fn(conn_limit::track))
                 .route("/", web::get().to(info::service_info))

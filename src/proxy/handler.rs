@@ -1,19 +1,20 @@
 //! The one handler behind every forwarded route.
 
 use super::auth::{authenticate, presented_key};
-use super::body::{self, Facts};
 use super::body_pace::{BodyPace, Paced};
 use super::error::ProxyError;
 use super::forward::{self, Outbound};
-use super::images::{self, ImageClient};
 use super::metered::{CutOff, End, Held, Metered, Ticket};
-use super::openai::{self, DropUsageChunk};
+use super::models;
+use super::policy::body::{self, Facts};
+use super::policy::clamps;
+use super::policy::images::{self, ImageClient};
+use super::policy::rewrite;
+use super::policy::routes::{self, Family, Kind, Refusal, Route};
 use super::ratelimit;
 use super::reservation::{self, Room};
-use super::routes::{self, Family, Kind, Refusal, Route};
 use super::stream_watch::StreamWatch;
-use super::usage_tap::{EndMarker, UsageTap};
-use super::{clamps, models};
+use super::tap::{DropUsageChunk, Tap};
 use crate::domain::limits::{first_violation, LimitKind, Limits, Usage};
 use crate::domain::model;
 use crate::domain::windows::Windows;
@@ -120,7 +121,7 @@ async fn handle(
         if matches!(route.kind, Kind::OpenAiChat | Kind::OpenAiCompletions)
             && value.get("stream").and_then(Value::as_bool) == Some(true)
         {
-            strip_usage = openai::request_usage(&mut value);
+            strip_usage = rewrite::request_usage(&mut value);
             changed |= strip_usage;
         }
         let mut prepared = Body { value, raw: if changed { None } else { raw } };
@@ -243,11 +244,7 @@ async fn handle(
     let error_family = streaming.then(|| Family::of(req.path()));
     let metered = Metered::new(
         response.take_payload(),
-        UsageTap::new(
-            route.kind,
-            content_type.starts_with("text/event-stream"),
-            EndMarker::for_route(route.kind, facts.stream),
-        ),
+        Tap::for_route(route.kind, facts.stream, content_type.starts_with("text/event-stream")),
         Some(ticket),
         status.as_u16(),
         settings.stream_idle_timeout,

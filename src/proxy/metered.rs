@@ -7,9 +7,9 @@
 //! the stream was dropped) the `Ticket` is settled exactly once.
 
 use super::error::ProxyError;
-use super::routes::Family;
+use super::policy::routes::Family;
 use super::stream_watch::Watch;
-use super::usage_tap::{Delivered, UsageTap};
+use super::tap::{Delivered, Tap as UsageTap};
 use crate::proxy::ProxyState;
 use crate::store::Settlement;
 use crate::usage_log::UsageEvent;
@@ -165,7 +165,7 @@ impl Ticket {
             return n;
         }
         let Some(body) = &self.body else { return 0 };
-        self.state.tokenizer.count(super::body::prompt_text(body)).tokens().await
+        self.state.tokenizer.count(super::policy::body::prompt_text(body)).tokens().await
     }
 }
 
