@@ -95,3 +95,17 @@ impl DayChart {
         Ok(DayChart::new(&by_day.into_iter().collect::<Vec<_>>(), "tokens"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chart_escapes_its_labels_and_scales_to_the_largest_day() {
+        let days = [("2026-01-01".to_owned(), 5), ("<b>".to_owned(), 10)];
+        let svg = DayChart::new(&days, "tokens").render().unwrap();
+        let escaped = svg.contains("&#60;b&#62;") || svg.contains("&lt;b&gt;");
+        assert!(svg.contains("max 10") && !svg.contains("<b>") && escaped, "{svg}");
+        assert!(svg.contains("height=\"112.0\""), "{svg}");
+    }
+}

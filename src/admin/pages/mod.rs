@@ -257,3 +257,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/settings/password", web::post().to(settings::change_password))
         .route("/connect", web::get().to(connect::connect_page));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_notice_reads_back_from_its_code_and_unknown_codes_say_nothing() {
+        for notice in Notice::ALL {
+            assert_eq!(Notice::parse(notice.code()), Some(notice));
+        }
+        assert_eq!(Notice::parse("<script>"), None);
+    }
+
+    #[test]
+    fn the_top_bar_marks_only_the_current_section() {
+        let chrome = Chrome { csrf: String::new(), nav: Nav::Usage, notice: None };
+        let current: Vec<&str> = chrome.links().iter().filter(|l| l.current).map(|l| l.href).collect();
+        assert_eq!(current, ["/usage"]);
+    }
+}
