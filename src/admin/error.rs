@@ -75,12 +75,6 @@ impl From<crate::store::StoreError> for PageError {
     }
 }
 
-impl From<super::keys::KeyError> for PageError {
-    fn from(e: super::keys::KeyError) -> Self {
-        PageError::Admin(e.into())
-    }
-}
-
 #[derive(askama::Template)]
 #[template(path = "admin/error.html")]
 struct ErrorPage<'a> {
@@ -104,6 +98,15 @@ pub fn error_page(status: StatusCode, message: &str, headers: &HeaderMap) -> Htt
     out.content_type("text/html; charset=utf-8").body(page.render().unwrap_or_else(|_| message.to_owned()))
 }
 
+/// To another page: `303 See Other`, or for htmx `HX-Redirect`, which it follows.
+pub fn redirect(htmx: bool, to: &str) -> HttpResponse {
+    if htmx {
+        HttpResponse::Ok().insert_header(("hx-redirect", to.to_owned())).finish()
+    } else {
+        HttpResponse::SeeOther().insert_header((header::LOCATION, to.to_owned())).finish()
+    }
+}
+
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -116,7 +119,7 @@ impl ResponseError for PageError {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            PageError::LoggedOut { htmx } => super::pages::redirect(*htmx, "/login"),
+            PageError::LoggedOut { htmx } => redirect(*htmx, "/login"),
             PageError::Admin(e) => {
                 let json = e.error_response();
                 error_page(e.status_code(), &e.to_string(), json.headers())

@@ -2,7 +2,7 @@
 //! checking what an admin typed, and every change to a key. A change clears
 //! this process's key cache, so it takes effect on the next request.
 
-use crate::admin::error::AdminError;
+use crate::admin::error::{AdminError, PageError};
 use crate::domain::api_key::ApiKey;
 use crate::domain::clamps::{Clamps, ClampsPatch, ModelAliases};
 use crate::domain::lengths;
@@ -179,6 +179,12 @@ pub fn limits_patched(current: &KeyFields, patch: &LimitsPatch) -> Result<KeyFie
     f.limits.apply(patch);
     on("limits", f.limits.validate())?;
     Ok(f)
+}
+
+impl From<KeyError> for PageError {
+    fn from(e: KeyError) -> Self {
+        PageError::Admin(e.into())
+    }
 }
 
 /// Changes to keys, at one moment. Built from the shared state, a change

@@ -203,5 +203,5 @@ pub async fn create_key(req: HttpRequest, state: Data<AdminState>, post: CsrfFor
     let (secret, record) = KeyOps::of(&state).create(fields).await?;
     log::info!("created API key {} ({}) from the console", record.id, record.key_hint);
     let heading = format!("Key “{}” created", record.fields.name);
-    Ok(super::keys::to_secret_page(&req, &state, &post.session, heading, secret.expose(), record.id))
+    Ok(super::to_secret_page(&req, &state, &post.session, heading, secret.expose(), record.id))
 }

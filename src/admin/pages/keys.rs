@@ -5,19 +5,18 @@
 use super::chart::DayChart;
 use super::key_form::{self, KeyForm};
 use super::usage::UsageRows;
-use super::{html_safe, redirect_notice, render, render_status, render_swappable, see_other};
+use super::{html_safe, redirect_notice, render, render_status, render_swappable, to_secret_page};
 use super::{Chrome, Nav, Notice, NoticeQuery, Page, Swappable};
 use crate::admin::auth::{Console, CsrfForm};
 use crate::admin::error::AdminError;
 use crate::admin::keys::KeyOps;
-use crate::admin::session::SessionData;
 use crate::admin::AdminState;
 use crate::domain::time::rfc3339;
 use crate::domain::windows::Windows;
 use crate::store::{KeyRecord, UsageFilter};
 use actix_web::http::{header, StatusCode};
 use actix_web::web::{Data, Path, Query};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpRequest;
 use askama::Template;
 use serde::Deserialize;
 
@@ -264,19 +263,6 @@ struct KeySecretPage {
 pub struct RevealQuery {
     #[serde(default)]
     t: String,
-}
-
-/// After a create or a rotate: the secret waits for one view of its page.
-pub fn to_secret_page(
-    req: &HttpRequest,
-    state: &AdminState,
-    session: &SessionData,
-    heading: String,
-    secret: &str,
-    id: i64,
-) -> HttpResponse {
-    let token = crate::admin::reveal::put(&session.id, id, heading, secret, state.clock.now().timestamp());
-    see_other(req, &format!("/keys/{id}/secret?t={token}"))
 }
 
 /// Shows a waiting secret once; every later view (reload, Back, Forward)

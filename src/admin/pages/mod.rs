@@ -13,9 +13,9 @@ mod models;
 mod settings;
 mod usage;
 
-use super::error::PageError;
+use super::error::{redirect, PageError};
 use actix_web::dev::Payload;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes};
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use askama::Template;
@@ -226,12 +226,17 @@ pub fn redirect_notice(req: &HttpRequest, to: &str, notice: Notice) -> HttpRespo
     see_other(req, &format!("{to}?notice={}", notice.code()))
 }
 
-pub fn redirect(htmx: bool, to: &str) -> HttpResponse {
-    if htmx {
-        HttpResponse::Ok().insert_header(("hx-redirect", to.to_owned())).finish()
-    } else {
-        HttpResponse::SeeOther().insert_header((header::LOCATION, to.to_owned())).finish()
-    }
+/// After a create or a rotate: the secret waits for one view of its page.
+pub fn to_secret_page(
+    req: &HttpRequest,
+    state: &super::AdminState,
+    session: &super::session::SessionData,
+    heading: String,
+    secret: &str,
+    id: i64,
+) -> HttpResponse {
+    let token = crate::admin::reveal::put(&session.id, id, heading, secret, state.clock.now().timestamp());
+    see_other(req, &format!("/keys/{id}/secret?t={token}"))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
