@@ -1,6 +1,6 @@
 //! The command line: `serve` (default), `migrate`, `keys create|list|revoke`.
 
-use crate::admin::keys::{self, CreateKey};
+use crate::admin::keys::{self, CreateKey, KeyOps};
 use crate::config::{DatabaseUrl, Settings};
 use crate::domain::limits::Limits;
 use crate::domain::time::rfc3339;
@@ -176,9 +176,9 @@ async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Resul
                 ..CreateKey::default()
             };
             let fields = keys::new_fields(input, settings.app_tz).map_err(anyhow::Error::msg)?;
-            let (secret, record) = keys::create(store.as_ref(), fields, now.timestamp()).await?;
+            let (secret, record) = KeyOps::offline(store.as_ref(), now.timestamp()).create(fields).await?;
             if a.json {
-                let mut body = keys::key_json(&record, &windows);
+                let mut body = crate::admin::api::key_json(&record, &windows);
                 body["key"] = serde_json::Value::String(secret.expose().to_owned());
                 println!("{body}");
             } else {
@@ -209,10 +209,10 @@ async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Resul
                 );
             }
         }
-        KeysCommand::Revoke { id } => match store.set_active(id, false, now.timestamp()).await? {
-            Some(k) => eprintln!("key {} '{}' is deactivated", k.id, k.fields.name),
-            None => anyhow::bail!("no API key with id {id}"),
-        },
+        KeysCommand::Revoke { id } => {
+            let k = KeyOps::offline(store.as_ref(), now.timestamp()).set_active(id, false).await?;
+            eprintln!("key {} '{}' is deactivated", k.id, k.fields.name);
+        }
     }
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! Headers on every admin response: a strict Content-Security-Policy (no
 //! inline script, no eval: htmx is configured not to need them), no framing,
 //! no sniffing, no referrer, no caching; and the cookie's `Secure` flag when
-//! `COOKIE_SECURE=auto` and the request came over HTTPS. Errors on console
-//! pages are shown to browsers as a page; the JSON API keeps its JSON.
+//! `COOKIE_SECURE=auto` and the request came over HTTPS. The console's own
+//! handlers answer errors with a page (`PageError`); the refusals made before
+//! a handler runs (a bad path or query, a foreign host) come as JSON and are
+//! redrawn as a page for browsers here. The JSON API keeps its JSON.
 
 use crate::admin::AdminState;
 use crate::config::CookieSecure;
@@ -14,13 +16,6 @@ use actix_web::web::Data;
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-
-#[derive(askama::Template)]
-#[template(path = "admin/error.html")]
-struct ErrorPage {
-    status: String,
-    message: String,
-}
 
 pub async fn security_headers(
     req: ServiceRequest,
@@ -70,7 +65,6 @@ pub async fn security_headers(
 
 /// `{"error": "..."}` from a console route, redrawn as a small page.
 async fn as_page(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
-    use askama::Template;
     let status = response.status();
     let (req, res) = response.into_parts();
     let headers = res.headers().clone();
@@ -79,16 +73,5 @@ async fn as_page(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody>
         .ok()
         .and_then(|v| v["error"].as_str().map(str::to_owned))
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned());
-    let page = ErrorPage {
-        status: format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or_default()),
-        message,
-    };
-    let mut out = actix_web::HttpResponse::build(status);
-    for (name, value) in
-        headers.iter().filter(|(n, _)| *n != header::CONTENT_TYPE && *n != header::CONTENT_LENGTH)
-    {
-        out.append_header((name.clone(), value.clone()));
-    }
-    let res = out.content_type("text/html; charset=utf-8").body(page.render().unwrap_or_default());
-    ServiceResponse::new(req, res)
+    ServiceResponse::new(req, super::error::error_page(status, &message, &headers))
 }

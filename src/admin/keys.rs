@@ -1,17 +1,20 @@
-//! Key management shared by the JSON API, the console and the command line.
+//! Key operations shared by the JSON API, the console and the command line:
+//! checking what an admin typed, and every change to a key. A change clears
+//! this process's key cache, so it takes effect on the next request.
 
+use crate::admin::error::{AdminError, PageError};
 use crate::domain::api_key::ApiKey;
 use crate::domain::clamps::{Clamps, ClampsPatch, ModelAliases};
 use crate::domain::lengths;
 use crate::domain::limits::{present, Limits, LimitsPatch};
 use crate::domain::model::ModelList;
 use crate::domain::scopes::Scopes;
-use crate::domain::time::{parse_time, rfc3339};
-use crate::domain::windows::Windows;
+use crate::domain::time::parse_time;
+use crate::key_cache::KeyCache;
+use crate::state::Shared;
 use crate::store::{KeyFields, KeyRecord, NewKey, Store, StoreError};
 use chrono_tz::Tz;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// `POST /api/api-keys`; the console's form uses the same names.
@@ -55,51 +58,83 @@ pub struct PatchKey {
     pub model_aliases: Option<Option<BTreeMap<String, String>>>,
 }
 
-fn name(text: &str) -> Result<String, String> {
+/// A refused value and the field it belongs to (the JSON API's field name,
+/// which the console's form uses too), so a form shows it next to that field.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> FieldError {
+        FieldError { field, message: message.into() }
+    }
+}
+
+impl From<FieldError> for AdminError {
+    fn from(e: FieldError) -> Self {
+        AdminError::BadRequest(e.message)
+    }
+}
+
+/// Tags a domain check's message with its field.
+fn on<T>(field: &'static str, checked: Result<T, String>) -> Result<T, FieldError> {
+    checked.map_err(|message| FieldError { field, message })
+}
+
+fn name(text: &str) -> Result<String, FieldError> {
     let name = text.trim();
     if !lengths::fits(name, lengths::KEY_NAME) {
-        return Err(format!("name must be 1 to {} bytes of printable characters", lengths::KEY_NAME));
+        return Err(FieldError::new(
+            "name",
+            format!("name must be 1 to {} bytes of printable characters", lengths::KEY_NAME),
+        ));
     }
     Ok(name.to_owned())
 }
 
-fn owner(text: Option<&str>) -> Result<Option<String>, String> {
+fn owner(text: Option<&str>) -> Result<Option<String>, FieldError> {
     match text.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(o) if !lengths::fits(o, lengths::OWNER) => {
-            Err(format!("owner must be at most {} bytes of printable characters", lengths::OWNER))
-        }
+        Some(o) if !lengths::fits(o, lengths::OWNER) => Err(FieldError::new(
+            "owner",
+            format!("owner must be at most {} bytes of printable characters", lengths::OWNER),
+        )),
         Some(o) => Ok(Some(o.to_owned())),
     }
 }
 
-fn expiry(text: Option<&str>, tz: Tz) -> Result<Option<i64>, String> {
+fn expiry(text: Option<&str>, tz: Tz) -> Result<Option<i64>, FieldError> {
     match text.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(t) => parse_time(t, tz, true).map(Some).map_err(|e| format!("expires_at: {e}")),
+        Some(t) => {
+            on("expires_at", parse_time(t, tz, true).map(Some).map_err(|e| format!("expires_at: {e}")))
+        }
     }
 }
 
-fn scopes(list: Option<&[String]>) -> Result<Scopes, String> {
+fn scopes(list: Option<&[String]>) -> Result<Scopes, FieldError> {
     match list {
         None => Ok(Scopes::default_for_new_keys()),
-        Some(items) => Scopes::parse_list(items),
+        Some(items) => on("scopes", Scopes::parse_list(items)),
     }
 }
 
-fn models(list: Option<Vec<String>>) -> Result<Option<ModelList>, String> {
-    list.map(ModelList::new).transpose()
+fn models(list: Option<Vec<String>>) -> Result<Option<ModelList>, FieldError> {
+    on("models", list.map(ModelList::new).transpose())
 }
 
-fn aliases(map: Option<BTreeMap<String, String>>) -> Result<Option<ModelAliases>, String> {
-    map.filter(|m| !m.is_empty()).map(ModelAliases::new).transpose()
+fn aliases(map: Option<BTreeMap<String, String>>) -> Result<Option<ModelAliases>, FieldError> {
+    on("model_aliases", map.filter(|m| !m.is_empty()).map(ModelAliases::new).transpose())
 }
 
-pub fn new_fields(input: CreateKey, tz: Tz) -> Result<KeyFields, String> {
+pub fn new_fields(input: CreateKey, tz: Tz) -> Result<KeyFields, FieldError> {
     let limits = input.limits.unwrap_or_default();
-    limits.validate()?;
+    on("limits", limits.validate())?;
     let clamps = input.clamps.unwrap_or_default();
-    clamps.validate()?;
+    on("clamps", clamps.validate())?;
     Ok(KeyFields {
         clamps,
         aliases: aliases(input.model_aliases)?,
@@ -112,7 +147,7 @@ pub fn new_fields(input: CreateKey, tz: Tz) -> Result<KeyFields, String> {
     })
 }
 
-pub fn patched_fields(current: &KeyFields, patch: PatchKey, tz: Tz) -> Result<KeyFields, String> {
+pub fn patched_fields(current: &KeyFields, patch: PatchKey, tz: Tz) -> Result<KeyFields, FieldError> {
     let mut f = current.clone();
     if let Some(n) = patch.name {
         f.name = name(&n)?;
@@ -131,7 +166,7 @@ pub fn patched_fields(current: &KeyFields, patch: PatchKey, tz: Tz) -> Result<Ke
     }
     if let Some(c) = patch.clamps {
         f.clamps.apply(&c);
-        f.clamps.validate()?;
+        on("clamps", f.clamps.validate())?;
     }
     if let Some(a) = patch.model_aliases {
         f.aliases = aliases(a)?;
@@ -139,54 +174,100 @@ pub fn patched_fields(current: &KeyFields, patch: PatchKey, tz: Tz) -> Result<Ke
     Ok(f)
 }
 
-pub fn limits_patched(current: &KeyFields, patch: &LimitsPatch) -> Result<KeyFields, String> {
+pub fn limits_patched(current: &KeyFields, patch: &LimitsPatch) -> Result<KeyFields, FieldError> {
     let mut f = current.clone();
     f.limits.apply(patch);
-    f.limits.validate()?;
+    on("limits", f.limits.validate())?;
     Ok(f)
 }
 
-pub async fn create(
-    store: &dyn Store,
-    fields: KeyFields,
+impl From<KeyError> for PageError {
+    fn from(e: KeyError) -> Self {
+        PageError::Admin(e.into())
+    }
+}
+
+/// Changes to keys, at one moment. Built from the shared state, a change
+/// also empties this process's key cache; the command line has no cache (a
+/// running gate sees the change when its cache entry goes stale).
+pub struct KeyOps<'a> {
+    store: &'a dyn Store,
+    cache: Option<&'a KeyCache>,
     now: i64,
-) -> Result<(ApiKey, KeyRecord), StoreError> {
-    let key = ApiKey::generate();
-    let record =
-        store.create_key(&NewKey { key_hash: key.hash(), key_hint: key.hint(), fields, now }).await?;
-    Ok((key, record))
 }
 
-pub async fn rotate(store: &dyn Store, id: i64, now: i64) -> Result<Option<(ApiKey, KeyRecord)>, StoreError> {
-    let key = ApiKey::generate();
-    Ok(store.rotate_key(id, &key.hash(), &key.hint(), now).await?.map(|r| (key, r)))
+/// Why a key operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("no API key with id {0}")]
+    NotFound(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// A key as the admin API shows it (never its secret).
-pub fn key_json(k: &KeyRecord, w: &Windows) -> Value {
-    let usage = k.usage_at(w);
-    json!({
-        "id": k.id,
-        "name": k.fields.name,
-        "owner": k.fields.owner,
-        "key_hint": k.key_hint,
-        "active": k.active,
-        "expired": k.is_expired(w.now),
-        "expires_at": k.fields.expires_at.map(rfc3339),
-        "created_at": rfc3339(k.created_at),
-        "updated_at": rfc3339(k.updated_at),
-        "scopes": k.fields.scopes.to_vec(),
-        "models": k.fields.models.as_ref().map(|m| m.names().to_vec()),
-        "limits": k.fields.limits,
-        "clamps": k.fields.clamps,
-        "model_aliases": k.fields.aliases.as_ref().map(|a| &a.0),
-        "usage": {
-            "minute": usage.minute,
-            "day": usage.day,
-            "month": usage.month,
-            "total": usage.total,
-            "in_flight": usage.in_flight,
-        },
-        "remaining": k.fields.limits.remaining(&usage),
-    })
+impl From<KeyError> for AdminError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::NotFound(_) => AdminError::NotFound(e.to_string()),
+            KeyError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl<'a> KeyOps<'a> {
+    pub fn of(shared: &'a Shared) -> KeyOps<'a> {
+        KeyOps {
+            store: shared.store.as_ref(),
+            cache: Some(&shared.keys),
+            now: shared.clock.now().timestamp(),
+        }
+    }
+
+    /// For the command line, which works on the store alone.
+    pub fn offline(store: &'a dyn Store, now: i64) -> KeyOps<'a> {
+        KeyOps { store, cache: None, now }
+    }
+
+    /// The changed thing, once the cache no longer holds the old one.
+    fn changed<T>(&self, found: Option<T>, id: i64) -> Result<T, KeyError> {
+        let changed = found.ok_or(KeyError::NotFound(id))?;
+        if let Some(cache) = self.cache {
+            cache.clear();
+        }
+        Ok(changed)
+    }
+
+    pub async fn get(&self, id: i64) -> Result<KeyRecord, KeyError> {
+        self.store.get_key(id).await?.ok_or(KeyError::NotFound(id))
+    }
+
+    /// A new key; its secret is returned this once and never stored.
+    pub async fn create(&self, fields: KeyFields) -> Result<(ApiKey, KeyRecord), KeyError> {
+        let key = ApiKey::generate();
+        let new = NewKey { key_hash: key.hash(), key_hint: key.hint(), fields, now: self.now };
+        Ok((key, self.store.create_key(&new).await?))
+    }
+
+    /// A new secret for a key; the old one stops working at once.
+    pub async fn rotate(&self, id: i64) -> Result<(ApiKey, KeyRecord), KeyError> {
+        let key = ApiKey::generate();
+        let record = self.store.rotate_key(id, &key.hash(), &key.hint(), self.now).await?;
+        Ok((key, self.changed(record, id)?))
+    }
+
+    pub async fn save(&self, id: i64, fields: &KeyFields) -> Result<KeyRecord, KeyError> {
+        let record = self.store.save_key_fields(id, fields, self.now).await?;
+        self.changed(record, id)
+    }
+
+    pub async fn set_active(&self, id: i64, active: bool) -> Result<KeyRecord, KeyError> {
+        let record = self.store.set_active(id, active, self.now).await?;
+        self.changed(record, id)
+    }
+
+    /// Deletes a key; its usage history stays.
+    pub async fn delete(&self, id: i64) -> Result<(), KeyError> {
+        let deleted = self.store.delete_key(id).await?;
+        self.changed(deleted.then_some(()), id)
+    }
 }

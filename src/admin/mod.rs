@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod auth;
 pub mod error;
 pub mod forwarded;
 pub mod headers;
@@ -13,7 +14,9 @@ pub mod password;
 pub mod reveal;
 pub mod session;
 pub mod session_key;
+pub mod snippets;
 pub mod throttle;
+pub mod usage_filter;
 
 use crate::state::Shared;
 use std::sync::Arc;

@@ -470,3 +470,60 @@ async fn every_page_renders_and_usage_exports_as_csv() {
     assert_eq!(lines.len(), 2);
     assert!(lines[1].contains("\"reporter\",\"llama3:latest\""), "{}", lines[1]);
 }
+
+#[actix_web::test]
+async fn an_htmx_request_gets_only_the_swapped_region_and_a_plain_one_the_whole_page() {
+    let app = spawn_app().await;
+    app.create_key(json!({"name": "region"})).await;
+    let mut browser = Browser::new(&app);
+    browser.log_in(ADMIN_PASSWORD).await;
+    for (path, region) in [("/keys", "<div id=\"keys-table\">"), ("/usage", "<div id=\"usage-results\">")] {
+        let whole = browser.get(path).await;
+        assert_eq!(whole.status, StatusCode::OK, "{path}");
+        assert!(whole.body.contains("<html") && whole.body.contains(region), "{path}: the whole page");
+        let req = browser.client.get(format!("{}{path}", browser.base)).insert_header(("hx-request", "true"));
+        let partial = browser.send(req, None).await;
+        assert_eq!(partial.status, StatusCode::OK, "{path}");
+        assert!(partial.body.trim_start().starts_with(region), "{path}: {}", partial.body);
+        assert!(
+            !partial.body.contains("<html") && !partial.body.contains("csrf_token"),
+            "{path}: only the region"
+        );
+        // A boosted link or form wants the whole page, as does a history restore.
+        for header in ["hx-boosted", "hx-history-restore-request"] {
+            let req = browser
+                .client
+                .get(format!("{}{path}", browser.base))
+                .insert_header(("hx-request", "true"))
+                .insert_header((header, "true"));
+            assert!(browser.send(req, None).await.body.contains("<html"), "{path} with {header}");
+        }
+    }
+    let req = browser.client.get(format!("{}/keys", browser.base)).insert_header(("hx-request", "true"));
+    assert!(browser.send(req, None).await.body.contains("region"), "the region holds the keys");
+}
+
+#[actix_web::test]
+async fn a_form_error_stands_next_to_the_field_it_belongs_to() {
+    let app = spawn_app().await;
+    let mut browser = Browser::new(&app);
+    browser.log_in(ADMIN_PASSWORD).await;
+    let csrf = browser.csrf().await;
+    let owner = "o".repeat(300);
+    let page = browser
+        .post("/keys", &[("csrf_token", &csrf), ("name", "fine"), ("scopes", "inference"), ("owner", &owner)])
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let field = page.body.find("id=\"owner\"").expect("the owner field");
+    let next = &page.body[field..page.body[field..].find("</div>").map_or(page.body.len(), |e| field + e)];
+    assert!(next.contains("class=\"error\"") && next.contains("owner must be"), "{next}");
+    let expiry = browser
+        .post(
+            "/keys",
+            &[("csrf_token", &csrf), ("name", "fine"), ("scopes", "inference"), ("expires_at", "soon")],
+        )
+        .await;
+    let field = expiry.body.find("id=\"expires_at\"").expect("the expiry field");
+    let next = &expiry.body[field..field + expiry.body[field..].find("</div>").unwrap()];
+    assert!(next.contains("class=\"error\"") && next.contains("expires_at"), "{next}");
+}

@@ -1,0 +1,33 @@
+//! The admin JSON API (API.md section 4), for scripts. Every handler takes
+//! [`ApiAdmin`](super::auth::ApiAdmin): the admin password, or a console
+//! session with its CSRF token.
+
+mod keys;
+pub mod settings;
+mod usage;
+
+use super::error::AdminError;
+use actix_web::web;
+use actix_web::HttpResponse;
+
+pub use keys::key_json;
+
+type Reply = Result<HttpResponse, AdminError>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api-keys", web::get().to(keys::list_keys))
+        .route("/api-keys", web::post().to(keys::create_key))
+        .route("/api-keys/{id}", web::get().to(keys::get_key))
+        .route("/api-keys/{id}", web::patch().to(keys::update_key))
+        .route("/api-keys/{id}", web::delete().to(keys::delete_key))
+        .route("/api-keys/{id}/quota", web::patch().to(keys::update_quota))
+        .route("/api-keys/{id}/activate", web::put().to(keys::activate_key))
+        .route("/api-keys/{id}/deactivate", web::put().to(keys::deactivate_key))
+        .route("/api-keys/{id}/rotate", web::post().to(keys::rotate_key))
+        .route("/usage", web::get().to(usage::usage))
+        .route("/stats", web::get().to(usage::stats))
+        .route("/settings", web::get().to(settings::get_settings))
+        .route("/settings", web::put().to(settings::put_settings))
+        .route("/ollama-models", web::get().to(settings::ollama_models))
+        .route("/proxy-info", web::get().to(settings::proxy_info));
+}

@@ -1,0 +1,207 @@
+//! The key form: its fields as typed or as stored, reading it into the
+//! checked fields of a key (errors stand next to their fields), and the
+//! new-key page.
+
+use super::{render, render_status, Chrome, Form, Nav, Page};
+use crate::admin::auth::{Console, CsrfForm};
+use crate::admin::keys::{self as key_ops, CreateKey, FieldError, KeyOps};
+use crate::admin::AdminState;
+use crate::domain::clamps::Clamps;
+use crate::domain::limits::Limits;
+use crate::domain::scopes::Scope;
+use crate::domain::time::rfc3339;
+use crate::store::{KeyFields, KeyRecord};
+use actix_web::http::StatusCode;
+use actix_web::web::Data;
+use actix_web::HttpRequest;
+use askama::Template;
+use chrono_tz::Tz;
+use std::collections::BTreeMap;
+
+/// The key form's fields; names equal the JSON API's field names.
+pub struct KeyForm {
+    pub(super) name: String,
+    pub(super) owner: String,
+    pub(super) expires_at: String,
+    pub(super) scope_options: Vec<(&'static str, bool)>,
+    pub(super) models: String,
+    pub(super) model_aliases: String,
+    pub(super) limits: Vec<(&'static str, &'static str, String)>,
+    pub(super) clamps: Vec<(&'static str, &'static str, String)>,
+    pub(super) allow_keep_alive_extremes: bool,
+    pub(super) errors: Vec<FieldError>,
+}
+
+const LIMIT_FIELDS: [(&str, &str); 8] = [
+    ("requests_per_minute", "Requests per minute"),
+    ("tokens_per_minute", "Tokens per minute"),
+    ("daily_requests", "Requests per day"),
+    ("daily_tokens", "Tokens per day"),
+    ("monthly_requests", "Requests per month"),
+    ("monthly_tokens", "Tokens per month"),
+    ("total_tokens", "Tokens in all"),
+    ("max_concurrent", "Requests at once"),
+];
+const CLAMP_FIELDS: [(&str, &str); 3] = [
+    ("max_num_ctx", "Largest context (num_ctx)"),
+    ("max_output_tokens", "Largest output (tokens)"),
+    ("max_images", "Images per request"),
+];
+
+impl KeyForm {
+    pub(super) fn error_for(&self, field: &str) -> Option<&str> {
+        self.errors.iter().find(|e| e.field == field).map(|e| e.message.as_str())
+    }
+
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    fn blank() -> KeyForm {
+        KeyForm::from_record(None)
+    }
+
+    pub fn from_record(k: Option<&KeyRecord>) -> KeyForm {
+        let f = k.map(|k| &k.fields);
+        let limits = f.map(|f| f.limits).unwrap_or_default();
+        let clamps = f.map(|f| f.clamps).unwrap_or_default();
+        let scopes = f.map(|f| f.scopes).unwrap_or_else(crate::domain::scopes::Scopes::default_for_new_keys);
+        let text = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+        let named = |name: &str| limits.named().iter().find(|(n, _)| *n == name).and_then(|(_, v)| *v);
+        KeyForm {
+            name: f.map(|f| f.name.clone()).unwrap_or_default(),
+            owner: f.and_then(|f| f.owner.clone()).unwrap_or_default(),
+            expires_at: f.and_then(|f| f.expires_at).map(rfc3339).unwrap_or_default(),
+            scope_options: Scope::ALL.iter().map(|s| (s.as_str(), scopes.contains(*s))).collect(),
+            models: f.and_then(|f| f.models.as_ref()).map(|m| m.names().join(", ")).unwrap_or_default(),
+            model_aliases: f
+                .and_then(|f| f.aliases.as_ref())
+                .map(|a| a.0.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join("\n"))
+                .unwrap_or_default(),
+            limits: LIMIT_FIELDS.iter().map(|(n, l)| (*n, *l, text(named(n)))).collect(),
+            clamps: [clamps.max_num_ctx, clamps.max_output_tokens, clamps.max_images]
+                .iter()
+                .zip(CLAMP_FIELDS)
+                .map(|(v, (n, l))| (n, l, text(*v)))
+                .collect(),
+            allow_keep_alive_extremes: clamps.allow_keep_alive_extremes,
+            errors: vec![],
+        }
+    }
+
+    /// What was typed, kept so a form with errors comes back filled in.
+    fn from_form(form: &Form) -> KeyForm {
+        let scopes = form.all("scopes");
+        KeyForm {
+            name: form.get("name").to_owned(),
+            owner: form.get("owner").to_owned(),
+            expires_at: form.get("expires_at").to_owned(),
+            scope_options: Scope::ALL
+                .iter()
+                .map(|s| (s.as_str(), scopes.iter().any(|x| x == s.as_str())))
+                .collect(),
+            models: form.get("models").to_owned(),
+            model_aliases: form.get("model_aliases").to_owned(),
+            limits: LIMIT_FIELDS.iter().map(|(n, l)| (*n, *l, form.get(n).to_owned())).collect(),
+            clamps: CLAMP_FIELDS.iter().map(|(n, l)| (*n, *l, form.get(n).to_owned())).collect(),
+            allow_keep_alive_extremes: form.get("allow_keep_alive_extremes") == "true",
+            errors: vec![],
+        }
+    }
+}
+
+fn number(form: &Form, name: &'static str, errors: &mut Vec<FieldError>, group: &'static str) -> Option<i64> {
+    let text = form.get(name).trim();
+    if text.is_empty() {
+        return None;
+    }
+    match text.parse::<i64>() {
+        Ok(n) if n >= 0 => Some(n),
+        _ => {
+            errors.push(FieldError::new(group, format!("{name} must be a whole number, 0 or more")));
+            None
+        }
+    }
+}
+
+/// Reads the key form into the JSON API's create body; errors go next to their fields.
+fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
+    let mut errors = vec![];
+    let mut n = |name: &'static str, group: &'static str| number(form, name, &mut errors, group);
+    let limits = Limits {
+        requests_per_minute: n("requests_per_minute", "limits"),
+        tokens_per_minute: n("tokens_per_minute", "limits"),
+        daily_requests: n("daily_requests", "limits"),
+        daily_tokens: n("daily_tokens", "limits"),
+        monthly_requests: n("monthly_requests", "limits"),
+        monthly_tokens: n("monthly_tokens", "limits"),
+        total_tokens: n("total_tokens", "limits"),
+        max_concurrent: n("max_concurrent", "limits"),
+    };
+    let clamps = Clamps {
+        max_num_ctx: n("max_num_ctx", "clamps"),
+        max_output_tokens: n("max_output_tokens", "clamps"),
+        max_images: n("max_images", "clamps"),
+        allow_keep_alive_extremes: form.get("allow_keep_alive_extremes") == "true",
+    };
+    let scopes = form.all("scopes");
+    if scopes.is_empty() {
+        errors.push(FieldError::new("scopes", "choose at least one scope"));
+    }
+    let models: Vec<String> =
+        form.get("models").split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect();
+    let mut aliases = BTreeMap::new();
+    for line in form.get("model_aliases").lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match line.split_once('=') {
+            Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => {
+                aliases.insert(from.trim().to_owned(), to.trim().to_owned());
+            }
+            _ => errors.push(FieldError::new("model_aliases", format!("'{line}' is not 'asked = answered'"))),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Box::new(KeyForm { errors, ..KeyForm::from_form(form) }));
+    }
+    Ok(CreateKey {
+        name: form.get("name").to_owned(),
+        owner: Some(form.get("owner").to_owned()),
+        expires_at: Some(form.get("expires_at").to_owned()),
+        scopes: Some(scopes),
+        models: (!models.is_empty()).then_some(models),
+        limits: Some(limits),
+        clamps: Some(clamps),
+        model_aliases: Some(aliases),
+    })
+}
+
+/// The form as the fields of a key, or the form back with its errors.
+pub fn checked(form: &Form, tz: Tz) -> Result<KeyFields, Box<KeyForm>> {
+    let input = read_key_form(form)?;
+    key_ops::new_fields(input, tz)
+        .map_err(|e| Box::new(KeyForm { errors: vec![e], ..KeyForm::from_form(form) }))
+}
+
+#[derive(Template)]
+#[template(path = "admin/key_new.html")]
+struct KeyNewPage {
+    chrome: Chrome,
+    form: KeyForm,
+}
+
+pub async fn new_key_form(console: Console) -> Page {
+    render(&KeyNewPage { chrome: Chrome::new(&console.session, Nav::Keys), form: KeyForm::blank() })
+}
+
+pub async fn create_key(req: HttpRequest, state: Data<AdminState>, post: CsrfForm) -> Page {
+    let fields = match checked(&post.form, state.settings.app_tz) {
+        Ok(fields) => fields,
+        Err(form) => {
+            let page = KeyNewPage { chrome: Chrome::new(&post.session, Nav::Keys), form: *form };
+            return render_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+    };
+    let (secret, record) = KeyOps::of(&state).create(fields).await?;
+    log::info!("created API key {} ({}) from the console", record.id, record.key_hint);
+    let heading = format!("Key “{}” created", record.fields.name);
+    Ok(super::to_secret_page(&req, &state, &post.session, heading, secret.expose(), record.id))
+}
