@@ -3,7 +3,7 @@
 //! admits a request on one shared key (limited, so every admission checks
 //! every limit) and settles it.
 
-use ollama_gate::admin::keys::{create, new_fields, CreateKey};
+use ollama_gate::admin::keys::{new_fields, CreateKey, KeyOps};
 use ollama_gate::config::DatabaseUrl;
 use ollama_gate::domain::limits::Limits;
 use ollama_gate::domain::windows::Windows;
@@ -28,8 +28,7 @@ pub async fn requests_per_second(url: &str, concurrency: usize, duration: Durati
         ..Limits::default()
     };
     let input = CreateKey { name: "tps".into(), limits: Some(limits), ..CreateKey::default() };
-    let (_, key) =
-        create(store.as_ref(), new_fields(input, chrono_tz::UTC).map_err(anyhow::Error::msg)?, 0).await?;
+    let (_, key) = KeyOps::offline(store.as_ref(), 0).create(new_fields(input, chrono_tz::UTC)?).await?;
     let key = Arc::new(key);
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

@@ -11,6 +11,7 @@ use crate::admin::auth::{Console, CsrfForm};
 use crate::admin::error::AdminError;
 use crate::admin::keys::KeyOps;
 use crate::admin::AdminState;
+use crate::domain::key::KeyStatus;
 use crate::domain::time::rfc3339;
 use crate::domain::windows::Windows;
 use crate::store::{KeyRecord, UsageFilter};
@@ -37,16 +38,6 @@ struct KeyRowView {
     bars: Vec<Bar>,
 }
 
-fn status_of(k: &KeyRecord, now: i64) -> &'static str {
-    if !k.active {
-        "inactive"
-    } else if k.is_expired(now) {
-        "expired"
-    } else {
-        "active"
-    }
-}
-
 fn key_row(k: &KeyRecord, w: &Windows) -> KeyRowView {
     let u = k.usage_at(w);
     let l = &k.fields.limits;
@@ -68,7 +59,7 @@ fn key_row(k: &KeyRecord, w: &Windows) -> KeyRowView {
         name: k.fields.name.clone(),
         owner: k.fields.owner.clone().unwrap_or_default(),
         hint: k.key_hint.clone(),
-        status: status_of(k, w.now),
+        status: k.status(w.now).as_str(),
         expires: k.fields.expires_at.map(rfc3339).unwrap_or_else(|| "never".into()),
         bars,
     }
@@ -130,11 +121,11 @@ pub async fn keys_page(
                 || k.hint.to_lowercase().contains(&needle)
         })
         .collect();
-    let status_options =
-        [("", "any"), ("active", "active"), ("inactive", "inactive"), ("expired", "expired")]
-            .into_iter()
-            .map(|(v, l)| (v, l, v == status))
-            .collect();
+    let any = std::iter::once(("", "any"));
+    let status_options = any
+        .chain(KeyStatus::ALL.map(|s| (s.as_str(), s.as_str())))
+        .map(|(v, l)| (v, l, v == status))
+        .collect();
     let notice = query.notice.as_deref().and_then(Notice::parse);
     let chrome = Chrome::new(&console.session, Nav::Keys).with_notice(notice);
     render_swappable(&req, &KeysPage { chrome, q, status_options, table: KeysPartial { keys } })
@@ -170,7 +161,7 @@ async fn detail_page(state: &AdminState, chrome: Chrome, k: &KeyRecord, form: Ke
         id: k.id,
         hint: k.key_hint.clone(),
         created: rfc3339(k.created_at),
-        status: status_of(k, w.now),
+        status: k.status(w.now).as_str(),
         active: k.active,
         form,
         chart: DayChart::tokens_per_day(state, Some(k.id)).await?,

@@ -26,7 +26,7 @@ struct SettingsPage {
 }
 
 fn password_from_env(state: &AdminState) -> bool {
-    state.settings.admin_password.is_some() || state.settings.admin_password_hash.is_some()
+    state.settings.password_from_env()
 }
 
 impl SettingsPage {
