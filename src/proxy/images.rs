@@ -22,7 +22,7 @@
 //!   no second one to be answered differently. Redirects are not followed.
 
 use super::error::ProxyError;
-use super::metered::{End, Held, Ticket};
+use super::settle::{End, Held, Ticket};
 use crate::config::Settings;
 use crate::domain::ip_class;
 use actix_tls::connect::{Connector as TcpConnector, Resolve, Resolver};

@@ -1,12 +1,14 @@
 //! The proxy listener: authenticate, apply the route policy, admit against the
 //! key's limits, stream to the upstream and settle from what passes by.
 
+pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod body_pace;
 pub mod clamps;
 pub mod cors;
 pub mod error;
+pub mod exchange;
 pub mod forward;
 pub mod handler;
 pub mod images;
@@ -14,9 +16,12 @@ pub mod info;
 pub mod metered;
 pub mod models;
 pub mod openai;
+pub mod plan;
 pub mod ratelimit;
 pub mod reservation;
+pub mod respond;
 pub mod routes;
+pub mod settle;
 pub mod stream_watch;
 pub mod usage_tap;
 
@@ -27,7 +32,7 @@ use std::sync::Arc;
 pub struct ProxyState {
     pub shared: Arc<Shared>,
     /// Counts tokens off the connection threads.
-    pub tokenizer: crate::tokens::Tokenizer,
+    pub tokenizer: Arc<crate::tokens::Tokenizer>,
     /// Running response streams by key, so a revoked key's streams end.
     pub streams: Arc<stream_watch::StreamWatch>,
 }
