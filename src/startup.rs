@@ -86,7 +86,10 @@ impl Application {
         let instance_id = crate::instance::new_instance_id();
         let shared = Arc::new(Shared {
             keys: KeyCache::new(settings.key_cache_ttl),
-            upstreams: Upstreams::new(upstreams, settings.ollama_api_keys.clone()),
+            upstreams: Upstreams::new(
+                upstreams,
+                settings.ollama_api_keys.iter().map(|k| k.expose().clone()).collect(),
+            ),
             usage_log,
             instance_id,
             runtime,
@@ -127,14 +130,17 @@ impl Application {
 
         let proxy_limits = connection_limits("proxy", settings);
         let admin_limits = connection_limits("admin", settings);
-        let image_slots = crate::proxy::images::FetchSlots::new(settings);
+        let image_slots = crate::proxy::policy::images::FetchSlots::new(settings);
         let proxy_data = proxy_state.clone();
         let proxy = HttpServer::new(move || {
             let proxy_state = &proxy_data;
             App::new()
                 .app_data(proxy_state.clone())
                 .app_data(Data::new(build_client(&proxy_state.settings)))
-                .app_data(Data::new(crate::proxy::images::build_client(&proxy_state.settings, &image_slots)))
+                .app_data(Data::new(crate::proxy::policy::images::build_client(
+                    &proxy_state.settings,
+                    &image_slots,
+                )))
                 .wrap(actix_web::middleware::from_fn(crate::proxy::cors::cors))
                 .wrap(actix_web::middleware::from_fn(conn_limit::track))
                 .route("/", web::get().to(info::service_info))
@@ -296,7 +302,7 @@ fn bind(setting: &str, host: &str, port: u16, backlog: u32) -> anyhow::Result<Tc
 /// database, or (first start) generated, printed once and stored as a hash.
 async fn admin_password(settings: &Settings, store: &dyn Store) -> anyhow::Result<AdminPassword> {
     if let Some(plain) = &settings.admin_password {
-        return Ok(AdminPassword::plaintext(plain));
+        return Ok(AdminPassword::plaintext(plain.expose()));
     }
     if let Some(phc) = &settings.admin_password_hash {
         return Ok(AdminPassword::hashed(Some(phc.clone())));

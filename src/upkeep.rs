@@ -42,9 +42,7 @@ async fn settle_dead_neighbours(state: &Shared, now: i64) -> anyhow::Result<()> 
 /// URLs, the default Anthropic model and a password changed in the console.
 async fn reload_shared_settings(state: &AdminState) -> anyhow::Result<()> {
     state.runtime.reload(state.store.as_ref(), &state.upstreams).await?;
-    let password_from_env =
-        state.settings.admin_password.is_some() || state.settings.admin_password_hash.is_some();
-    if !password_from_env {
+    if !state.settings.password_from_env() {
         if let Some(phc) = state.store.get_setting(SettingName::AdminPasswordHash.as_str()).await? {
             state.password.replace_if_changed(phc);
         }

@@ -19,8 +19,8 @@ const KEY_BYTES: usize = 64;
 
 pub async fn load(settings: &Settings, store: &dyn Store) -> anyhow::Result<Vec<u8>> {
     forget_legacy_key(store).await?;
-    if let Some(bytes) = &settings.session_key {
-        return Ok(bytes.clone());
+    if let Some(key) = &settings.session_key {
+        return Ok(key.expose().clone());
     }
     if matches!(settings.database_url, DatabaseUrl::Postgres { .. }) {
         log::warn!(

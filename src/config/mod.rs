@@ -23,9 +23,25 @@ pub enum CookieSecure {
     Never,
 }
 
+/// A value that must not reach a log: `{:?}` shows `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(pub T);
+
+impl<T> Secret<T> {
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret<String>>,
     pub admin_password_hash: Option<String>,
     pub proxy_host: String,
     pub proxy_port: u16,
@@ -33,7 +49,7 @@ pub struct Settings {
     pub admin_port: u16,
     pub database_url: DatabaseUrl,
     pub ollama_urls: Vec<Url>,
-    pub ollama_api_keys: Vec<String>,
+    pub ollama_api_keys: Vec<Secret<String>>,
     pub app_tz: Tz,
     /// `None` when `LOG_FILE` is set to an empty string.
     pub log_file: Option<PathBuf>,
@@ -42,7 +58,7 @@ pub struct Settings {
     pub anthropic_default_model: Option<String>,
     pub allowed_origins: Vec<String>,
     pub cookie_secure: CookieSecure,
-    pub session_key: Option<Vec<u8>>,
+    pub session_key: Option<Secret<Vec<u8>>>,
     pub allow_key_in_query: bool,
     pub allow_key_in_body: bool,
     pub public_url: Option<Url>,
@@ -96,6 +112,11 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The admin password is set by the environment, so the console cannot change it.
+    pub fn password_from_env(&self) -> bool {
+        self.admin_password.is_some() || self.admin_password_hash.is_some()
+    }
+
     /// Reads `.env`, the optional TOML file and the environment.
     pub fn load(config_file: Option<&Path>) -> anyhow::Result<Settings> {
         // `.env` never overrides a variable the environment already has.
@@ -184,7 +205,7 @@ impl Settings {
                 if bytes.len() < 64 {
                     bail!("invalid SESSION_KEY: needs 64 bytes, got {}", bytes.len());
                 }
-                Some(bytes)
+                Some(Secret(bytes))
             }
         };
         let public_url = match opt("PUBLIC_URL") {
@@ -217,7 +238,7 @@ impl Settings {
             lookup("LOG_FILE").map(|v| v.trim().to_owned()).unwrap_or_else(|| "logs/usage.log".into());
 
         Ok(Settings {
-            admin_password: opt("ADMIN_PASSWORD"),
+            admin_password: opt("ADMIN_PASSWORD").map(Secret),
             admin_password_hash,
             proxy_host: get("PROXY_HOST").trim().to_owned(),
             proxy_port: port("PROXY_PORT")?,
@@ -225,7 +246,7 @@ impl Settings {
             admin_port: port("ADMIN_PORT")?,
             database_url,
             ollama_urls,
-            ollama_api_keys: list("OLLAMA_API_KEYS"),
+            ollama_api_keys: list("OLLAMA_API_KEYS").into_iter().map(Secret).collect(),
             app_tz,
             log_file: (!log_file.is_empty()).then(|| PathBuf::from(log_file)),
             log_max_bytes: num("LOG_MAX_BYTES")?.max(4096),

@@ -73,3 +73,19 @@ fn the_readme_lists_every_setting() {
         assert!(readme.contains(&format!("`{name}`")), "README.md does not list {name}");
     }
 }
+
+#[test]
+fn secrets_do_not_show_in_debug_output() {
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+    let s = with(&[
+        ("ADMIN_PASSWORD", "hunter2-admin"),
+        ("OLLAMA_API_KEYS", "upstream-secret-1"),
+        ("SESSION_KEY", &key),
+    ])
+    .unwrap();
+    let shown = format!("{s:?}");
+    for secret in ["hunter2-admin", "upstream-secret-1", key.as_str()] {
+        assert!(!shown.contains(secret), "{secret} shows in {shown}");
+    }
+    assert_eq!(s.admin_password.as_ref().map(|p| p.expose().as_str()), Some("hunter2-admin"));
+}

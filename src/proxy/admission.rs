@@ -4,10 +4,11 @@
 use super::error::ProxyError;
 use super::exchange::Exchange;
 use super::plan::{check_models, Plan};
+use super::policy::body;
 use super::ratelimit;
 use super::reservation::{self, Room};
 use super::settle::{Settler, Terms, Ticket};
-use super::{body, ProxyState};
+use super::ProxyState;
 use crate::domain::limits::{first_violation, LimitKind, Limits, Usage};
 use crate::domain::model;
 use crate::domain::windows::Windows;

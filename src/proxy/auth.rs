@@ -2,7 +2,7 @@
 
 use super::error::ProxyError;
 use super::plan::Incoming;
-use super::routes::{Refusal, Route};
+use super::policy::routes::{Refusal, Route};
 use crate::domain::api_key::ApiKey;
 use crate::proxy::ProxyState;
 use crate::store::KeyRecord;

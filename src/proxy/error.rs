@@ -1,6 +1,6 @@
 //! Refusals and failures, rendered in the format of the API family that was called.
 
-use super::routes::Family;
+use super::policy::routes::Family;
 use crate::domain::limits::LimitKind;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;

@@ -2,8 +2,8 @@
 //! a request that its answer, or its refusal, carries.
 
 use super::error::ProxyError;
+use super::policy::routes::Family;
 use super::ratelimit;
-use super::routes::Family;
 use super::ProxyState;
 use crate::domain::limits::{Limits, Usage};
 use crate::domain::windows::Windows;

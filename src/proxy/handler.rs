@@ -7,9 +7,9 @@
 
 use super::error::ProxyError;
 use super::exchange::Exchange;
-use super::images::ImageClient;
 use super::plan::{self, Incoming};
-use super::routes::{self, Kind};
+use super::policy::images::ImageClient;
+use super::policy::routes::{self, Kind};
 use super::settle::End;
 use super::{admission, auth, forward, respond, ProxyState};
 use actix_web::web::{self, Data};

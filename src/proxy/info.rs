@@ -2,7 +2,7 @@
 
 use super::auth::{authenticate, presented_key};
 use super::error::ProxyError;
-use super::routes::Family;
+use super::policy::routes::Family;
 use crate::domain::time::{parse_time, rfc3339};
 use crate::proxy::ProxyState;
 use crate::store::UsageFilter;

@@ -8,10 +8,10 @@
 //! tap's reading taken then.
 
 use super::error::ProxyError;
-use super::routes::Family;
+use super::policy::routes::Family;
 use super::settle::{End, Reading, Ticket};
 use super::stream_watch::Watch;
-use super::usage_tap::UsageTap;
+use super::tap::Tap as UsageTap;
 use actix_web::web::Bytes;
 use futures_util::Stream;
 use std::future::Future;

@@ -3,27 +3,23 @@
 
 pub mod admission;
 pub mod auth;
-pub mod body;
 pub mod body_pace;
-pub mod clamps;
 pub mod cors;
 pub mod error;
 pub mod exchange;
 pub mod forward;
 pub mod handler;
-pub mod images;
 pub mod info;
 pub mod metered;
 pub mod models;
-pub mod openai;
 pub mod plan;
+pub mod policy;
 pub mod ratelimit;
 pub mod reservation;
 pub mod respond;
-pub mod routes;
 pub mod settle;
 pub mod stream_watch;
-pub mod usage_tap;
+pub mod tap;
 
 use crate::state::Shared;
 use std::sync::Arc;

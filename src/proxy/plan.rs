@@ -4,14 +4,15 @@
 //! clamps, usage reporting); whatever changed, what is forwarded is read
 //! again, so that the model checked and the tokens reserved are the ones sent.
 
-use super::body::{self, Facts};
 use super::body_pace::{self, Paced};
 use super::error::ProxyError;
 use super::forward::Outbound;
-use super::images::{self, ImageClient};
-use super::routes::{Kind, Refusal, Route};
+use super::policy::body::{self, Facts};
+use super::policy::images::{self, ImageClient};
+use super::policy::routes::{Kind, Refusal, Route};
+use super::policy::{clamps, rewrite};
 use super::settle::Ticket;
-use super::{clamps, models, openai, ProxyState};
+use super::{models, ProxyState};
 use crate::config::Settings;
 use crate::domain::lengths::shown;
 use crate::store::KeyRecord;
@@ -208,7 +209,7 @@ async fn rewrite(
     if matches!(kind, Kind::OpenAiChat | Kind::OpenAiCompletions)
         && value.get("stream").and_then(Value::as_bool) == Some(true)
     {
-        plan.strip_usage = openai::request_usage(value);
+        plan.strip_usage = rewrite::request_usage(value);
         changed |= plan.strip_usage;
     }
     if changed {

@@ -6,13 +6,13 @@ use super::error::ProxyError;
 use super::exchange::Exchange;
 use super::forward::ResponseHeaders;
 use super::metered::{CutOff, Metered};
-use super::openai::DropUsageChunk;
 use super::plan::Plan;
-use super::routes::Kind;
+use super::policy::body;
+use super::policy::routes::Kind;
 use super::settle::{End, Held, Ticket};
 use super::stream_watch::StreamWatch;
-use super::usage_tap::{EndMarker, UsageTap};
-use super::{body, ProxyState};
+use super::tap::{DropUsageChunk, Tap};
+use super::ProxyState;
 use crate::domain::model::ModelList;
 use crate::store::KeyRecord;
 use actix_web::body::{BodyStream, SizedStream};
@@ -44,7 +44,7 @@ pub async fn relay(
     let settings = &state.settings;
     let metered = Metered::new(
         reply.take_payload(),
-        UsageTap::new(kind, sse, EndMarker::for_route(kind, plan.facts.stream)),
+        Tap::for_route(kind, plan.facts.stream, sse),
         ticket,
         status.as_u16(),
         CutOff {

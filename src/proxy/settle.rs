@@ -7,7 +7,7 @@
 //! request path and logs the usage line.
 
 use super::error::ProxyError;
-use super::usage_tap::Delivered;
+use super::tap::Delivered;
 use crate::clock::Clock;
 use crate::domain::usage::Outcome;
 use crate::store::{Settlement, Store};
@@ -241,7 +241,7 @@ impl Ticket {
         match tokens {
             Tokens::N(n) => n,
             Tokens::Prompt => match &self.body {
-                Some(body) => tokenizer.count(super::body::prompt_text(body)).tokens().await,
+                Some(body) => tokenizer.count(super::policy::body::prompt_text(body)).tokens().await,
                 None => 0,
             },
             Tokens::Delivered if delivered.is_empty() => 0,

@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use awc::http::StatusCode;
-use ollama_gate::proxy::body;
+use ollama_gate::proxy::policy::body;
 use serde_json::{json, Value};
 
 #[derive(Clone, Copy, Debug)]

@@ -1,25 +1,33 @@
 use super::*;
-use proptest::prelude::*;
 
-fn tap(kind: Kind, sse: bool, end: Option<EndMarker>, chunks: &[&[u8]]) -> UsageTap {
-    let mut tap = UsageTap::new(kind, sse, end);
+mod chunking;
+
+fn tap(kind: Kind, sse: bool, end: Option<EndMarker>, chunks: &[&[u8]]) -> Tap {
+    let mut tap = Tap::new(kind, sse, end);
     for chunk in chunks {
         tap.observe(chunk);
     }
     tap
 }
 
-fn whole(kind: Kind, sse: bool, end: Option<EndMarker>, text: &str) -> UsageTap {
+fn whole(kind: Kind, sse: bool, end: Option<EndMarker>, text: &str) -> Tap {
     tap(kind, sse, end, &[text.as_bytes()])
 }
 
-fn delivered(tap: &mut UsageTap) -> String {
+/// A streamed response of a route, in one piece.
+fn streamed(kind: Kind, text: &str) -> Tap {
+    let mut tap = Tap::for_route(kind, true, true);
+    tap.observe(text.as_bytes());
+    tap
+}
+
+fn delivered(tap: &mut Tap) -> String {
     String::from_utf8(tap.take_delivered().text).unwrap()
 }
 
 type Verdict = (Option<i64>, Option<i64>, bool, bool);
 
-fn verdict(t: &UsageTap) -> Verdict {
+fn verdict(t: &Tap) -> Verdict {
     (t.prompt(), t.completion(), t.done(), t.error())
 }
 
@@ -134,13 +142,8 @@ fn sse_framing_follows_the_event_stream_rules() {
 
 #[test]
 fn an_openai_error_event_is_noticed() {
-    let t = whole(
-        Kind::OpenAiChat,
-        true,
-        Some(EndMarker::OpenAiDone),
-        "data: {\"error\":{\"message\":\"boom\"}}\n\n",
-    );
-    assert!(t.error());
+    let t = streamed(Kind::OpenAiChat, "data: {\"error\":{\"message\":\"boom\"}}\n\n");
+    assert!(t.error() && t.cut_short());
 }
 
 #[test]
@@ -158,13 +161,9 @@ fn anthropic_counts_the_prompt_early_and_the_output_at_the_end() {
     let cut = ANTHROPIC_STREAM.split("event: message_delta").next().unwrap();
     let t = whole(Kind::AnthropicMessages, true, Some(EndMarker::MessageStop), cut);
     assert_eq!(verdict(&t), (Some(9), None, false, false));
-    let t = whole(
-        Kind::AnthropicMessages,
-        true,
-        Some(EndMarker::MessageStop),
-        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}\n\n",
-    );
-    assert!(t.error());
+    let error = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}\n\n";
+    let t = streamed(Kind::AnthropicMessages, error);
+    assert!(t.error() && t.cut_short());
 }
 
 #[test]
@@ -195,104 +194,4 @@ fn deep_nesting_is_walked_within_bounds() {
     let nested = format!("{}{}", "[".repeat(100), "]".repeat(100));
     let text = format!("{{\"x\":{nested},\"done\":true,\"eval_count\":5}}\n");
     assert_eq!(whole(Kind::Generate, false, None, &text).completion(), Some(5));
-}
-
-/// Re-writes compact JSON with whitespace at the places RFC 8259 allows it.
-fn spaced(compact: &str, spaces: &[u8]) -> String {
-    let ws = [" ", "\n", "\t", "\r\n", "  "];
-    let mut out = String::new();
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut k = 0;
-    for c in compact.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-            continue;
-        }
-        let pick = |k: &mut usize| {
-            let s = spaces.get(*k % spaces.len().max(1)).copied().unwrap_or(0);
-            *k += 1;
-            ws.get(usize::from(s) % (ws.len() + 1)).copied().unwrap_or("")
-        };
-        if matches!(c, ':' | ',' | '}' | ']') {
-            out.push_str(pick(&mut k));
-        }
-        out.push(c);
-        if matches!(c, ':' | ',' | '{' | '[') {
-            out.push_str(pick(&mut k));
-        }
-        if c == '"' {
-            in_string = true;
-        }
-    }
-    out
-}
-
-/// Each NDJSON line or SSE data line spaced out (keeping lines whole for NDJSON).
-fn spaced_stream(stream: &str, sse: bool, spaces: &[u8]) -> String {
-    stream
-        .split_inclusive('\n')
-        .map(|line| {
-            if sse {
-                match line.strip_prefix("data: ").filter(|l| l.starts_with('{')) {
-                    Some(json) => {
-                        format!("data: {}\n", spaced(json.trim_end(), spaces).replace(['\n', '\r'], " "))
-                    }
-                    None => line.to_owned(),
-                }
-            } else {
-                spaced(line.trim_end(), spaces).replace(['\n', '\r'], " ") + "\n"
-            }
-        })
-        .collect()
-}
-
-fn split_at(text: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
-    let mut points: Vec<usize> = cuts.iter().map(|c| c % (text.len() + 1)).collect();
-    points.sort_unstable();
-    let mut chunks = Vec::new();
-    let mut from = 0;
-    for p in points {
-        chunks.push(text[from..p].to_vec());
-        from = p;
-    }
-    chunks.push(text[from..].to_vec());
-    chunks
-}
-
-fn run(kind: Kind, sse: bool, end: Option<EndMarker>, chunks: &[Vec<u8>]) -> (Verdict, String) {
-    let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
-    let mut t = tap(kind, sse, end, &refs);
-    (verdict(&t), delivered(&mut t))
-}
-
-proptest! {
-    #[test]
-    fn any_chunking_and_any_json_whitespace_give_the_same_counts_and_verdict(
-        family in 0usize..4,
-        cuts in proptest::collection::vec(any::<usize>(), 0..12),
-        spaces in proptest::collection::vec(any::<u8>(), 1..16),
-        cut_at in any::<usize>(),
-    ) {
-        let (kind, sse, end, stream) = [
-            (Kind::Chat, false, Some(EndMarker::OllamaDone), OLLAMA_STREAM),
-            (Kind::OpenAiChat, true, Some(EndMarker::OpenAiDone), OPENAI_STREAM),
-            (Kind::OpenAiResponses, true, Some(EndMarker::ResponseCompleted), RESPONSES_STREAM),
-            (Kind::AnthropicMessages, true, Some(EndMarker::MessageStop), ANTHROPIC_STREAM),
-        ][family];
-        let reference = run(kind, sse, end, &[stream.as_bytes().to_vec()]);
-        let variant = spaced_stream(stream, sse, &spaces);
-        prop_assert_eq!(&run(kind, sse, end, &split_at(variant.as_bytes(), &cuts)), &reference);
-        // A prefix (a stream cut anywhere) reads the same however it is chunked.
-        let prefix = &variant.as_bytes()[..cut_at % (variant.len() + 1)];
-        let in_one = run(kind, sse, end, &[prefix.to_vec()]);
-        prop_assert_eq!(run(kind, sse, end, &split_at(prefix, &cuts)), in_one);
-    }
 }

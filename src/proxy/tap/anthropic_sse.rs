@@ -3,43 +3,36 @@
 //! `message_stop` ends a complete stream, `event: error` reports a failure.
 //! Generated text comes in `content_block_delta` events.
 
-use super::json::{path_is, starts_with, Scalar, Seg, Sink, Step::*};
-use super::{number, Event, EventInfo, Tally, UsageParser};
+use super::reader::{number, Dialect, Event, Reader, Tally};
+use super::scan::{path_is, starts_with, EventInfo, Scalar, Seg, Step::*};
 
-#[derive(Default)]
-pub struct Anthropic {
-    tally: Tally,
-    event: Event,
-}
+/// The tap for `/v1/messages`.
+pub type AnthropicSseTap = Reader<Anthropic>;
 
-impl Sink for Anthropic {
-    fn member(&mut self, path: &[Seg]) {
-        if path_is(path, &[K("error")]) {
-            self.event.error = true;
-        }
-    }
+pub struct Anthropic;
 
-    fn scalar(&mut self, path: &[Seg], value: Scalar<'_>) {
+impl Dialect for Anthropic {
+    fn scalar(&self, path: &[Seg], value: Scalar<'_>, event: &mut Event) {
         if path_is(path, &[K("type")]) {
             if let Scalar::Str(s, complete) = value {
-                self.event.set_kind(s, complete);
+                event.set_kind(s, complete);
             }
         } else if path_is(path, &[K("message"), K("usage"), K("input_tokens")])
             || path_is(path, &[K("usage"), K("input_tokens")])
         {
-            self.event.prompt = number(&value);
+            event.prompt = number(&value);
         } else if path_is(path, &[K("usage"), K("output_tokens")]) {
             // `message_start`'s `message.usage.output_tokens` is a placeholder, not read.
-            self.event.completion = number(&value);
+            event.completion = number(&value);
         }
     }
 
-    fn captures(&mut self, path: &[Seg]) -> bool {
+    fn captures(&self, path: &[Seg], event: &mut Event) -> bool {
         if path_is(path, &[K("delta"), K("text")])
             || path_is(path, &[K("delta"), K("partial_json")])
             || path_is(path, &[K("delta"), K("thinking")])
         {
-            self.event.conditional = true;
+            event.conditional = true;
             return true;
         }
         path_is(path, &[K("content"), Any, K("text")])
@@ -47,36 +40,21 @@ impl Sink for Anthropic {
             || starts_with(path, &[K("content"), Any, K("input")])
     }
 
-    fn text(&mut self, bytes: &[u8]) {
-        self.tally.delivered.push(bytes);
-    }
-}
-
-impl UsageParser for Anthropic {
-    fn event_end(&mut self, info: &EventInfo<'_>) {
-        let event = std::mem::replace(&mut self.event, Event::starting(&self.tally.delivered));
+    fn event_end(&self, event: Event, info: &EventInfo<'_>, tally: &mut Tally) {
         let kind = event.kind(info);
         if event.conditional && kind != b"content_block_delta" {
-            self.tally.delivered.rewind(event.mark);
+            tally.delivered.rewind(event.mark);
         }
         if kind == b"error" || (info.parsed && event.error) {
-            self.tally.error = true;
+            tally.upstream_error();
             return;
         }
         if !info.parsed {
             return;
         }
         if kind == b"message_stop" {
-            self.tally.done = true;
+            tally.complete();
         }
-        self.tally.count(&event);
-    }
-
-    fn tally(&self) -> &Tally {
-        &self.tally
-    }
-
-    fn tally_mut(&mut self) -> &mut Tally {
-        &mut self.tally
+        tally.count(&event);
     }
 }

@@ -8,7 +8,7 @@
 //! alike. Exact duplicates are refused earlier, by `parse_strict`, at every level.
 
 use super::gofold::{fold_name, lands_on};
-use super::schema::Shape;
+use super::schema::{Fields, Shape};
 use crate::proxy::error::ProxyError;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -29,7 +29,7 @@ pub fn check(shape: &Shape, value: &Value) -> Result<(), ProxyError> {
 
 fn walk(shape: &Shape, value: &Value, path: &mut Vec<Step>) -> Result<(), ProxyError> {
     match (shape, value) {
-        (Shape::Struct(fields), Value::Object(object)) => check_struct(fields, object, path),
+        (Shape::Struct(fields), Value::Object(object)) => check_struct(*fields, object, path),
         (Shape::List(inner), Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 path.push(Step::Index(i));
@@ -43,11 +43,7 @@ fn walk(shape: &Shape, value: &Value, path: &mut Vec<Step>) -> Result<(), ProxyE
     }
 }
 
-fn check_struct(
-    fields: &'static [super::schema::Field],
-    object: &Map<String, Value>,
-    path: &mut Vec<Step>,
-) -> Result<(), ProxyError> {
+fn check_struct(fields: Fields, object: &Map<String, Value>, path: &mut Vec<Step>) -> Result<(), ProxyError> {
     let mut folded: HashMap<String, &str> = HashMap::with_capacity(object.len());
     for (key, value) in object {
         if let Some(field) = fields.iter().find(|f| lands_on(key, f.name)) {

@@ -4,10 +4,10 @@
 //! changed here, and the request's facts are read again afterwards.
 
 use super::body::OutputField;
-use super::error::ProxyError;
 use super::routes::Kind;
 use crate::domain::clamps::Clamps;
 use crate::domain::keep_alive::KeepAlive;
+use crate::proxy::error::ProxyError;
 use serde_json::{json, Value};
 use std::time::Duration;
 

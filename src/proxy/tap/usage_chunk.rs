@@ -1,31 +1,18 @@
-//! OpenAI-compatible specifics: exact usage on streamed completions.
+//! Exact usage on streamed OpenAI completions, without showing the client
+//! more than it asked for.
 //!
 //! Ollama reports usage on a streamed OpenAI call only when asked
 //! (`stream_options.include_usage`), in a last chunk with `"choices":[]`. The
-//! gate always asks, so it can charge exactly, and removes that chunk again
-//! when the client did not ask: the client sees what it asked for. On
-//! `/v1/completions` Ollama puts `usage` on every chunk; it goes from each.
+//! gate always asks (`policy::rewrite::request_usage`), so it can charge
+//! exactly, and removes that chunk again here when the client did not ask: the
+//! client sees what it asked for. On `/v1/completions` Ollama puts `usage` on
+//! every chunk; it goes from each.
 
+use super::scan::{is_space, EventEnd};
 use actix_web::web::{Bytes, BytesMut};
 use futures_util::Stream;
-use serde_json::{json, Value};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-
-/// Sets `stream_options.include_usage`; true when the client had not asked for
-/// it, so its usage chunk must be taken out of the response.
-pub fn request_usage(body: &mut Value) -> bool {
-    if body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
-        return false;
-    }
-    match body.get_mut("stream_options") {
-        Some(Value::Object(options)) => {
-            options.insert("include_usage".into(), Value::Bool(true));
-        }
-        _ => body["stream_options"] = json!({ "include_usage": true }),
-    }
-    true
-}
 
 /// Bytes kept while waiting for the end of an event; past this they pass on.
 const MAX_PENDING: usize = 1024 * 1024;
@@ -61,49 +48,6 @@ impl<S> DropUsageChunk<S> {
             self.end = EventEnd::default();
         }
         out.freeze()
-    }
-}
-
-/// A search for the blank line that ends an event (WHATWG: lines end in
-/// CRLF, LF or CR) that resumes where it stopped, so an event arriving in
-/// many small pieces is read once, not once per piece.
-#[derive(Default)]
-struct EventEnd {
-    /// Bytes already read.
-    at: usize,
-    /// Something other than a line end was read since the last line end.
-    line_has_text: bool,
-}
-
-impl EventEnd {
-    /// The length of the first event in `buf` through its blank line; `None`
-    /// while it is incomplete.
-    fn find(&mut self, buf: &[u8]) -> Option<usize> {
-        while self.at < buf.len() {
-            let rest = &buf[self.at..];
-            let Some(pos) = memchr::memchr2(b'\r', b'\n', rest) else {
-                self.line_has_text |= !rest.is_empty();
-                self.at = buf.len();
-                return None;
-            };
-            let terminator = match (rest[pos], rest.get(pos + 1)) {
-                (b'\r', Some(b'\n')) => 2,
-                // A CR last: an LF may follow in the next piece.
-                (b'\r', None) => {
-                    self.line_has_text |= pos > 0;
-                    self.at += pos;
-                    return None;
-                }
-                _ => 1,
-            };
-            let blank = pos == 0 && !self.line_has_text;
-            self.at += pos + terminator;
-            self.line_has_text = false;
-            if blank {
-                return Some(self.at);
-            }
-        }
-        None
     }
 }
 
@@ -167,10 +111,6 @@ struct Member {
     /// From the key's opening quote through the end of the value.
     span: std::ops::Range<usize>,
     value: std::ops::Range<usize>,
-}
-
-fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 fn skip_space(json: &[u8], mut i: usize) -> usize {
@@ -310,36 +250,6 @@ mod tests {
     use super::*;
     use futures_util::StreamExt;
 
-    #[test]
-    fn usage_is_requested_unless_the_client_asked() {
-        let mut asked = json!({"stream": true, "stream_options": {"include_usage": true}});
-        assert!(!request_usage(&mut asked));
-        let mut silent = json!({"stream": true});
-        assert!(request_usage(&mut silent));
-        assert_eq!(silent["stream_options"]["include_usage"], true);
-        let mut other = json!({"stream": true, "stream_options": {"include_obfuscation": false}});
-        assert!(request_usage(&mut other));
-        assert_eq!(other["stream_options"], json!({"include_obfuscation": false, "include_usage": true}));
-    }
-
-    #[actix_web::test]
-    async fn only_the_usage_chunk_is_removed_however_the_bytes_are_cut() {
-        let text = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n\
-            data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n\
-            data: [DONE]\n\n";
-        for size in [1, 5, 17, text.len()] {
-            let chunks: Vec<Result<Bytes, ()>> =
-                text.as_bytes().chunks(size).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-            let out: Vec<Bytes> =
-                DropUsageChunk::new(futures_util::stream::iter(chunks)).map(|r| r.unwrap()).collect().await;
-            let joined: Vec<u8> = out.concat();
-            assert_eq!(
-                String::from_utf8(joined).unwrap(),
-                "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: [DONE]\n\n",
-                "chunk size {size}"
-            );
-        }
-    }
     async fn through(text: &str, size: usize) -> String {
         let chunks: Vec<Result<Bytes, ()>> =
             text.as_bytes().chunks(size).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
@@ -348,6 +258,20 @@ mod tests {
             .collect()
             .await;
         String::from_utf8(out.concat()).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn only_the_usage_chunk_is_removed_however_the_bytes_are_cut() {
+        let text = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n\
+            data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n\
+            data: [DONE]\n\n";
+        for size in [1, 5, 17, text.len()] {
+            assert_eq!(
+                through(text, size).await,
+                "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: [DONE]\n\n",
+                "chunk size {size}"
+            );
+        }
     }
 
     #[actix_web::test]

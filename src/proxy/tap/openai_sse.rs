@@ -5,47 +5,46 @@
 //! has `input_tokens` and `output_tokens`. Errors are a top-level `error`.
 //! With `include_usage`, `/v1/completions` puts a zero `usage` on every chunk
 //! and the real one on a last chunk with `"choices": []`, as chat completions do.
+//! The usage chunk the gate asked for and the client did not is taken out on
+//! the way by `DropUsageChunk` (`usage_chunk.rs`).
 
-use super::json::{path_is, starts_with, Scalar, Seg, Sink, Step::*};
-use super::{number, Event, EventInfo, Tally, UsageParser};
+use super::reader::{number, Dialect, Event, Reader, Tally};
+use super::scan::{path_is, starts_with, EventInfo, Scalar, Seg, Step::*};
 
-#[derive(Default)]
-pub struct OpenAi {
-    tally: Tally,
-    event: Event,
-}
+/// The tap for the OpenAI-compatible routes.
+pub type OpenAiSseTap = Reader<OpenAi>;
 
-impl Sink for OpenAi {
-    fn member(&mut self, path: &[Seg]) {
-        if path_is(path, &[K("error")]) {
-            self.event.error = true;
-        } else if path.len() == 3 && starts_with(path, &[K("choices"), Any]) {
-            self.event.has_choices = true;
+pub struct OpenAi;
+
+impl Dialect for OpenAi {
+    fn member(&self, path: &[Seg], event: &mut Event) {
+        if path.len() == 3 && starts_with(path, &[K("choices"), Any]) {
+            event.has_choices = true;
         }
     }
 
-    fn scalar(&mut self, path: &[Seg], value: Scalar<'_>) {
+    fn scalar(&self, path: &[Seg], value: Scalar<'_>, event: &mut Event) {
         let usage = match path.first() {
             Some(s) if s.is("usage") => &path[1..],
             Some(s) if s.is("response") && path.get(1).is_some_and(|s| s.is("usage")) => &path[2..],
             _ => {
                 if let (true, Scalar::Str(s, complete)) = (path_is(path, &[K("type")]), &value) {
-                    self.event.set_kind(s, *complete);
+                    event.set_kind(s, *complete);
                 }
                 return;
             }
         };
         if path_is(usage, &[K("prompt_tokens")]) || path_is(usage, &[K("input_tokens")]) {
-            self.event.prompt = number(&value);
+            event.prompt = number(&value);
         } else if path_is(usage, &[K("completion_tokens")]) || path_is(usage, &[K("output_tokens")]) {
-            self.event.completion = number(&value);
+            event.completion = number(&value);
         }
     }
 
-    fn captures(&mut self, path: &[Seg]) -> bool {
+    fn captures(&self, path: &[Seg], event: &mut Event) -> bool {
         if path_is(path, &[K("delta")]) {
             // Responses: text only in `response.*.delta` events, checked at the event's end.
-            self.event.conditional = true;
+            event.conditional = true;
             return true;
         }
         if !starts_with(path, &[K("choices"), Any]) {
@@ -62,45 +61,30 @@ impl Sink for OpenAi {
             || starts_with(choice, &[K("message"), K("tool_calls"), Any, K("function")])
     }
 
-    fn text(&mut self, bytes: &[u8]) {
-        self.tally.delivered.push(bytes);
-    }
-}
-
-impl UsageParser for OpenAi {
-    fn event_end(&mut self, info: &EventInfo<'_>) {
-        let event = std::mem::replace(&mut self.event, Event::starting(&self.tally.delivered));
+    fn event_end(&self, event: Event, info: &EventInfo<'_>, tally: &mut Tally) {
         let kind = event.kind(info);
         let text_event = kind.starts_with(b"response.") && kind.ends_with(b".delta");
         if event.conditional && !text_event {
-            self.tally.delivered.rewind(event.mark);
+            tally.delivered.rewind(event.mark);
         }
         if info.done_sentinel {
-            self.tally.done = true;
+            tally.complete();
         }
         if !info.parsed {
             return;
         }
         if event.error || kind == b"error" || kind == b"response.failed" {
-            self.tally.error = true;
+            tally.upstream_error();
             return;
         }
         if kind == b"response.completed" {
-            self.tally.done = true;
+            tally.complete();
         }
         // `/v1/completions` with `include_usage` carries a zero `usage` on every
         // streamed chunk; only the usage chunk (`"choices": []`) has the counts.
         if info.sse && event.has_choices {
             return;
         }
-        self.tally.count(&event);
-    }
-
-    fn tally(&self) -> &Tally {
-        &self.tally
-    }
-
-    fn tally_mut(&mut self) -> &mut Tally {
-        &mut self.tally
+        tally.count(&event);
     }
 }

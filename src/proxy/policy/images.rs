@@ -21,10 +21,10 @@
 //!   address itself: the client's resolver refuses every lookup, so there is
 //!   no second one to be answered differently. Redirects are not followed.
 
-use super::error::ProxyError;
-use super::settle::{End, Held, Ticket};
 use crate::config::Settings;
 use crate::domain::ip_class;
+use crate::proxy::error::ProxyError;
+use crate::proxy::settle::{End, Held, Ticket};
 use actix_tls::connect::{Connector as TcpConnector, Resolve, Resolver};
 use actix_web::web::Bytes;
 use base64::Engine;
