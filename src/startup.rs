@@ -100,11 +100,11 @@ impl Application {
         let settings = &shared.settings;
         let proxy_state = Data::new(ProxyState {
             shared: shared.clone(),
-            tokenizer: crate::tokens::Tokenizer::start(
+            tokenizer: std::sync::Arc::new(crate::tokens::Tokenizer::start(
                 settings.tokenizer_threads,
                 settings.tokenizer_queue,
                 settings.tokenizer_queue_per_key,
-            ),
+            )),
             streams: Default::default(),
         });
         let admin_state = Data::new(AdminState {

@@ -12,4 +12,5 @@ pub mod model;
 pub mod password;
 pub mod scopes;
 pub mod time;
+pub mod usage;
 pub mod windows;

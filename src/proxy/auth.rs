@@ -1,6 +1,8 @@
 //! Who is calling: the key from the request, checked before the database sees it.
 
 use super::error::ProxyError;
+use super::plan::Incoming;
+use super::policy::routes::{Refusal, Route};
 use crate::domain::api_key::ApiKey;
 use crate::proxy::ProxyState;
 use crate::store::KeyRecord;
@@ -33,6 +35,25 @@ pub fn presented_key(req: &HttpRequest, allow_query: bool) -> Option<String> {
     None
 }
 
+/// The caller's key: from the headers or the query or, with
+/// ALLOW_KEY_IN_BODY, from a JSON body (taken out of it before forwarding).
+pub async fn caller(
+    state: &ProxyState,
+    req: &HttpRequest,
+    route: &Result<Route, Refusal>,
+    body: &mut Incoming,
+) -> Result<Arc<KeyRecord>, ProxyError> {
+    let settings = &state.settings;
+    let mut presented = presented_key(req, settings.allow_key_in_query);
+    if presented.is_none()
+        && settings.allow_key_in_body
+        && route.as_ref().is_ok_and(|r| r.kind.has_json_body())
+    {
+        presented = body.json(req, settings).await?.take_key();
+    }
+    authenticate(state, presented.as_deref()).await
+}
+
 pub async fn authenticate(state: &ProxyState, presented: Option<&str>) -> Result<Arc<KeyRecord>, ProxyError> {
     let presented = presented.ok_or_else(|| {
         ProxyError::Unauthorized("missing API key: send it as 'Authorization: Bearer sk-og-...'".into())
@@ -44,10 +65,8 @@ pub async fn authenticate(state: &ProxyState, presented: Option<&str>) -> Result
     let record = match state.keys.get(&hash) {
         Some(cached) => cached,
         None => {
-            let found = state.store.find_key_by_hash(&hash).await.map_err(|e| {
-                log::error!("key lookup failed: {e}");
-                ProxyError::Unavailable("the gate's database is unavailable; try again shortly".into())
-            })?;
+            let found =
+                state.store.find_key_by_hash(&hash).await.map_err(ProxyError::database("key lookup"))?;
             let found = found.map(Arc::new);
             state.keys.put(hash, found.clone());
             found

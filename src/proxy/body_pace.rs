@@ -107,6 +107,37 @@ where
     }
 }
 
+/// A whole request body, within `BODY_LIMIT` and at the body pace.
+pub async fn read_body(
+    req: &actix_web::HttpRequest,
+    payload: &mut actix_web::web::Payload,
+    settings: &crate::config::Settings,
+) -> Result<actix_web::web::Bytes, ProxyError> {
+    let limit = settings.body_limit;
+    let mut pace = BodyPace::new(settings.request_body_timeout, settings.request_body_min_rate);
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ProxyError::TooLarge(limit));
+    }
+    let mut buf = actix_web::web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+    while let Some(chunk) = pace.next(payload).await? {
+        let chunk =
+            chunk.map_err(|e| ProxyError::BadRequest(format!("request body could not be read: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(ProxyError::TooLarge(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if buf.is_empty() {
+        return Err(ProxyError::BadRequest("request body is empty; expected a JSON object".into()));
+    }
+    Ok(buf.freeze())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,14 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
+    /// The 503 for a failed trip to the database; the cause is logged once, here.
+    pub fn database(what: &'static str) -> impl FnOnce(crate::store::StoreError) -> ProxyError {
+        move |e| {
+            log::error!("{what} failed: {e}");
+            ProxyError::Unavailable("the gate's database is unavailable; try again shortly".into())
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -100,7 +100,31 @@ impl ResponseHeaders {
     }
 }
 
+/// Sends the request to the first upstream that answers. A blob upload whose
+/// body fell behind its pace is the client's fault: 408, not 502.
 pub async fn send(
+    client: &awc::Client,
+    upstreams: &Upstreams,
+    method: &Method,
+    path_and_query: &str,
+    incoming: &HeaderMap,
+    body: Outbound,
+) -> Result<ClientResponse, ProxyError> {
+    let timed_out = match &body {
+        Outbound::Stream(paced) => Some(paced.timed_out()),
+        _ => None,
+    };
+    let sent = send_to_first(client, upstreams, method, path_and_query, incoming, body).await;
+    sent.map_err(|e| match timed_out {
+        Some(flag) if flag.load(std::sync::atomic::Ordering::Acquire) => ProxyError::RequestTimeout(
+            "the request body arrived too slowly (REQUEST_BODY_TIMEOUT_SECS and REQUEST_BODY_MIN_RATE)"
+                .into(),
+        ),
+        _ => e,
+    })
+}
+
+async fn send_to_first(
     client: &awc::Client,
     upstreams: &Upstreams,
     method: &Method,

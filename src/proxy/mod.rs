@@ -1,18 +1,23 @@
 //! The proxy listener: authenticate, apply the route policy, admit against the
 //! key's limits, stream to the upstream and settle from what passes by.
 
+pub mod admission;
 pub mod auth;
 pub mod body_pace;
 pub mod cors;
 pub mod error;
+pub mod exchange;
 pub mod forward;
 pub mod handler;
 pub mod info;
 pub mod metered;
 pub mod models;
+pub mod plan;
 pub mod policy;
 pub mod ratelimit;
 pub mod reservation;
+pub mod respond;
+pub mod settle;
 pub mod stream_watch;
 pub mod tap;
 
@@ -23,7 +28,7 @@ use std::sync::Arc;
 pub struct ProxyState {
     pub shared: Arc<Shared>,
     /// Counts tokens off the connection threads.
-    pub tokenizer: crate::tokens::Tokenizer,
+    pub tokenizer: Arc<crate::tokens::Tokenizer>,
     /// Running response streams by key, so a revoked key's streams end.
     pub streams: Arc<stream_watch::StreamWatch>,
 }

@@ -93,7 +93,7 @@ macro_rules! sql_steps {
                         prompt_tokens: prompt_estimate,
                         completion_tokens: 0,
                         estimated: true,
-                        status: "interrupted",
+                        status: crate::domain::usage::Outcome::Interrupted.as_str(),
                         http_status: 0,
                         latency_ms: 0,
                         refund_request: false,

@@ -24,7 +24,7 @@
 use crate::config::Settings;
 use crate::domain::ip_class;
 use crate::proxy::error::ProxyError;
-use crate::proxy::metered::{End, Held, Ticket};
+use crate::proxy::settle::{End, Held, Ticket};
 use actix_tls::connect::{Connector as TcpConnector, Resolve, Resolver};
 use actix_web::web::Bytes;
 use base64::Engine;

@@ -1,0 +1,195 @@
+//! Admission: one transaction that counts the request and reserves its
+//! tokens, or the refusal that says which limit stands in the way.
+
+use super::error::ProxyError;
+use super::exchange::Exchange;
+use super::plan::{check_models, Plan};
+use super::policy::body;
+use super::ratelimit;
+use super::reservation::{self, Room};
+use super::settle::{Settler, Terms, Ticket};
+use super::ProxyState;
+use crate::domain::limits::{first_violation, LimitKind, Limits, Usage};
+use crate::domain::model;
+use crate::domain::windows::Windows;
+use crate::store::{Admission, Admitted, KeyRecord};
+use crate::tokens::Busy;
+use std::time::Instant;
+
+/// How many times admission tries again with a smaller output after another
+/// request took part of what was left.
+const ADMISSION_ATTEMPTS: usize = 3;
+
+/// Admits the planned request against the key's limits; the ticket it
+/// returns is settled once the request ends, however it ends.
+pub async fn admit(
+    state: &ProxyState,
+    key: &KeyRecord,
+    plan: &mut Plan,
+    ex: &mut Exchange,
+) -> Result<Ticket, ProxyError> {
+    let Plan { route, body, facts, .. } = plan;
+    let limits = &key.fields.limits;
+    // Listings, management and count_tokens use no model tokens: they reserve none.
+    let counts_tokens = limits.has_token_limit() && route.kind.reports_usage();
+    // The tokenizer runs only when some token limit needs the estimate now,
+    // and only for a key that has room left by what it last read.
+    let prompt_estimate = match (&body, counts_tokens) {
+        (Some(b), true) => {
+            precheck(key, &state.windows())?;
+            let pending =
+                state.tokenizer.try_count(key.id, body::prompt_text(&b.value)).map_err(tokenizer_busy)?;
+            Some(pending.tokens().await)
+        }
+        _ => None,
+    };
+    let prompt = prompt_estimate.unwrap_or(0);
+    // With token limits, a generating request's output maximum is lowered to
+    // what the key has left, in the forwarded body, so the upstream stops where
+    // the reservation ends. A request that sets no maximum reserves
+    // DEFAULT_OUTPUT_RESERVATION and is left as it is while that fits; once
+    // less than that is left, what is left becomes its maximum.
+    let default_output = state.settings.default_output_reservation;
+    let bounded_output = counts_tokens && route.kind.generates() && body.is_some();
+    let mut output = if bounded_output {
+        let wanted = facts.max_output.unwrap_or(default_output);
+        let windows = state.windows();
+        let room = room_or_refusal(limits, &key.usage_at(&windows), prompt, wanted, &windows)
+            // The cached usage let this through the precheck: the next request reads it fresh.
+            .inspect_err(|_| state.keys.forget(&key.key_hash))?;
+        (facts.max_output.is_some() || room < wanted).then_some(room)
+    } else {
+        None
+    };
+    let model = facts.models.first().map(|m| model::normalize(m)).unwrap_or_default();
+    let mut attempt = 0;
+    let (reservation_id, usage) = loop {
+        attempt += 1;
+        if let (Some(max), Some(b)) = (output, body.as_mut()) {
+            if facts.max_output != Some(max) {
+                *facts = b.set_output(route.kind, max)?;
+                check_models(key, &facts.models)?;
+            }
+        }
+        let reserve = match (counts_tokens, route.kind.generates()) {
+            (false, _) => 0,
+            (true, false) => reservation::tokens(prompt, 0),
+            (true, true) => {
+                reservation::tokens(prompt, facts.max_output.or(output).unwrap_or(default_output))
+            }
+        };
+        let windows = state.windows();
+        let admission = Admission {
+            key_id: key.id,
+            key_hash: &key.key_hash,
+            windows,
+            counts_in_request_quotas: route.kind.counts_in_request_quotas(),
+            reserve_tokens: reserve,
+            prompt_estimate: prompt,
+            model: &model,
+            route: route.name,
+            instance_id: &state.instance_id,
+        };
+        let admitted = state.store.admit(&admission).await.map_err(ProxyError::database("admission"))?;
+        match admitted {
+            Admitted::Yes { reservation_id, usage } => break (reservation_id, usage),
+            Admitted::KeyGone => {
+                state.keys.clear();
+                return Err(ProxyError::Unauthorized(
+                    "API key is no longer valid (deactivated, rotated, expired or deleted)".into(),
+                ));
+            }
+            Admitted::Refused { limits, usage } => {
+                // The cached usage let this through: the next request reads it fresh.
+                state.keys.forget(&key.key_hash);
+                // Another request may have taken part of what was left since the
+                // key was read: lower the output to what is left now and try again.
+                if bounded_output {
+                    let current = output.unwrap_or(default_output);
+                    let lower = room_or_refusal(&limits, &usage, prompt, current, &windows)?;
+                    if lower < current && attempt < ADMISSION_ATTEMPTS {
+                        output = Some(lower);
+                        continue;
+                    }
+                }
+                return Err(refusal(&limits, &usage, reserve, &windows));
+            }
+        }
+    };
+    ex.show_limits(limits, &usage, &state.windows());
+    Ok(Ticket {
+        settler: Settler::of(state),
+        reservation_id,
+        key_id: key.id,
+        model,
+        route: route.name,
+        started: Instant::now(),
+        // Handed over with the body on its way upstream (`Plan::outbound`).
+        body: None,
+        terms: Terms { reports_usage: route.kind.reports_usage(), prompt_estimate },
+    })
+}
+
+/// Refuses, before any tokenizer work, a key that has no room left by the
+/// usage read with it. That read may be up to KEY_CACHE_TTL_MS old: it can
+/// only have missed use since, so it never refuses what admission would take,
+/// except on concurrency, which is left to admission.
+fn precheck(key: &KeyRecord, windows: &Windows) -> Result<(), ProxyError> {
+    let limits = Limits { max_concurrent: None, ..key.fields.limits };
+    let usage = key.usage_at(windows);
+    match first_violation(&limits, &usage, 1) {
+        None => Ok(()),
+        Some(_) => Err(refusal(&limits, &usage, 1, windows)),
+    }
+}
+
+pub fn tokenizer_busy(busy: Busy) -> ProxyError {
+    match busy {
+        Busy::Full => ProxyError::Unavailable(
+            "the gate's tokenizer is busy counting other requests; try again shortly (TOKENIZER_QUEUE)"
+                .into(),
+        ),
+        Busy::KeyFull(n) => ProxyError::Limited {
+            kind: LimitKind::Concurrency,
+            retry_after: 1,
+            message: format!(
+                "this key already has {n} requests waiting for the gate's tokenizer (TOKENIZER_QUEUE_PER_KEY)"
+            ),
+        },
+    }
+}
+
+/// The output a request may have, or the refusal that says why it has none.
+fn room_or_refusal(
+    limits: &Limits,
+    usage: &Usage,
+    prompt: i64,
+    wanted: i64,
+    windows: &Windows,
+) -> Result<i64, ProxyError> {
+    match reservation::output_room(limits, usage, prompt, wanted) {
+        Room::Output(n) => Ok(n),
+        Room::None(kind, left) => Err(ProxyError::Limited {
+            kind,
+            retry_after: ratelimit::retry_after(kind, windows),
+            message: format!(
+                "this request's prompt (about {prompt} tokens) leaves no room for output in what this key has left \
+                 ({left} tokens of {}); send a shorter prompt, or ask the gate's admin for more",
+                kind.field()
+            ),
+        }),
+    }
+}
+
+/// The 429 for a refused admission, naming the limit that is tightest now.
+fn refusal(limits: &Limits, usage: &Usage, reserve: i64, windows: &Windows) -> ProxyError {
+    // Another request may have freed room between the two reads; the
+    // refusal still stands, it names the limit that is tightest now.
+    let kind = first_violation(limits, usage, reserve).unwrap_or(LimitKind::Concurrency);
+    let message = match kind {
+        LimitKind::Concurrency => "too many requests in flight for this key (max_concurrent)".to_owned(),
+        k if k.is_rate() => format!("rate limit reached for this key ({})", k.field()),
+        k => format!("quota exhausted for this key ({})", k.field()),
+    };
+    ProxyError::Limited { kind, retry_after: ratelimit::retry_after(kind, windows), message }
+}

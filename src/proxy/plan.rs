@@ -1,0 +1,275 @@
+//! The plan: what reaches the upstream once the route policy has had its say.
+//!
+//! A JSON body is checked as sent, then changed (aliases, model mapping,
+//! clamps, usage reporting); whatever changed, what is forwarded is read
+//! again, so that the model checked and the tokens reserved are the ones sent.
+
+use super::body_pace::{self, Paced};
+use super::error::ProxyError;
+use super::forward::Outbound;
+use super::policy::body::{self, Facts};
+use super::policy::images::{self, ImageClient};
+use super::policy::routes::{Kind, Refusal, Route};
+use super::policy::{clamps, rewrite};
+use super::settle::Ticket;
+use super::{models, ProxyState};
+use crate::config::Settings;
+use crate::domain::lengths::shown;
+use crate::store::KeyRecord;
+use actix_web::http::Method;
+use actix_web::web::{self, Bytes};
+use actix_web::HttpRequest;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A JSON body on its way upstream.
+pub struct Body {
+    pub value: Value,
+    /// The bytes as received, while the gate has changed nothing.
+    raw: Option<Bytes>,
+}
+
+impl Body {
+    fn bytes(&self) -> Bytes {
+        match &self.raw {
+            Some(raw) => raw.clone(),
+            None => Bytes::from(serde_json::to_vec(&self.value).unwrap_or_default()),
+        }
+    }
+
+    /// Takes out a key sent in the body: the client's credentials never go upstream.
+    pub fn take_key(&mut self) -> Option<String> {
+        let removed = self.value.as_object_mut().and_then(|o| o.remove("api_key"));
+        if removed.is_some() {
+            self.raw = None;
+        }
+        match removed {
+            Some(Value::String(key)) => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The facts of exactly what will be forwarded, read from those bytes with
+    /// the same rules as the client's: a change can never slip past a check.
+    fn reread(&mut self, kind: Kind) -> Result<Facts, ProxyError> {
+        if self.raw.is_some() {
+            return body::facts(kind, &self.value);
+        }
+        let bytes = self.bytes();
+        let forwarded = body::parse_strict(&bytes)?;
+        let facts = body::facts(kind, &forwarded)?;
+        self.value = forwarded;
+        self.raw = Some(bytes);
+        Ok(facts)
+    }
+
+    /// Sets the output maximum the upstream obeys on this route.
+    pub fn set_output(&mut self, kind: Kind, max: i64) -> Result<Facts, ProxyError> {
+        if clamps::lower_output(kind, &mut self.value, max) {
+            self.raw = None;
+        }
+        self.reread(kind)
+    }
+}
+
+/// The request body, read at most once: for a key sent in it, or for the plan.
+pub struct Incoming {
+    payload: web::Payload,
+    json: Option<Body>,
+}
+
+impl Incoming {
+    pub fn new(payload: web::Payload) -> Incoming {
+        Incoming { payload, json: None }
+    }
+
+    /// The body as strict JSON, read on first use.
+    pub async fn json(&mut self, req: &HttpRequest, settings: &Settings) -> Result<&mut Body, ProxyError> {
+        let body = match self.json.take() {
+            Some(body) => body,
+            None => read_json(req, &mut self.payload, settings).await?,
+        };
+        Ok(self.json.insert(body))
+    }
+}
+
+async fn read_json(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    settings: &Settings,
+) -> Result<Body, ProxyError> {
+    let raw = body_pace::read_body(req, payload, settings).await?;
+    Ok(Body { value: body::parse_strict(&raw)?, raw: Some(raw) })
+}
+
+pub struct Plan {
+    pub route: Route,
+    /// A JSON body, as it will be forwarded.
+    pub body: Option<Body>,
+    /// What policy needs from that body.
+    pub facts: Facts,
+    /// A blob upload, streamed through as it arrives.
+    upload: Option<Paced<web::Payload>>,
+    /// The client did not ask for the usage chunk the gate asked for: it is taken out again.
+    pub strip_usage: bool,
+    /// Remote images are only looked at here; they are fetched once admitted.
+    remote_images: bool,
+    pub path_and_query: String,
+}
+
+/// The route, if this gate forwards it and the key has its scope.
+pub fn permit(
+    req: &HttpRequest,
+    key: &KeyRecord,
+    route: Result<Route, Refusal>,
+) -> Result<Route, ProxyError> {
+    // The path is the client's: a long one is shortened, not repeated.
+    let path = shown(req.path());
+    let route = route.map_err(|refusal| match refusal {
+        Refusal::NeverForwarded => {
+            ProxyError::Forbidden(format!("{} {path} is never forwarded by this gate", req.method()))
+        }
+        Refusal::NotAllowed => {
+            ProxyError::Forbidden(format!("{} {path} is not a route this gate forwards", req.method()))
+        }
+    })?;
+    if !key.fields.scopes.contains(route.scope) {
+        return Err(ProxyError::Forbidden(format!(
+            "this key lacks the '{}' scope needed for {} {path}",
+            route.scope,
+            req.method(),
+        )));
+    }
+    Ok(route)
+}
+
+pub async fn plan(
+    req: &HttpRequest,
+    state: &ProxyState,
+    client: &awc::Client,
+    key: &KeyRecord,
+    route: Route,
+    mut incoming: Incoming,
+) -> Result<Plan, ProxyError> {
+    let settings = &state.settings;
+    let kind = route.kind;
+    let path_and_query = upstream_path_and_query(req, &route, settings.allow_key_in_query);
+    let mut plan = Plan {
+        route,
+        body: None,
+        facts: Facts::default(),
+        upload: None,
+        strip_usage: false,
+        remote_images: false,
+        path_and_query,
+    };
+    if kind.has_json_body() {
+        let mut body = match incoming.json.take() {
+            Some(body) => body,
+            None => read_json(req, &mut incoming.payload, settings).await?,
+        };
+        rewrite(&mut plan, &mut body, state, client, key).await?;
+        plan.facts = body.reread(kind)?;
+        check_models(key, &plan.facts.models)?;
+        plan.body = Some(body);
+    } else if kind == Kind::Blob && req.method() == Method::POST {
+        // Model layers are gigabytes: streamed through as they arrive, not held
+        // or limited in size, but held to the body pace.
+        plan.upload =
+            Some(Paced::new(incoming.payload, settings.request_body_timeout, settings.request_body_min_rate));
+    }
+    if kind == Kind::OpenAiModel {
+        let model = plan.route.upstream_path.trim_start_matches("/v1/models/");
+        check_models(key, &[model.to_owned()])?;
+    }
+    Ok(plan)
+}
+
+/// Checked as sent, then changed: aliases, model mapping, clamps, usage reporting.
+async fn rewrite(
+    plan: &mut Plan,
+    body: &mut Body,
+    state: &ProxyState,
+    client: &awc::Client,
+    key: &KeyRecord,
+) -> Result<(), ProxyError> {
+    let (kind, settings) = (plan.route.kind, &state.settings);
+    // The client's credentials never go upstream, whichever way the key came.
+    body.take_key();
+    let value = &mut body.value;
+    body::facts(kind, value)?;
+    let mut changed = models::apply_aliases(key, value);
+    if matches!(kind, Kind::AnthropicMessages | Kind::AnthropicCountTokens) {
+        changed |= models::map_unknown_anthropic_model(state, client, value).await;
+    }
+    changed |= clamps::apply(kind, value, &key.fields.clamps, settings.max_keep_alive)?;
+    if matches!(kind, Kind::OpenAiChat | Kind::OpenAiResponses) {
+        plan.remote_images = images::precheck(value, settings)?;
+    }
+    if matches!(kind, Kind::OpenAiChat | Kind::OpenAiCompletions)
+        && value.get("stream").and_then(Value::as_bool) == Some(true)
+    {
+        plan.strip_usage = rewrite::request_usage(value);
+        changed |= plan.strip_usage;
+    }
+    if changed {
+        body.raw = None;
+    }
+    Ok(())
+}
+
+impl Plan {
+    /// What goes upstream once admitted: the body as admission left it, with
+    /// remote images fetched into it. The parsed body goes to the ticket when
+    /// its settlement may need to estimate the prompt.
+    pub async fn outbound(
+        &mut self,
+        mut ticket: Ticket,
+        images: &ImageClient,
+        settings: &Settings,
+    ) -> Result<(Ticket, Outbound), ProxyError> {
+        if let Some(upload) = self.upload.take() {
+            return Ok((ticket, Outbound::Stream(upload)));
+        }
+        let Some(body) = self.body.take() else { return Ok((ticket, Outbound::Empty)) };
+        let bytes = body.bytes();
+        if ticket.terms.prompt_estimate.is_none() {
+            // With an estimate made, the parsed body need not live as long as the stream.
+            ticket.body = Some(Arc::new(body.value));
+        }
+        if !self.remote_images {
+            return Ok((ticket, Outbound::Bytes(bytes)));
+        }
+        let (ticket, bytes) = images::inline(ticket, bytes, images, settings).await?;
+        Ok((ticket, Outbound::Bytes(bytes)))
+    }
+}
+
+pub fn check_models(key: &KeyRecord, models: &[String]) -> Result<(), ProxyError> {
+    let Some(list) = &key.fields.models else { return Ok(()) };
+    match models.iter().find(|m| !list.allows(m)) {
+        Some(m) => Err(ProxyError::Forbidden(format!("model '{}' is not allowed for this key", shown(m)))),
+        None => Ok(()),
+    }
+}
+
+fn upstream_path_and_query(req: &HttpRequest, route: &Route, strip_key: bool) -> String {
+    let query = req.query_string();
+    if query.is_empty() {
+        return route.upstream_path.clone();
+    }
+    let query = if strip_key {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "api_key" && k != "key"),
+            )
+            .finish()
+    } else {
+        query.to_owned()
+    };
+    if query.is_empty() {
+        route.upstream_path.clone()
+    } else {
+        format!("{}?{query}", route.upstream_path)
+    }
+}

@@ -1,0 +1,163 @@
+//! The answer on its way back: the upstream's head copied, listings filtered
+//! to the key's models, and the body passed through the usage tap.
+
+use super::admission::tokenizer_busy;
+use super::error::ProxyError;
+use super::exchange::Exchange;
+use super::forward::ResponseHeaders;
+use super::metered::{CutOff, Metered};
+use super::plan::Plan;
+use super::policy::body;
+use super::policy::routes::Kind;
+use super::settle::{End, Held, Ticket};
+use super::stream_watch::StreamWatch;
+use super::tap::{DropUsageChunk, Tap};
+use super::ProxyState;
+use crate::domain::model::ModelList;
+use crate::store::KeyRecord;
+use actix_web::body::{BodyStream, SizedStream};
+use actix_web::http::header;
+use actix_web::web::{Bytes, Data};
+use actix_web::{HttpMessage, HttpResponse, HttpResponseBuilder};
+use awc::ClientResponse;
+use serde_json::Value;
+
+/// The upstream's answer, relayed; the ticket is settled when it ends.
+pub async fn relay(
+    mut reply: ClientResponse,
+    state: &Data<ProxyState>,
+    key: &KeyRecord,
+    plan: &Plan,
+    ticket: Ticket,
+    ex: &Exchange,
+) -> Result<HttpResponse, ProxyError> {
+    let status = reply.status();
+    let kind = plan.route.kind;
+    let head = Head::of(&reply, ex);
+    // A key with a model allow-list sees only its models in the listings.
+    if let (Some(models), true) = (&key.fields.models, is_listing(kind) && status.is_success()) {
+        return listing(reply, head.builder, ticket, kind, models).await;
+    }
+    let Head { mut builder, content_type, length } = head;
+    let sse = content_type.starts_with("text/event-stream");
+    let streaming = sse || content_type.starts_with("application/x-ndjson");
+    let settings = &state.settings;
+    let metered = Metered::new(
+        reply.take_payload(),
+        Tap::for_route(kind, plan.facts.stream, sse),
+        ticket,
+        status.as_u16(),
+        CutOff {
+            idle: settings.stream_idle_timeout,
+            max_duration: settings.max_stream_duration,
+            watch: Some(StreamWatch::watch(&state.streams, &key.key_hash)),
+        },
+        streaming.then_some(ex.family),
+    );
+    Ok(match (length, streaming) {
+        (Some(len), false) => builder.body(SizedStream::new(len, metered)),
+        _ if plan.strip_usage => builder.body(BodyStream::new(DropUsageChunk::new(metered))),
+        _ => builder.body(BodyStream::new(metered)),
+    })
+}
+
+/// The head of the answer: the upstream's status and the headers that pass,
+/// then the gate's own.
+struct Head {
+    builder: HttpResponseBuilder,
+    content_type: String,
+    length: Option<u64>,
+}
+
+impl Head {
+    fn of(reply: &ClientResponse, ex: &Exchange) -> Head {
+        let mut builder = HttpResponse::build(reply.status());
+        let mut content_type = String::new();
+        let mut length: Option<u64> = None;
+        let passes = ResponseHeaders::of(reply.headers());
+        for (name, value) in reply.headers() {
+            if name == header::CONTENT_LENGTH {
+                length = value.to_str().ok().and_then(|v| v.parse().ok());
+                continue;
+            }
+            if name == header::CONTENT_TYPE {
+                content_type = value.to_str().unwrap_or_default().to_owned();
+            }
+            if passes.allows(name) {
+                builder.append_header((name.clone(), value.clone()));
+            }
+        }
+        ex.add_headers(&mut builder);
+        Head { builder, content_type, length }
+    }
+}
+
+/// `/v1/messages/count_tokens`, answered by the gate itself: counted like any
+/// request, charged nothing. The count waits on the tokenizer pool, and a full
+/// pool gives the request back.
+pub async fn count_tokens(
+    state: &ProxyState,
+    key: &KeyRecord,
+    plan: &Plan,
+    ticket: Ticket,
+    ex: &Exchange,
+) -> Result<HttpResponse, ProxyError> {
+    let text = plan.body.as_ref().map(|b| body::prompt_text(&b.value)).unwrap_or_default();
+    let pending = match state.tokenizer.try_count(key.id, text) {
+        Ok(pending) => pending,
+        Err(busy) => return Err(ticket.give_back(End::NotForwarded, tokenizer_busy(busy))),
+    };
+    let mut held = Held::new(ticket);
+    let tokens = pending.tokens().await;
+    let Some(ticket) = held.take() else {
+        return Err(ProxyError::Unavailable("the request was settled while its tokens were counted".into()));
+    };
+    ticket.settle(End::Completed, 200, None);
+    let mut reply = HttpResponse::Ok();
+    ex.add_headers(&mut reply);
+    Ok(reply.json(serde_json::json!({ "input_tokens": tokens })))
+}
+
+fn is_listing(kind: Kind) -> bool {
+    matches!(kind, Kind::Tags | Kind::Ps | Kind::OpenAiModels)
+}
+
+/// A listing read whole and filtered to the key's models.
+async fn listing(
+    mut reply: ClientResponse,
+    mut builder: HttpResponseBuilder,
+    ticket: Ticket,
+    kind: Kind,
+    models: &ModelList,
+) -> Result<HttpResponse, ProxyError> {
+    let status = reply.status().as_u16();
+    match reply.body().limit(64 * 1024 * 1024).await {
+        Ok(raw) => {
+            ticket.settle(End::Completed, status, None);
+            Ok(builder.body(filter_listing(kind, &raw, models)))
+        }
+        Err(e) => {
+            ticket.settle(End::UpstreamBroke, status, None);
+            Err(ProxyError::BadGateway(format!("upstream listing could not be read: {e}")))
+        }
+    }
+}
+
+/// Drops the models a key may not use from `/api/tags`, `/api/ps` and `/v1/models`.
+fn filter_listing(kind: Kind, raw: &[u8], allowed: &ModelList) -> Bytes {
+    let Ok(mut value) = serde_json::from_slice::<Value>(raw) else {
+        return Bytes::from_static(b"{}");
+    };
+    let (array, name_fields): (&str, &[&str]) = match kind {
+        Kind::OpenAiModels => ("data", &["id"]),
+        _ => ("models", &["name", "model"]),
+    };
+    if let Some(Value::Array(items)) = value.get_mut(array) {
+        items.retain(|item| {
+            name_fields
+                .iter()
+                .any(|f| item.get(*f).and_then(Value::as_str).is_some_and(|n| allowed.allows(n)))
+        });
+    }
+    Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+}

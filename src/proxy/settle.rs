@@ -1,0 +1,305 @@
+//! What an admitted request is charged, and the settlement that records it.
+//!
+//! Every admitted request holds a [`Ticket`]: its reservation, to be replaced
+//! by the real count. However the request ends, the ticket is settled exactly
+//! once, by [`Ticket::settle`]: [`charge`] decides from how it ended and what
+//! the usage tap read what is billed, and the [`Settler`] writes that off the
+//! request path and logs the usage line.
+
+use super::error::ProxyError;
+use super::tap::Delivered;
+use crate::clock::Clock;
+use crate::domain::usage::Outcome;
+use crate::store::{Settlement, Store};
+use crate::tokens::Tokenizer;
+use crate::usage_log::{UsageEvent, UsageLog};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How an admitted request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The upstream's answer ended (with an error status, it refused).
+    Completed,
+    ClientAborted,
+    UpstreamBroke,
+    UpstreamIdle,
+    /// No response at all: the request is given back.
+    UpstreamUnreachable,
+    /// Admitted, then stopped by the gate before it was sent (an image it
+    /// names could not be fetched, or the client left meanwhile): given back.
+    NotForwarded,
+    /// Ran past `MAX_STREAM_DURATION_SECS`.
+    TooLong,
+    /// The key was deactivated, rotated, expired or deleted meanwhile.
+    KeyRevoked,
+}
+
+/// What the usage tap read of a response, taken once when it ends.
+#[derive(Default)]
+pub struct Reading {
+    pub prompt: Option<i64>,
+    pub completion: Option<i64>,
+    /// The family's end of a complete response was seen.
+    pub complete: bool,
+    /// The upstream reported an error in the body.
+    pub upstream_error: bool,
+    /// The response has an end marker, so its absence means it was cut short.
+    pub expects_end: bool,
+    /// The generated text that reached the client, for an estimate.
+    pub delivered: Delivered,
+}
+
+impl Reading {
+    /// Cut short, or reporting an error: its counts, if any, are not the final ones.
+    fn cut_short(&self) -> bool {
+        self.upstream_error || (self.expects_end && !self.complete)
+    }
+
+    /// The counts as reported, missing ones as zero.
+    fn reported(&self) -> (Tokens, Tokens) {
+        (Tokens::N(self.prompt.unwrap_or(0)), Tokens::N(self.completion.unwrap_or(0)))
+    }
+}
+
+/// A token count, or what to count it from at settlement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tokens {
+    N(i64),
+    /// The request's prompt, tokenized.
+    Prompt,
+    /// The generated text that reached the client, tokenized.
+    Delivered,
+}
+
+/// What admission fixed that the charge depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terms {
+    /// The route's answers carry token counts. Listings, model management and
+    /// what the gate answers itself use none: they are charged nothing, exactly.
+    pub reports_usage: bool,
+    /// The prompt tokens admission estimated, when a token limit needed them.
+    pub prompt_estimate: Option<i64>,
+}
+
+/// What a request is charged, and what its client is still owed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Charge {
+    pub outcome: Outcome,
+    pub prompt: Tokens,
+    pub completion: Tokens,
+    /// Not the upstream's own final counts.
+    pub estimated: bool,
+    /// Given back: the request does not count against the request quotas.
+    pub refund: bool,
+    /// The client has an incomplete stream that does not say so: it ends with an error event.
+    pub tell_client: bool,
+}
+
+/// The money decision: what a request that ended so, with the tap's reading of
+/// its answer (`None` when none passed through a tap), is charged.
+pub fn charge(end: End, http_status: u16, read: Option<&Reading>, terms: Terms) -> Charge {
+    // An answer with an error status that ended normally is the upstream's refusal.
+    let refused = end == End::Completed && http_status >= 400;
+    let clean = match end {
+        // Cut off by the gate: the counts are final only if the end was seen.
+        End::TooLong | End::KeyRevoked => read.is_some_and(|r| r.complete && !r.upstream_error),
+        _ => read.map_or(!terms.reports_usage, |r| !r.cut_short()),
+    };
+    let outcome = match end {
+        _ if refused => Outcome::UpstreamError,
+        End::Completed if clean => Outcome::Ok,
+        End::Completed | End::UpstreamBroke => Outcome::UpstreamFailed,
+        End::UpstreamIdle => Outcome::UpstreamTimeout,
+        End::ClientAborted => Outcome::ClientAborted,
+        End::UpstreamUnreachable => Outcome::UpstreamUnreachable,
+        End::NotForwarded => Outcome::NotForwarded,
+        End::TooLong => Outcome::StreamTooLong,
+        End::KeyRevoked => Outcome::KeyRevoked,
+    };
+    let refund = matches!(end, End::UpstreamUnreachable | End::NotForwarded);
+    // The prompt as reported early, or else as estimated.
+    let prompt = |reported: Option<i64>| match reported.or(terms.prompt_estimate) {
+        Some(n) => Tokens::N(n),
+        None => Tokens::Prompt,
+    };
+    let ((prompt, completion), estimated) = match read {
+        _ if refund || !terms.reports_usage => ((Tokens::N(0), Tokens::N(0)), false),
+        Some(r) if refused => (r.reported(), false),
+        None if refused => ((Tokens::N(0), Tokens::N(0)), false),
+        // The final counts arrived: they stand, however the connection ended after them.
+        Some(r) if clean && (r.prompt.is_some() || r.completion.is_some()) => (r.reported(), false),
+        // Cut short or never counted: the prompt as reported early or
+        // estimated, the output as delivered.
+        Some(r) => {
+            let completion = match r.completion {
+                Some(n) if clean => Tokens::N(n),
+                _ => Tokens::Delivered,
+            };
+            ((prompt(r.prompt), completion), true)
+        }
+        None => ((prompt(None), Tokens::N(0)), true),
+    };
+    let tell_client = match end {
+        // An upstream that closes a chunked body early can look like a normal
+        // end; an answer without its end marker was cut short all the same.
+        End::Completed => !refused && read.is_some_and(|r| r.expects_end && !r.complete && !r.upstream_error),
+        End::ClientAborted | End::UpstreamUnreachable | End::NotForwarded => false,
+        _ => true,
+    };
+    Charge { outcome, prompt, completion, estimated, refund, tell_client }
+}
+
+/// What a settlement needs of the gate, and nothing more.
+#[derive(Clone)]
+pub struct Settler {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub usage_log: UsageLog,
+    pub tokenizer: Arc<Tokenizer>,
+}
+
+impl Settler {
+    pub fn of(state: &super::ProxyState) -> Settler {
+        Settler {
+            store: state.store.clone(),
+            clock: state.clock.clone(),
+            usage_log: state.usage_log.clone(),
+            tokenizer: state.tokenizer.clone(),
+        }
+    }
+}
+
+/// An admitted request's reservation, to be replaced by the real count.
+pub struct Ticket {
+    pub settler: Settler,
+    pub reservation_id: i64,
+    pub key_id: i64,
+    pub model: String,
+    pub route: &'static str,
+    pub started: Instant,
+    /// The request body, for a token estimate when the upstream reports no counts.
+    pub body: Option<Arc<Value>>,
+    pub terms: Terms,
+}
+
+impl Ticket {
+    /// Settles the request, however it ended: `read` is what the usage tap
+    /// read of an answer that passed through one. Returns what was charged.
+    pub fn settle(self, end: End, http_status: u16, read: Option<Reading>) -> Charge {
+        let charge = charge(end, http_status, read.as_ref(), self.terms);
+        let latency_ms = self.started.elapsed().as_millis() as i64;
+        let delivered = read.map(|r| r.delivered).unwrap_or_default();
+        // Shutting down, there is no runtime: the stale-reservation sweep of the next start settles it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(self.record(charge, http_status, latency_ms, delivered));
+        }
+        charge
+    }
+
+    /// Gives the request back, stopped by `error` before any answer.
+    pub fn give_back(self, end: End, error: ProxyError) -> ProxyError {
+        self.settle(end, error.status().as_u16(), None);
+        error
+    }
+
+    async fn record(self, charge: Charge, http_status: u16, latency_ms: i64, mut delivered: Delivered) {
+        let prompt = self.count(charge.prompt, &mut delivered).await;
+        let completion = self.count(charge.completion, &mut delivered).await;
+        let status = charge.outcome.as_str();
+        let settlement = Settlement {
+            reservation_id: self.reservation_id,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            estimated: charge.estimated,
+            status,
+            http_status,
+            latency_ms,
+            refund_request: charge.refund,
+            now: self.settler.clock.now().timestamp(),
+        };
+        settle_until_done(&*self.settler.store, &settlement).await;
+        self.settler.usage_log.record(&UsageEvent {
+            ts: chrono::Utc::now().to_rfc3339(),
+            event: "request",
+            key_id: Some(self.key_id),
+            model: &self.model,
+            route: self.route,
+            status,
+            http_status,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt.saturating_add(completion),
+            estimated: charge.estimated,
+            latency_ms,
+        });
+    }
+
+    async fn count(&self, tokens: Tokens, delivered: &mut Delivered) -> i64 {
+        let tokenizer = &self.settler.tokenizer;
+        match tokens {
+            Tokens::N(n) => n,
+            Tokens::Prompt => match &self.body {
+                Some(body) => tokenizer.count(super::policy::body::prompt_text(body)).tokens().await,
+                None => 0,
+            },
+            Tokens::Delivered if delivered.is_empty() => 0,
+            Tokens::Delivered => std::mem::take(delivered).tokens(tokenizer).await,
+        }
+    }
+}
+
+/// A ticket that is given back if the request's future is dropped during an
+/// await before forwarding (image fetches, a token count). actix drops it on
+/// shutdown; an HTTP/1 client that hangs up is noticed only when the answer is
+/// written, so the wait's own bound applies.
+pub struct Held(Option<Ticket>);
+
+impl Held {
+    pub fn new(ticket: Ticket) -> Held {
+        Held(Some(ticket))
+    }
+
+    /// The ticket, back from the await; `None` only if it was already settled.
+    pub fn take(&mut self) -> Option<Ticket> {
+        self.0.take()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.0.take() {
+            // 499: the client closed the connection before the answer.
+            ticket.settle(End::NotForwarded, 499, None);
+        }
+    }
+}
+
+/// How long a settlement keeps trying while the database is away. Past that,
+/// the reservation is left for the stale-reservation sweep after this process ends.
+const SETTLE_RETRY_FOR: Duration = Duration::from_secs(600);
+
+/// Settles, retrying with backoff through a database outage: a reservation
+/// left behind by a live process would hold its tokens and concurrency slot.
+async fn settle_until_done(store: &dyn Store, settlement: &Settlement) {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match store.settle(settlement).await {
+            Ok(_) => return,
+            Err(e) if started.elapsed() < SETTLE_RETRY_FOR => {
+                log::warn!("settling reservation {} failed, retrying: {e}", settlement.reservation_id);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                log::error!("giving up settling reservation {}: {e}", settlement.reservation_id);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
