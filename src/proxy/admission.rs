@@ -3,8 +3,8 @@
 
 use super::error::ProxyError;
 use super::exchange::Exchange;
-use super::plan::{check_models, Plan};
 use super::policy::body;
+use super::policy::plan::{check_models, Plan};
 use super::ratelimit;
 use super::reservation::{self, Room};
 use super::settle::{Settler, Terms, Ticket};

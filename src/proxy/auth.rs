@@ -1,7 +1,7 @@
 //! Who is calling: the key from the request, checked before the database sees it.
 
 use super::error::ProxyError;
-use super::plan::Incoming;
+use super::policy::plan::Incoming;
 use super::policy::routes::{Refusal, Route};
 use crate::domain::api_key::ApiKey;
 use crate::proxy::ProxyState;

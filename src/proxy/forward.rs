@@ -102,19 +102,25 @@ impl ResponseHeaders {
 
 /// Sends the request to the first upstream that answers. A blob upload whose
 /// body fell behind its pace is the client's fault: 408, not 502.
+/// The request as it goes upstream, but for its body.
+pub struct Outgoing<'a> {
+    pub method: &'a Method,
+    pub path_and_query: &'a str,
+    /// The client's headers; those that must not go upstream are left out here.
+    pub headers: &'a HeaderMap,
+}
+
 pub async fn send(
     client: &awc::Client,
     upstreams: &Upstreams,
-    method: &Method,
-    path_and_query: &str,
-    incoming: &HeaderMap,
+    outgoing: Outgoing<'_>,
     body: Outbound,
 ) -> Result<ClientResponse, ProxyError> {
     let timed_out = match &body {
         Outbound::Stream(paced) => Some(paced.timed_out()),
         _ => None,
     };
-    let sent = send_to_first(client, upstreams, method, path_and_query, incoming, body).await;
+    let sent = send_to_first(client, upstreams, &outgoing, body).await;
     sent.map_err(|e| match timed_out {
         Some(flag) if flag.load(std::sync::atomic::Ordering::Acquire) => ProxyError::RequestTimeout(
             "the request body arrived too slowly (REQUEST_BODY_TIMEOUT_SECS and REQUEST_BODY_MIN_RATE)"
@@ -127,11 +133,10 @@ pub async fn send(
 async fn send_to_first(
     client: &awc::Client,
     upstreams: &Upstreams,
-    method: &Method,
-    path_and_query: &str,
-    incoming: &HeaderMap,
+    outgoing: &Outgoing<'_>,
     body: Outbound,
 ) -> Result<ClientResponse, ProxyError> {
+    let Outgoing { method, path_and_query, headers: incoming } = *outgoing;
     let listed = connection_listed(incoming);
     let mut body = Some(body);
     let mut key_attempts = upstreams.api_key_count().max(1);

@@ -7,8 +7,8 @@
 
 use super::error::ProxyError;
 use super::exchange::Exchange;
-use super::plan::{self, Incoming};
 use super::policy::images::ImageClient;
+use super::policy::plan::{self, Incoming};
 use super::policy::routes::{self, Kind};
 use super::settle::End;
 use super::{admission, auth, forward, respond, ProxyState};
@@ -58,9 +58,7 @@ async fn run(
 
     // Forward, with remote images fetched in now that the request is admitted.
     let (ticket, outbound) = plan.outbound(ticket, images, &state.settings).await?;
-    let sent =
-        forward::send(client, &state.upstreams, req.method(), &plan.path_and_query, req.headers(), outbound)
-            .await;
+    let sent = forward::send(client, &state.upstreams, plan.outgoing(req), outbound).await;
     let reply = match sent {
         Ok(reply) => reply,
         Err(e) => return Err(ticket.give_back(End::UpstreamUnreachable, e)),

@@ -9,9 +9,9 @@
 
 use super::error::ProxyError;
 use super::policy::routes::Family;
-use super::settle::{End, Reading, Ticket};
+use super::settle::{End, Received, Ticket};
 use super::stream_watch::Watch;
-use super::tap::Tap as UsageTap;
+use super::tap::{Tap as UsageTap, UsageParser};
 use actix_web::web::Bytes;
 use futures_util::Stream;
 use std::future::Future;
@@ -72,14 +72,8 @@ impl<S> Metered<S> {
     fn settle(&mut self, end: End) -> bool {
         let Some(ticket) = self.ticket.take() else { return false };
         let tap = &mut self.tap;
-        let reading = Reading {
-            prompt: tap.prompt(),
-            completion: tap.completion(),
-            complete: tap.done(),
-            upstream_error: tap.error(),
-            expects_end: tap.expects_end(),
-            delivered: tap.take_delivered(),
-        };
+        let reading =
+            Received { tap: tap.reading(), expects_end: tap.expects_end(), delivered: tap.take_delivered() };
         ticket.settle(end, self.http_status, Some(reading)).tell_client
     }
 

@@ -12,7 +12,6 @@ pub mod handler;
 pub mod info;
 pub mod metered;
 pub mod models;
-pub mod plan;
 pub mod policy;
 pub mod ratelimit;
 pub mod reservation;

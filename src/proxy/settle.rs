@@ -7,7 +7,7 @@
 //! request path and logs the usage line.
 
 use super::error::ProxyError;
-use super::tap::Delivered;
+use super::tap::{Delivered, Reading};
 use crate::clock::Clock;
 use crate::domain::usage::Outcome;
 use crate::store::{Settlement, Store};
@@ -36,30 +36,40 @@ pub enum End {
     KeyRevoked,
 }
 
+impl End {
+    #[cfg(test)]
+    pub const ALL: [End; 8] = [
+        End::Completed,
+        End::ClientAborted,
+        End::UpstreamBroke,
+        End::UpstreamIdle,
+        End::UpstreamUnreachable,
+        End::NotForwarded,
+        End::TooLong,
+        End::KeyRevoked,
+    ];
+}
+
 /// What the usage tap read of a response, taken once when it ends.
 #[derive(Default)]
-pub struct Reading {
-    pub prompt: Option<i64>,
-    pub completion: Option<i64>,
-    /// The family's end of a complete response was seen.
-    pub complete: bool,
-    /// The upstream reported an error in the body.
-    pub upstream_error: bool,
+pub struct Received {
+    /// The counts, and whether the end or an error was seen.
+    pub tap: Reading,
     /// The response has an end marker, so its absence means it was cut short.
     pub expects_end: bool,
     /// The generated text that reached the client, for an estimate.
     pub delivered: Delivered,
 }
 
-impl Reading {
+impl Received {
     /// Cut short, or reporting an error: its counts, if any, are not the final ones.
     fn cut_short(&self) -> bool {
-        self.upstream_error || (self.expects_end && !self.complete)
+        self.tap.upstream_error || (self.expects_end && !self.tap.complete)
     }
 
     /// The counts as reported, missing ones as zero.
     fn reported(&self) -> (Tokens, Tokens) {
-        (Tokens::N(self.prompt.unwrap_or(0)), Tokens::N(self.completion.unwrap_or(0)))
+        (Tokens::N(self.tap.prompt.unwrap_or(0)), Tokens::N(self.tap.completion.unwrap_or(0)))
     }
 }
 
@@ -99,12 +109,12 @@ pub struct Charge {
 
 /// The money decision: what a request that ended so, with the tap's reading of
 /// its answer (`None` when none passed through a tap), is charged.
-pub fn charge(end: End, http_status: u16, read: Option<&Reading>, terms: Terms) -> Charge {
+pub fn charge(end: End, http_status: u16, read: Option<&Received>, terms: Terms) -> Charge {
     // An answer with an error status that ended normally is the upstream's refusal.
     let refused = end == End::Completed && http_status >= 400;
     let clean = match end {
         // Cut off by the gate: the counts are final only if the end was seen.
-        End::TooLong | End::KeyRevoked => read.is_some_and(|r| r.complete && !r.upstream_error),
+        End::TooLong | End::KeyRevoked => read.is_some_and(|r| r.tap.complete && !r.tap.upstream_error),
         _ => read.map_or(!terms.reports_usage, |r| !r.cut_short()),
     };
     let outcome = match end {
@@ -129,22 +139,24 @@ pub fn charge(end: End, http_status: u16, read: Option<&Reading>, terms: Terms) 
         Some(r) if refused => (r.reported(), false),
         None if refused => ((Tokens::N(0), Tokens::N(0)), false),
         // The final counts arrived: they stand, however the connection ended after them.
-        Some(r) if clean && (r.prompt.is_some() || r.completion.is_some()) => (r.reported(), false),
+        Some(r) if clean && (r.tap.prompt.is_some() || r.tap.completion.is_some()) => (r.reported(), false),
         // Cut short or never counted: the prompt as reported early or
         // estimated, the output as delivered.
         Some(r) => {
-            let completion = match r.completion {
+            let completion = match r.tap.completion {
                 Some(n) if clean => Tokens::N(n),
                 _ => Tokens::Delivered,
             };
-            ((prompt(r.prompt), completion), true)
+            ((prompt(r.tap.prompt), completion), true)
         }
         None => ((prompt(None), Tokens::N(0)), true),
     };
     let tell_client = match end {
         // An upstream that closes a chunked body early can look like a normal
         // end; an answer without its end marker was cut short all the same.
-        End::Completed => !refused && read.is_some_and(|r| r.expects_end && !r.complete && !r.upstream_error),
+        End::Completed => {
+            !refused && read.is_some_and(|r| r.expects_end && !r.tap.complete && !r.tap.upstream_error)
+        }
         End::ClientAborted | End::UpstreamUnreachable | End::NotForwarded => false,
         _ => true,
     };
@@ -187,7 +199,7 @@ pub struct Ticket {
 impl Ticket {
     /// Settles the request, however it ended: `read` is what the usage tap
     /// read of an answer that passed through one. Returns what was charged.
-    pub fn settle(self, end: End, http_status: u16, read: Option<Reading>) -> Charge {
+    pub fn settle(self, end: End, http_status: u16, read: Option<Received>) -> Charge {
         let charge = charge(end, http_status, read.as_ref(), self.terms);
         let latency_ms = self.started.elapsed().as_millis() as i64;
         let delivered = read.map(|r| r.delivered).unwrap_or_default();

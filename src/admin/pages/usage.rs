@@ -6,6 +6,7 @@ use crate::admin::auth::Console;
 use crate::admin::usage_filter::UsageQuery;
 use crate::admin::AdminState;
 use crate::domain::time::rfc3339;
+use crate::domain::usage::Outcome;
 use crate::store::UsageRow;
 use actix_web::http::header;
 use actix_web::web::{Data, Query};
@@ -39,9 +40,9 @@ fn usage_view(r: &UsageRow, tz: Tz) -> UsageRowView {
         model: r.model.clone(),
         route: r.route.clone(),
         status: r.status.clone(),
-        status_class: match r.status.as_str() {
-            "ok" => "ok",
-            "client_aborted" | "interrupted" => "aborted",
+        status_class: match Outcome::parse(&r.status) {
+            Some(Outcome::Ok) => "ok",
+            Some(Outcome::ClientAborted | Outcome::Interrupted) => "aborted",
             _ => "failed",
         },
         prompt: r.prompt_tokens,

@@ -4,17 +4,17 @@
 //! clamps, usage reporting); whatever changed, what is forwarded is read
 //! again, so that the model checked and the tokens reserved are the ones sent.
 
-use super::body_pace::{self, Paced};
-use super::error::ProxyError;
-use super::forward::Outbound;
-use super::policy::body::{self, Facts};
-use super::policy::images::{self, ImageClient};
-use super::policy::routes::{Kind, Refusal, Route};
-use super::policy::{clamps, rewrite};
-use super::settle::Ticket;
-use super::{models, ProxyState};
+use super::body::{self, Facts};
+use super::images::{self, ImageClient};
+use super::routes::{Kind, Refusal, Route};
+use super::{clamps, rewrite};
 use crate::config::Settings;
 use crate::domain::lengths::shown;
+use crate::proxy::body_pace::{self, Paced};
+use crate::proxy::error::ProxyError;
+use crate::proxy::forward::{Outbound, Outgoing};
+use crate::proxy::settle::Ticket;
+use crate::proxy::{models, ProxyState};
 use crate::store::KeyRecord;
 use actix_web::http::Method;
 use actix_web::web::{self, Bytes};
@@ -219,6 +219,11 @@ async fn rewrite(
 }
 
 impl Plan {
+    /// The request to send upstream, but for its body.
+    pub fn outgoing<'a>(&'a self, req: &'a HttpRequest) -> Outgoing<'a> {
+        Outgoing { method: req.method(), path_and_query: &self.path_and_query, headers: req.headers() }
+    }
+
     /// What goes upstream once admitted: the body as admission left it, with
     /// remote images fetched into it. The parsed body goes to the ticket when
     /// its settlement may need to estimate the prompt.
