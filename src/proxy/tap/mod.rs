@@ -133,6 +133,16 @@ impl Tap {
         each!(self, t => t.expects_end())
     }
 
+    /// The generated text seen, for the estimate; leaves the tap without it.
+    pub fn take_delivered(&mut self) -> Delivered {
+        each!(self, t => t.take_delivered())
+    }
+}
+
+/// What the tests ask of a tap. Settlement reads `reading()` once, at the
+/// end, and judges it in `settle::charge`.
+#[cfg(test)]
+impl Tap {
     pub fn prompt(&self) -> Option<i64> {
         self.reading().prompt
     }
@@ -149,13 +159,6 @@ impl Tap {
         self.reading().upstream_error
     }
 
-    /// The generated text seen, for the estimate; leaves the tap without it.
-    pub fn take_delivered(&mut self) -> Delivered {
-        each!(self, t => t.take_delivered())
-    }
-
-    /// A response that should have ended with its marker and did not, or that
-    /// reported an error: its counts, if any, are not the final ones.
     pub fn cut_short(&self) -> bool {
         self.error() || (self.expects_end() && !self.done())
     }
