@@ -42,14 +42,14 @@ pub async fn requests_per_second(url: &str, concurrency: usize, duration: Durati
                     let now = chrono::Utc::now();
                     let admission = Admission {
                         key_id: key.id,
-                        key_hash: &key.key_hash,
+                        key_hash: key.key_hash.clone(),
                         windows: Windows::at(now, chrono_tz::UTC),
                         counts_in_request_quotas: true,
                         reserve_tokens: 100,
                         prompt_estimate: 20,
-                        model: "llama3",
+                        model: "llama3".into(),
                         route: "/api/generate",
-                        instance_id: &instance,
+                        instance_id: instance.to_string(),
                     };
                     let Admitted::Yes { reservation_id, .. } = store.admit(&admission).await? else {
                         anyhow::bail!("the bench key was refused");

@@ -81,14 +81,14 @@ pub async fn admit(
         let windows = state.windows();
         let admission = Admission {
             key_id: key.id,
-            key_hash: &key.key_hash,
+            key_hash: key.key_hash.clone(),
             windows,
             counts_in_request_quotas: route.kind.counts_in_request_quotas(),
             reserve_tokens: reserve,
             prompt_estimate: prompt,
-            model: &model,
+            model: model.clone(),
             route: route.name,
-            instance_id: &state.instance_id,
+            instance_id: state.instance_id.to_string(),
         };
         let admitted = state.store.admit(&admission).await.map_err(ProxyError::database("admission"))?;
         match admitted {

@@ -2,11 +2,12 @@
 //!
 //! The SQL lives in `sql.rs` and is written for both SQLite and PostgreSQL:
 //! `$N` placeholders, `BIGINT` counters, `CASE` instead of `MAX`/`GREATEST`.
-//! Admission and settlement share their parts but are assembled per backend,
-//! so that each costs one trip to the database.
+//! Admission and settlement share their parts but are assembled per backend;
+//! on SQLite they are committed many to a transaction (`group.rs`).
 
 pub mod copy;
 mod file_watch;
+mod group;
 pub mod health;
 pub mod postgres;
 pub mod records;
@@ -15,6 +16,7 @@ pub mod sql;
 mod sql_steps;
 mod sql_store;
 pub mod sqlite;
+mod sqlite_batch;
 pub mod url;
 
 pub use health::WriteFailure;
@@ -59,7 +61,7 @@ pub trait Store: Send + Sync {
 
     /// One transaction: count the request and reserve its tokens against every
     /// limit, or change nothing.
-    async fn admit(&self, admission: &Admission<'_>) -> StoreResult<Admitted>;
+    async fn admit(&self, admission: &Admission) -> StoreResult<Admitted>;
     /// One transaction: replace the reservation with the real count and write
     /// the usage row. Settling a reservation twice changes nothing.
     async fn settle(&self, settlement: &Settlement) -> StoreResult<bool>;

@@ -60,7 +60,7 @@ impl PgStore {
         Ok(PgWriter(self.reader.acquire().await?))
     }
 
-    async fn admit_once(&self, a: &Admission<'_>) -> StoreResult<Option<(CounterRow, i64)>> {
+    async fn admit_once(&self, a: &Admission) -> StoreResult<Option<(CounterRow, i64)>> {
         let row = Self::bind_admission(sqlx::query(&sql::PG_ADMIT), a).fetch_optional(&self.reader).await?;
         match row {
             Some(row) => Ok(Some((CounterRow::from_row(&row)?, row.try_get("reservation_id")?))),

@@ -11,10 +11,13 @@ pub struct NewKey {
     pub now: i64,
 }
 
-pub struct Admission<'a> {
+/// A request to admit. It owns its parts: it may wait in the writer's queue
+/// after its caller has gone.
+#[derive(Debug, Clone)]
+pub struct Admission {
     pub key_id: i64,
     /// Checked again inside the transaction, so a rotated secret stops at once.
-    pub key_hash: &'a str,
+    pub key_hash: String,
     /// Computed from the clock just before admitting; the store counts into
     /// the stored windows instead when these are not later than them.
     pub windows: Windows,
@@ -25,9 +28,9 @@ pub struct Admission<'a> {
     pub counts_in_request_quotas: bool,
     pub reserve_tokens: i64,
     pub prompt_estimate: i64,
-    pub model: &'a str,
-    pub route: &'a str,
-    pub instance_id: &'a str,
+    pub model: String,
+    pub route: &'static str,
+    pub instance_id: String,
 }
 
 #[derive(Debug)]

@@ -105,7 +105,7 @@ impl From<KeyRow> for KeyRecord {
 }
 
 /// Counters as `UPDATE ... RETURNING` hands them back after an admission.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, Default, sqlx::FromRow)]
 pub struct CounterRow {
     pub minute_requests_used: i64,
     pub minute_tokens_used: i64,

@@ -110,7 +110,7 @@ macro_rules! sql_steps {
             /// Binds an admission's parameters, numbered as `sql::ADMIT` and the reservation expect.
             fn bind_admission<'q>(
                 query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
-                a: &'q Admission<'q>,
+                a: &'q Admission,
             ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
                 let w = &a.windows;
                 query
@@ -119,11 +119,11 @@ macro_rules! sql_steps {
                     .bind(w.day.start)
                     .bind(w.month.start)
                     .bind(a.reserve_tokens)
-                    .bind(a.key_hash)
+                    .bind(&a.key_hash)
                     .bind(w.now)
-                    .bind(a.instance_id)
+                    .bind(&a.instance_id)
                     .bind(a.prompt_estimate)
-                    .bind(a.model)
+                    .bind(&a.model)
                     .bind(a.route)
                     .bind(w.minute.end)
                     .bind(w.day.end)

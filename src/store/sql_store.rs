@@ -106,7 +106,7 @@ macro_rules! sql_store {
                 })
             }
 
-            async fn admit(&self, a: &Admission<'_>) -> StoreResult<Admitted> {
+            async fn admit(&self, a: &Admission) -> StoreResult<Admitted> {
                 let admitted = self.health.note(self.admit_once(a).await)?;
                 if let Some((counters, reservation_id)) = admitted {
                     return Ok(Admitted::Yes { reservation_id, usage: counters.into() });

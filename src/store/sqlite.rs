@@ -8,9 +8,12 @@
 //! a separate pool and never block the writer.
 //!
 //! Each statement is a trip to the thread sqlx runs the connection on, and
-//! each trip is two context switches. Admission and settlement, the two writes
-//! on every request, are therefore sent as one batch each, from `BEGIN
-//! IMMEDIATE` to `COMMIT`: one trip instead of four or five.
+//! each trip is two context switches; each commit appends every page it
+//! changed to the WAL. Admissions and settlements, the two writes on every
+//! request, therefore go through group commit (`group.rs`): all those queued
+//! while the last transaction ran are sent as one batch, from `BEGIN
+//! IMMEDIATE` to `COMMIT` (`sqlite_batch.rs`), one trip and one commit for the
+//! lot.
 //!
 //! A write that fails or is dropped part-way must not hand its transaction to
 //! the next: the writer is checked each time it is handed out (see
@@ -18,39 +21,43 @@
 //! deleted or replaced under the gate, it is refused rather than written on.
 
 use super::file_watch::FileWatch;
+use super::group::{Batches, Done, GroupCommit, Job};
 use super::health::WriteHealth;
 use super::sql;
 use super::sql_store::sql_store;
+use super::sqlite_batch;
 use super::*;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, FromRow, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{
+    Column, ConnectOptions, Connection, FromRow, Row, Sqlite, SqliteConnection, SqlitePool, Transaction,
+};
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-static ADMIT_BATCH: LazyLock<String> = LazyLock::new(|| batch(&sql::SQLITE_ADMIT));
-static SETTLE_BATCH: LazyLock<String> = LazyLock::new(|| batch(&sql::SQLITE_SETTLE));
-
-/// Statements wrapped in their own write transaction, to be sent as one.
-fn batch(statements: &str) -> String {
-    format!("BEGIN IMMEDIATE; {statements}; COMMIT")
-}
-
 pub struct SqliteStore {
     reader: SqlitePool,
-    writer: Arc<Mutex<Writer>>,
+    writer: Arc<WriterSlot>,
+    /// Admissions and settlements, committed many to a transaction on the writer.
+    group: GroupCommit<WriterSlot>,
+    health: WriteHealth,
+    file: Arc<FileWatch>,
+}
+
+/// The one writer connection and what it takes to hand it out.
+pub struct WriterSlot {
+    conn: Arc<Mutex<Writer>>,
     /// How the writer connection is opened again when it has to be replaced.
     /// Never creates the file: a missing one must not come back empty.
-    writer_options: SqliteConnectOptions,
+    options: SqliteConnectOptions,
     /// How long a write waits for the writer before giving up (503).
-    writer_wait: Duration,
-    health: WriteHealth,
-    file: FileWatch,
+    wait: Duration,
+    file: Arc<FileWatch>,
 }
 
 struct Writer {
@@ -155,6 +162,8 @@ impl SqliteStore {
         let writer_options = connect
             .clone()
             .pragma("wal_autocheckpoint", "10000")
+            // Every group-commit text (`sqlite_batch`) stays prepared beside the other writes.
+            .statement_cache_capacity(256)
             // Once the WAL starts over, a file grown past this is cut back.
             .pragma("journal_size_limit", "67108864");
         let mut writer = writer_options.connect().await?;
@@ -168,12 +177,17 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(connect.read_only(true))
             .await?;
-        let writer = Writer { conn: writer, batch_unfinished: false, needs_reopen: false };
+        let file = Arc::new(file);
+        let writer = Arc::new(WriterSlot {
+            conn: Arc::new(Mutex::new(Writer { conn: writer, batch_unfinished: false, needs_reopen: false })),
+            options: writer_options.create_if_missing(false),
+            wait: acquire_timeout,
+            file: file.clone(),
+        });
         Ok(SqliteStore {
             reader,
-            writer: Arc::new(Mutex::new(writer)),
-            writer_options: writer_options.create_if_missing(false),
-            writer_wait: acquire_timeout,
+            group: GroupCommit::new(writer.clone()),
+            writer,
             health: WriteHealth::default(),
             file,
         })
@@ -189,29 +203,17 @@ impl SqliteStore {
     }
 
     async fn writer(&self) -> StoreResult<SqliteWriter> {
-        self.file.check().map_err(StoreError::FileLost)?;
-        let mut writer = match tokio::time::timeout(self.writer_wait, self.writer.clone().lock_owned()).await
-        {
-            Ok(guard) => SqliteWriter(guard),
-            Err(_) => return Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
-        };
-        writer.make_ready(&self.writer_options).await?;
-        Ok(writer)
+        self.writer.acquire().await
     }
 
-    async fn admit_once(&self, a: &Admission<'_>) -> StoreResult<Option<(CounterRow, i64)>> {
-        let mut writer = self.writer().await?;
-        let rows = writer.run_batch(Self::bind_admission(sqlx::query(&ADMIT_BATCH), a)).await?;
-        match rows.as_slice() {
-            [counters, reservation] => Ok(Some((CounterRow::from_row(counters)?, reservation.try_get(0)?))),
-            _ => Ok(None),
-        }
+    async fn admit_once(&self, a: &Admission) -> StoreResult<Option<(CounterRow, i64)>> {
+        self.file.check().map_err(StoreError::FileLost)?;
+        self.group.admit(a).await
     }
 
     async fn settle_once(&self, s: &Settlement) -> StoreResult<bool> {
-        let mut writer = self.writer().await?;
-        let rows = writer.run_batch(Self::bind_settlement(sqlx::query(&SETTLE_BATCH), s)).await?;
-        Ok(!rows.is_empty())
+        self.file.check().map_err(StoreError::FileLost)?;
+        self.group.settle(s).await
     }
 
     fn settle_sql() -> &'static str {
@@ -225,3 +227,69 @@ impl SqliteStore {
 }
 
 sql_store!(SqliteStore, Sqlite);
+
+impl WriterSlot {
+    /// The writer, once it is free and outside any transaction.
+    async fn acquire(&self) -> StoreResult<SqliteWriter> {
+        self.file.check().map_err(StoreError::FileLost)?;
+        let mut writer = match tokio::time::timeout(self.wait, self.conn.clone().lock_owned()).await {
+            Ok(guard) => SqliteWriter(guard),
+            Err(_) => return Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+        };
+        writer.make_ready(&self.options).await?;
+        Ok(writer)
+    }
+}
+
+#[async_trait::async_trait]
+impl Batches for WriterSlot {
+    /// The jobs as one batch (`sqlite_batch`): settlements, then admissions,
+    /// each kind in its order.
+    async fn commit(&self, jobs: &[Job]) -> StoreResult<Vec<Done>> {
+        let settlements: Vec<&Settlement> =
+            jobs.iter().filter_map(|j| if let Job::Settle(s) = j { Some(s) } else { None }).collect();
+        let admissions: Vec<&Admission> =
+            jobs.iter().filter_map(|j| if let Job::Admit(a) = j { Some(a) } else { None }).collect();
+        let (s_places, a_places) =
+            (sqlite_batch::places(settlements.len()), sqlite_batch::places(admissions.len()));
+        let mut query = sqlx::query(sqlite_batch::text(s_places, a_places));
+        for s in &settlements {
+            query = SqliteStore::bind_settlement(query, s);
+        }
+        for _ in 0..(s_places - settlements.len()) * sqlite_batch::SETTLEMENT_PARAMS {
+            query = query.bind(None::<i64>);
+        }
+        for a in &admissions {
+            query = SqliteStore::bind_admission(query, a);
+        }
+        for _ in 0..(a_places - admissions.len()) * sqlite_batch::ADMISSION_PARAMS {
+            query = query.bind(None::<i64>);
+        }
+        let rows = self.acquire().await?.run_batch(query).await?;
+
+        let mut settled = vec![false; settlements.len()];
+        let mut counters: Vec<Option<CounterRow>> = (0..admissions.len()).map(|_| None).collect();
+        let mut reserved: Vec<Option<i64>> = vec![None; admissions.len()];
+        for row in &rows {
+            let place = row.try_get::<i64, _>(0)? as usize;
+            match row.columns().first().map(|c| c.name()) {
+                Some("settled") => settled[place] = true,
+                Some("admitted") => counters[place] = Some(CounterRow::from_row(row)?),
+                Some("reserved") => reserved[place] = Some(row.try_get("id")?),
+                other => return Err(StoreError::Unsupported(format!("unexpected batch row {other:?}"))),
+            }
+        }
+        let mut settled = settled.into_iter();
+        let mut admitted = counters.into_iter().zip(reserved).map(|pair| match pair {
+            (Some(c), Some(id)) => Some((c, id)),
+            _ => None,
+        });
+        Ok(jobs
+            .iter()
+            .map(|job| match job {
+                Job::Settle(_) => Done::Settled(settled.next().unwrap_or(false)),
+                Job::Admit(_) => Done::Admitted(admitted.next().flatten()),
+            })
+            .collect())
+    }
+}

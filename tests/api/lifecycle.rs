@@ -19,14 +19,14 @@ async fn reservations_left_by_a_dead_process_are_settled_exactly_once() {
         .store
         .admit(&Admission {
             key_id,
-            key_hash: &record.key_hash,
+            key_hash: record.key_hash.clone(),
             windows: app.state.windows(),
             counts_in_request_quotas: true,
             reserve_tokens: 600,
             prompt_estimate: 40,
-            model: "llama3",
+            model: "llama3".into(),
             route: "/api/generate",
-            instance_id: "dead-process",
+            instance_id: "dead-process".into(),
         })
         .await
         .unwrap();
@@ -60,14 +60,14 @@ async fn an_admission_dropped_part_way_leaves_no_half_written_counter() {
     let record = app.state.store.get_key(key_id).await.unwrap().unwrap();
     let admission = Admission {
         key_id,
-        key_hash: &record.key_hash,
+        key_hash: record.key_hash.clone(),
         windows: app.state.windows(),
         counts_in_request_quotas: true,
         reserve_tokens: 10,
         prompt_estimate: 4,
-        model: "llama3",
+        model: "llama3".into(),
         route: "/api/generate",
-        instance_id: "dropping-process",
+        instance_id: "dropping-process".into(),
     };
     for i in 0..60 {
         let mut admit = app.state.store.admit(&admission);

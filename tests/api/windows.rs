@@ -48,14 +48,14 @@ impl<'a> Admitter<'a> {
     async fn admit(&self, windows: Windows, counts_in_request_quotas: bool) -> Admitted {
         let admission = Admission {
             key_id: self.key_id,
-            key_hash: &self.key_hash,
+            key_hash: self.key_hash.clone(),
             windows,
             counts_in_request_quotas,
             reserve_tokens: 10,
             prompt_estimate: 4,
-            model: "llama3",
+            model: "llama3".into(),
             route: "/api/generate",
-            instance_id: &self.app.state.instance_id,
+            instance_id: self.app.state.instance_id.to_string(),
         };
         self.app.state.store.admit(&admission).await.unwrap()
     }
@@ -184,14 +184,14 @@ async fn listings_count_against_requests_per_minute_and_max_concurrent_but_not_d
     // A listing left by a dead process is swept like any reservation.
     let dead = Admission {
         key_id: store.key_id,
-        key_hash: &store.key_hash,
+        key_hash: store.key_hash.clone(),
         windows: utc_windows("2026-05-01T12:01:00Z"),
         counts_in_request_quotas: false,
         reserve_tokens: 0,
         prompt_estimate: 0,
-        model: "",
+        model: "".into(),
         route: "/api/tags",
-        instance_id: "dead-process",
+        instance_id: "dead-process".into(),
     };
     admitted(app.state.store.admit(&dead).await.unwrap());
     let swept = app.state.store.settle_stale(dead.windows.now - 5, dead.windows.now).await.unwrap();
