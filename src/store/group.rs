@@ -52,6 +52,30 @@ pub trait Batches: Send + Sync + 'static {
     async fn commit(&self, jobs: &[Job]) -> StoreResult<Vec<Done>>;
 }
 
+/// The jobs' settlements and admissions, each kind in its order.
+pub fn split(jobs: &[Job]) -> (Vec<&Settlement>, Vec<&Admission>) {
+    let mut settlements = Vec::new();
+    let mut admissions = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Settle(s) => settlements.push(s),
+            Job::Admit(a) => admissions.push(a),
+        }
+    }
+    (settlements, admissions)
+}
+
+/// The outcomes of `split`'s two lists put back in the jobs' order.
+pub fn in_job_order(jobs: &[Job], settled: Vec<bool>, admitted: Vec<Option<(CounterRow, i64)>>) -> Vec<Done> {
+    let (mut settled, mut admitted) = (settled.into_iter(), admitted.into_iter());
+    jobs.iter()
+        .map(|job| match job {
+            Job::Settle(_) => Done::Settled(settled.next().unwrap_or(false)),
+            Job::Admit(_) => Done::Admitted(admitted.next().flatten()),
+        })
+        .collect()
+}
+
 type Reply = oneshot::Sender<StoreResult<Done>>;
 
 #[derive(Default)]

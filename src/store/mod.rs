@@ -3,12 +3,15 @@
 //! The SQL lives in `sql.rs` and is written for both SQLite and PostgreSQL:
 //! `$N` placeholders, `BIGINT` counters, `CASE` instead of `MAX`/`GREATEST`.
 //! Admission and settlement share their parts but are assembled per backend;
-//! on SQLite they are committed many to a transaction (`group.rs`).
+//! on both they are committed many to a transaction (`group.rs`): SQLite
+//! sends a batch of statements (`sqlite_batch.rs`), PostgreSQL one call of a
+//! function that loops over arrays (`pg_batch.rs`).
 
 pub mod copy;
 mod file_watch;
 mod group;
 pub mod health;
+mod pg_batch;
 pub mod postgres;
 pub mod records;
 pub mod rows;

@@ -5,16 +5,20 @@
 //! lock and then re-checks its `WHERE` against the committed row, so the
 //! limits stay exact across replicas without serialisation failures.
 //! Admission and settlement are each one statement (data-modifying `WITH`),
-//! so each is one round trip and atomic without `BEGIN`/`COMMIT`.
+//! so each is one round trip and atomic without `BEGIN`/`COMMIT`; under load
+//! they are grouped (`pg_batch.rs`), a batch of them in one statement.
 //! sqlx's migrator holds an advisory lock, so replicas may start together.
 
+use super::group::GroupCommit;
+use super::pg_batch::{self, PgBatches};
 use super::sql;
 use super::sql_store::sql_store;
 use super::*;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, FromRow, PgPool, Postgres, Row, Transaction};
+use sqlx::{Connection, PgPool, Postgres, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// A pooled connection, held for one write transaction.
 pub struct PgWriter(PoolConnection<Postgres>);
@@ -29,6 +33,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 pub struct PgStore {
     reader: PgPool,
+    /// Admissions and settlements, committed many to a statement (`pg_batch`).
+    group: GroupCommit<PgBatches>,
     health: health::WriteHealth,
 }
 
@@ -41,10 +47,17 @@ impl PgStore {
             // No ping before each use: a round trip per query. A connection
             // that died with the server fails its query (503) and is dropped.
             .test_before_acquire(false)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(&mut *conn, pg_batch::DEFINE_FUNCTION.as_str()).await?;
+                    Ok(())
+                })
+            })
             .connect_with(connect)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(PgStore { reader: pool, health: health::WriteHealth::default() })
+        let group = GroupCommit::new(Arc::new(PgBatches { pool: pool.clone() }));
+        Ok(PgStore { reader: pool, group, health: health::WriteHealth::default() })
     }
 
     fn reader(&self) -> StoreResult<&PgPool> {
@@ -61,18 +74,11 @@ impl PgStore {
     }
 
     async fn admit_once(&self, a: &Admission) -> StoreResult<Option<(CounterRow, i64)>> {
-        let row = Self::bind_admission(sqlx::query(&sql::PG_ADMIT), a).fetch_optional(&self.reader).await?;
-        match row {
-            Some(row) => Ok(Some((CounterRow::from_row(&row)?, row.try_get("reservation_id")?))),
-            None => Ok(None),
-        }
+        self.group.admit(a).await
     }
 
     async fn settle_once(&self, s: &Settlement) -> StoreResult<bool> {
-        Ok(Self::bind_settlement(sqlx::query(&sql::PG_SETTLE), s)
-            .fetch_optional(&self.reader)
-            .await?
-            .is_some())
+        self.group.settle(s).await
     }
 
     fn settle_sql() -> &'static str {

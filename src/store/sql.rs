@@ -184,6 +184,38 @@ pub static PG_SETTLE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// `statements` with each `from` replaced once by its `to`.
+pub fn tagged(statements: &str, replacements: &[(&str, String)]) -> String {
+    let mut out = statements.to_owned();
+    for (from, to) in replacements {
+        assert_eq!(out.matches(from).count(), 1, "expected one {from:?} in the statement");
+        out = out.replacen(from, to, 1);
+    }
+    out
+}
+
+/// `statements` with every parameter `$N` made `$(N + by)`.
+pub fn renumber(statements: &str, by: usize) -> String {
+    rename_params(statements, |n| format!("${}", n + by))
+}
+
+/// `statements` with every parameter `$N` replaced by `name(N)`.
+pub fn rename_params(statements: &str, name: impl Fn(usize) -> String) -> String {
+    let mut out = String::with_capacity(statements.len() + 64);
+    let mut rest = statements;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
+        match rest[at + 1..at + 1 + digits].parse::<usize>() {
+            Ok(n) => out.push_str(&name(n)),
+            Err(_) => out.push('$'),
+        }
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 pub const STALE_RESERVATIONS: &str = "SELECT r.id, r.prompt_estimate FROM reservations r \
     WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = r.instance_id AND i.heartbeat_at >= $1) \
     ORDER BY r.id";
@@ -247,3 +279,15 @@ pub const REVOKE_SESSION: &str = "INSERT INTO admin_sessions_revoked (id, expire
     ON CONFLICT (id) DO NOTHING";
 pub const FORGET_EXPIRED_REVOCATIONS: &str = "DELETE FROM admin_sessions_revoked WHERE expires_at < $1";
 pub const IS_SESSION_REVOKED: &str = "SELECT COUNT(*) FROM admin_sessions_revoked WHERE id = $1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_move_past_the_jobs_before_or_take_new_names() {
+        assert_eq!(renumber("a = $1 AND b = $12 OR $2", 15), "a = $16 AND b = $27 OR $17");
+        assert_eq!(renumber("no parameters", 9), "no parameters");
+        assert_eq!(rename_params("x = $3 + $10", |n| format!("p{n}[i]")), "x = p3[i] + p10[i]");
+    }
+}

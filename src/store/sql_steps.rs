@@ -107,8 +107,9 @@ macro_rules! sql_steps {
                 Ok(settled)
             }
 
-            /// Binds an admission's parameters, numbered as `sql::ADMIT` and the reservation expect.
-            fn bind_admission<'q>(
+            /// Binds an admission's parameters, numbered as the one-job admission
+            /// statements expect (`pg_batch` binds the same values as arrays).
+            pub(crate) fn bind_admission<'q>(
                 query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
                 a: &'q Admission,
             ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
@@ -132,7 +133,7 @@ macro_rules! sql_steps {
             }
 
             /// Binds a settlement's parameters, numbered as the settlement statements expect.
-            fn bind_settlement<'q>(
+            pub(crate) fn bind_settlement<'q>(
                 query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
                 s: &'q Settlement,
             ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {

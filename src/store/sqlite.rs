@@ -21,7 +21,7 @@
 //! deleted or replaced under the gate, it is refused rather than written on.
 
 use super::file_watch::FileWatch;
-use super::group::{Batches, Done, GroupCommit, Job};
+use super::group::{self, Batches, Done, GroupCommit, Job};
 use super::health::WriteHealth;
 use super::sql;
 use super::sql_store::sql_store;
@@ -246,10 +246,7 @@ impl Batches for WriterSlot {
     /// The jobs as one batch (`sqlite_batch`): settlements, then admissions,
     /// each kind in its order.
     async fn commit(&self, jobs: &[Job]) -> StoreResult<Vec<Done>> {
-        let settlements: Vec<&Settlement> =
-            jobs.iter().filter_map(|j| if let Job::Settle(s) = j { Some(s) } else { None }).collect();
-        let admissions: Vec<&Admission> =
-            jobs.iter().filter_map(|j| if let Job::Admit(a) = j { Some(a) } else { None }).collect();
+        let (settlements, admissions) = group::split(jobs);
         let (s_places, a_places) =
             (sqlite_batch::places(settlements.len()), sqlite_batch::places(admissions.len()));
         let mut query = sqlx::query(sqlite_batch::text(s_places, a_places));
@@ -279,17 +276,14 @@ impl Batches for WriterSlot {
                 other => return Err(StoreError::Unsupported(format!("unexpected batch row {other:?}"))),
             }
         }
-        let mut settled = settled.into_iter();
-        let mut admitted = counters.into_iter().zip(reserved).map(|pair| match pair {
-            (Some(c), Some(id)) => Some((c, id)),
-            _ => None,
-        });
-        Ok(jobs
-            .iter()
-            .map(|job| match job {
-                Job::Settle(_) => Done::Settled(settled.next().unwrap_or(false)),
-                Job::Admit(_) => Done::Admitted(admitted.next().flatten()),
+        let admitted = counters
+            .into_iter()
+            .zip(reserved)
+            .map(|pair| match pair {
+                (Some(c), Some(id)) => Some((c, id)),
+                _ => None,
             })
-            .collect())
+            .collect();
+        Ok(group::in_job_order(jobs, settled, admitted))
     }
 }

@@ -14,7 +14,7 @@
 //! to NULL, which matches no row and changes nothing.
 
 use super::group::MAX_BATCH;
-use super::sql;
+use super::sql::{self, renumber, tagged};
 use std::sync::OnceLock;
 
 /// Parameters of one admission (`sql::SQLITE_ADMIT`) and one settlement (`sql::SQLITE_SETTLE`).
@@ -75,42 +75,9 @@ fn build(settlements: usize, admissions: usize) -> String {
     text
 }
 
-/// `statements` with each `from` replaced once by its `to`.
-fn tagged(statements: &str, replacements: &[(&str, String)]) -> String {
-    let mut out = statements.to_owned();
-    for (from, to) in replacements {
-        assert_eq!(out.matches(from).count(), 1, "expected one {from:?} in the statement");
-        out = out.replacen(from, to, 1);
-    }
-    out
-}
-
-/// `statements` with every parameter `$N` made `$(N + by)`.
-fn renumber(statements: &str, by: usize) -> String {
-    let mut out = String::with_capacity(statements.len() + 64);
-    let mut rest = statements;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
-        match rest[at + 1..at + 1 + digits].parse::<usize>() {
-            Ok(n) => out.push_str(&format!("${}", n + by)),
-            Err(_) => out.push('$'),
-        }
-        rest = &rest[at + 1 + digits..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parameters_move_past_the_jobs_before() {
-        assert_eq!(renumber("a = $1 AND b = $12 OR $2", 15), "a = $16 AND b = $27 OR $17");
-        assert_eq!(renumber("no parameters", 9), "no parameters");
-    }
 
     #[test]
     fn batches_are_padded_to_a_few_sizes() {
