@@ -1,5 +1,6 @@
 //! The real `ollama-gate` binary as a user runs it: startup, the command line,
-//! a kill -9 in the middle of a stream, SIGTERM, and what ends up on disk.
+//! a kill -9 in the middle of a stream and of busy batches, SIGTERM, and what
+//! ends up on disk.
 
 use testkit::{gate, mock_ollama};
 
@@ -215,4 +216,93 @@ async fn no_plaintext_key_reaches_the_database_the_logs_or_the_usage_log() {
             assert!(!contains(&bytes, &secret.as_bytes()[6..30]), "a key is in {}", file.display());
         }
     }
+}
+
+/// Many clients at once, so the writer is almost always in the middle of a
+/// batch, then kill -9; three times over, and a restart each time.
+#[actix_web::test]
+async fn killed_in_the_middle_of_batches_no_admission_is_lost_and_each_is_settled_once() {
+    let mock = MockOllama::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gate = Gate::new(dir.path(), &mock.url);
+    gate.extra.push(("ADMIN_PASSWORD".into(), PASSWORD.into()));
+    let mut child = gate.spawn("start.log");
+    gate.wait_ready(&mut child).await;
+    let big = 1_000_000_000i64;
+    let created = gate
+        .admin(
+            "POST",
+            "/api-keys",
+            Some(json!({"name": "k", "limits": {"daily_requests": big, "daily_tokens": big, "total_tokens": big}})),
+        )
+        .await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    let mut answered = 0;
+    for (round, run_for) in [150u64, 320, 90].into_iter().enumerate() {
+        let port = gate.proxy_port();
+        let clients: Vec<_> = (0..24)
+            .map(|i| {
+                let key = key.clone();
+                actix_web::rt::spawn(async move {
+                    let client = awc::Client::default();
+                    let mut ok = 0;
+                    // Until the gate is gone: every other request streams.
+                    loop {
+                        let sent = client
+                            .post(format!("http://127.0.0.1:{port}/api/generate"))
+                            .insert_header(("authorization", format!("Bearer {key}")))
+                            .send_json(
+                                &json!({"model": "llama3", "prompt": "one two three", "stream": i % 2 == 0}),
+                            )
+                            .await;
+                        let Ok(mut response) = sent else { return ok };
+                        match response.body().await {
+                            Ok(_) if response.status() == 200 => ok += 1,
+                            _ => return ok,
+                        }
+                    }
+                })
+            })
+            .collect();
+        actix_web::rt::time::sleep(Duration::from_millis(run_for)).await;
+        kill(&child, 9);
+        wait_exit(&mut child, Duration::from_secs(5)).await;
+        for c in clients {
+            answered += c.await.unwrap();
+        }
+        child = gate.spawn(&format!("restart-{round}.log"));
+        gate.wait_ready(&mut child).await;
+    }
+    // The last start settles what the last kill left (its process is known dead).
+    let started = Instant::now();
+    while gate.admin("GET", "/api-keys/1", None).await["usage"]["in_flight"] != 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "reservations left unsettled");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    kill(&child, 15);
+    wait_exit(&mut child, Duration::from_secs(10)).await;
+
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("data/gate.db").display()))
+        .await
+        .unwrap();
+    let one = |sql: &'static str| {
+        let db = db.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&db).await.unwrap() }
+    };
+    let rows = one("SELECT COUNT(*) FROM usage WHERE key_id = 1").await;
+    let charged = one("SELECT COALESCE(SUM(total_tokens), 0) FROM usage WHERE key_id = 1").await;
+    let given_back =
+        one("SELECT COUNT(*) FROM usage WHERE status IN ('not_forwarded', 'upstream_unreachable')").await;
+    let interrupted = one("SELECT COUNT(*) FROM usage WHERE status = 'interrupted'").await;
+    assert_eq!(one("SELECT COUNT(*) FROM reservations").await, 0, "no reservation is left behind");
+    assert_eq!(one("SELECT in_flight FROM api_keys WHERE id = 1").await, 0);
+    assert_eq!(
+        one("SELECT total_tokens_used FROM api_keys WHERE id = 1").await,
+        charged,
+        "the counters hold exactly what the usage rows charge: nothing settled twice, nothing lost"
+    );
+    assert_eq!(one("SELECT total_requests_used FROM api_keys WHERE id = 1").await, rows - given_back);
+    assert!(answered > 0 && rows >= answered, "{answered} answered, {rows} usage rows");
+    assert!(rows as usize >= mock.count_path("/api/generate"), "every forwarded request has its usage row");
+    assert!(interrupted > 0, "the kills caught requests in flight");
 }
