@@ -14,12 +14,15 @@
 //! a waiter hears of its admission only once the transaction has committed,
 //! so nothing is forwarded on a reservation that a crash could still undo.
 //!
-//! A batch that fails is tried again one write at a time, so that a write
-//! the database refuses fails alone and the others still commit. An admission
+//! A batch that the database itself fails (locked, full, unreachable) fails
+//! every write in it. One that fails for a reason of one of its writes (a
+//! constraint) is tried again one write at a time, so that write fails alone
+//! and the others still commit. An admission
 //! whose caller has gone by the time it commits is given back at once.
 
+use super::health::is_fault;
 use super::rows::CounterRow;
-use super::{Admission, Settlement, StoreResult};
+use super::{Admission, Settlement, StoreError, StoreResult};
 use crate::domain::usage::Outcome;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -116,7 +119,7 @@ impl<B: Batches> GroupCommit<B> {
         match answer.await {
             Ok(done) => done,
             // The committing task panicked: the transaction did not commit.
-            Err(_) => Err(super::StoreError::Unsupported("the database writer stopped unexpectedly".into())),
+            Err(_) => Err(StoreError::Unsupported("the database writer stopped unexpectedly".into())),
         }
     }
 }
@@ -137,8 +140,8 @@ impl<B: Batches> GroupCommit<B> {
     }
 }
 
-fn mismatch() -> super::StoreError {
-    super::StoreError::Unsupported("the database writer answered a job with another kind's outcome".into())
+fn mismatch() -> StoreError {
+    StoreError::Unsupported("the database writer answered a job with another kind's outcome".into())
 }
 
 fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
@@ -179,6 +182,14 @@ async fn drain<B: Batches>(backend: Arc<B>, queue: Arc<Mutex<Queue>>) {
             Ok(outcomes) => answer(&*backend, &jobs, replies, outcomes).await,
             Err(e) if jobs.len() == 1 => {
                 let _ = replies.into_iter().next().map(|reply| reply.send(Err(e)));
+            }
+            // The database's fault (locked, full, gone): trying each write
+            // again would only make each wait for the same failure.
+            Err(e) if is_fault(&e) => {
+                let shared = Arc::new(e);
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Batch(shared.clone())));
+                }
             }
             Err(e) => {
                 log::debug!("a batch of {} writes failed ({e}); trying each on its own", jobs.len());

@@ -55,6 +55,7 @@ impl WriteHealth {
 pub fn is_fault(e: &StoreError) -> bool {
     use sqlx::error::ErrorKind;
     match e {
+        StoreError::Batch(inner) => is_fault(inner),
         StoreError::Database(sqlx::Error::RowNotFound) => false,
         StoreError::Database(sqlx::Error::Database(db)) => !matches!(
             db.kind(),
@@ -71,6 +72,7 @@ pub fn is_fault(e: &StoreError) -> bool {
 /// no server message.
 pub fn describe(e: &StoreError) -> &'static str {
     match e {
+        StoreError::Batch(inner) => describe(inner),
         StoreError::FileLost(m) if m.contains("deleted") => "the database file was deleted",
         StoreError::FileLost(m) if m.contains("replaced") => "the database file was replaced",
         StoreError::FileLost(_) => "the database file cannot be checked",

@@ -39,6 +39,10 @@ pub enum StoreError {
     /// The SQLite file the connections hold is no longer the one at its path.
     #[error("{0}")]
     FileLost(String),
+    /// The failure of a group-commit batch (`group.rs`), shared by each of
+    /// the writes it held.
+    #[error("{0}")]
+    Batch(Arc<StoreError>),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Admits by key id: key 0 is refused, key 13 breaks any transaction it is
-/// in; reservation ids count up. Each transaction is recorded with its jobs.
+/// in (as a constraint would), key 99 finds the database failing (as a full
+/// disk would); reservation ids count up. Each transaction is recorded with its jobs.
 #[derive(Default)]
 struct Recorder {
     transactions: Mutex<Vec<Vec<Job>>>,
@@ -23,7 +24,10 @@ impl Batches for Recorder {
         tokio::task::yield_now().await;
         self.transactions.lock().unwrap().push(jobs.to_vec());
         if jobs.iter().any(|j| matches!(j, Job::Admit(a) if a.key_id == 13)) {
-            return Err(StoreError::Unsupported("key 13 breaks the transaction".into()));
+            return Err(StoreError::Database(sqlx::Error::RowNotFound));
+        }
+        if jobs.iter().any(|j| matches!(j, Job::Admit(a) if a.key_id == 99)) {
+            return Err(StoreError::Unsupported("the disk is full".into()));
         }
         Ok(jobs
             .iter()
@@ -149,7 +153,7 @@ async fn a_write_that_breaks_its_batch_fails_alone_and_the_others_commit() {
     drop(held);
     assert!(first.await.unwrap().unwrap().is_some());
     assert!(good.await.unwrap().unwrap().is_some());
-    assert!(matches!(bad.await.unwrap(), Err(StoreError::Unsupported(_))));
+    assert!(matches!(bad.await.unwrap(), Err(StoreError::Database(sqlx::Error::RowNotFound))));
     assert!(refused.await.unwrap().unwrap().is_none());
     // The failed batch of three, then each of the three alone.
     let sizes: Vec<usize> = backend.transactions.lock().unwrap().iter().map(Vec::len).collect();
@@ -186,4 +190,28 @@ async fn an_admission_whose_caller_left_is_given_back_once_committed() {
     }
     // And the queue still works afterwards.
     assert!(group.admit(&admission(2)).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_batch_the_database_fails_fails_every_write_in_it_without_trying_each_again() {
+    let (backend, group) = setup();
+    let held = backend.gate.lock().await;
+    let spawn = |key_id| {
+        let group = group.clone();
+        tokio::spawn(async move { group.admit(&admission(key_id)).await })
+    };
+    let first = spawn(1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let failing = [spawn(2), spawn(99), spawn(3)];
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    drop(held);
+    assert!(first.await.unwrap().unwrap().is_some());
+    for f in failing {
+        match f.await.unwrap() {
+            Err(e @ StoreError::Batch(_)) => assert_eq!(e.to_string(), "the disk is full"),
+            other => panic!("expected the batch's failure, got {other:?}"),
+        }
+    }
+    let sizes: Vec<usize> = backend.transactions.lock().unwrap().iter().map(Vec::len).collect();
+    assert_eq!(sizes, [1, 3], "one failed transaction, not three more");
 }
