@@ -76,6 +76,14 @@ fn setup() -> (Arc<Recorder>, Arc<GroupCommit<Recorder>>) {
     (backend.clone(), Arc::new(GroupCommit::new(backend)))
 }
 
+type Admitted = StoreResult<Option<(CounterRow, i64)>>;
+
+/// An admission on a task of its own, so that the test can let others queue behind it.
+fn admit_later(group: &Arc<GroupCommit<Recorder>>, key_id: i64) -> tokio::task::JoinHandle<Admitted> {
+    let group = group.clone();
+    tokio::spawn(async move { group.admit(&admission(key_id)).await })
+}
+
 #[tokio::test]
 async fn one_write_alone_is_committed_at_once_in_its_own_transaction() {
     let (backend, group) = setup();
@@ -88,10 +96,7 @@ async fn one_write_alone_is_committed_at_once_in_its_own_transaction() {
 async fn writes_that_arrive_during_a_transaction_share_the_next_settlements_first() {
     let (backend, group) = setup();
     let held = backend.gate.lock().await;
-    let first = tokio::spawn({
-        let group = group.clone();
-        async move { group.admit(&admission(1)).await }
-    });
+    let first = admit_later(&group, 1);
     tokio::time::sleep(Duration::from_millis(20)).await;
     let mut waiting = Vec::new();
     for i in 0..5 {
@@ -125,8 +130,7 @@ async fn a_batch_is_never_larger_than_max_batch_of_each_kind() {
     let held = backend.gate.lock().await;
     let mut all = Vec::new();
     for i in 0..(2 * MAX_BATCH + 3) as i64 {
-        let group = group.clone();
-        all.push(tokio::spawn(async move { group.admit(&admission(100 + i)).await }));
+        all.push(admit_later(&group, 100 + i));
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
     drop(held);
@@ -142,10 +146,7 @@ async fn a_batch_is_never_larger_than_max_batch_of_each_kind() {
 async fn a_write_that_breaks_its_batch_fails_alone_and_the_others_commit() {
     let (backend, group) = setup();
     let held = backend.gate.lock().await;
-    let spawn = |key_id| {
-        let group = group.clone();
-        tokio::spawn(async move { group.admit(&admission(key_id)).await })
-    };
+    let spawn = |key_id| admit_later(&group, key_id);
     let first = spawn(1);
     tokio::time::sleep(Duration::from_millis(20)).await;
     let (good, bad, refused) = (spawn(2), spawn(13), spawn(0));
@@ -164,10 +165,7 @@ async fn a_write_that_breaks_its_batch_fails_alone_and_the_others_commit() {
 async fn an_admission_whose_caller_left_is_given_back_once_committed() {
     let (backend, group) = setup();
     let held = backend.gate.lock().await;
-    let gone = tokio::spawn({
-        let group = group.clone();
-        async move { group.admit(&admission(1)).await }
-    });
+    let gone = admit_later(&group, 1);
     tokio::time::sleep(Duration::from_millis(20)).await;
     gone.abort();
     drop(held);
@@ -196,10 +194,7 @@ async fn an_admission_whose_caller_left_is_given_back_once_committed() {
 async fn a_batch_the_database_fails_fails_every_write_in_it_without_trying_each_again() {
     let (backend, group) = setup();
     let held = backend.gate.lock().await;
-    let spawn = |key_id| {
-        let group = group.clone();
-        tokio::spawn(async move { group.admit(&admission(key_id)).await })
-    };
+    let spawn = |key_id| admit_later(&group, key_id);
     let first = spawn(1);
     tokio::time::sleep(Duration::from_millis(20)).await;
     let failing = [spawn(2), spawn(99), spawn(3)];
