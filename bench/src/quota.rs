@@ -56,6 +56,7 @@ pub async fn requests_per_second(url: &str, concurrency: usize, duration: Durati
                     };
                     let settlement = Settlement {
                         reservation_id,
+                        key_id: key.id,
                         prompt_tokens: 20,
                         completion_tokens: 60,
                         estimated: false,

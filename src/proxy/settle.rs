@@ -222,6 +222,7 @@ impl Ticket {
         let status = charge.outcome.as_str();
         let settlement = Settlement {
             reservation_id: self.reservation_id,
+            key_id: self.key_id,
             prompt_tokens: prompt,
             completion_tokens: completion,
             estimated: charge.estimated,

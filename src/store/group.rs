@@ -214,6 +214,7 @@ async fn answer<B: Batches>(backend: &B, jobs: &[Job], replies: Vec<Reply>, outc
         let Job::Admit(a) = job else { continue };
         let give_back = Settlement {
             reservation_id,
+            key_id: a.key_id,
             prompt_tokens: 0,
             completion_tokens: 0,
             estimated: false,

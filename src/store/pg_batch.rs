@@ -1,13 +1,19 @@
 //! Group commit on PostgreSQL: a whole batch of settlements and admissions
 //! in one statement, so one round trip and one commit however many it holds.
 //!
-//! The statement calls `pg_temp.gate_commit`, a PL/pgSQL function that loops
-//! over arrays of parameters (one array per parameter, one element per job)
-//! and runs the one-job statements of `sql.rs` (`PG_SETTLE`, then `PG_ADMIT`)
-//! for each element in turn, with `$N` standing for the job's `N`th array's
-//! element. One after another in one statement, each admission sees every
-//! earlier one; and across replicas, each waits for the key row's lock and
-//! re-checks its limits against the committed row, as a lone statement does.
+//! The statement calls `pg_temp.gate_commit`, a PL/pgSQL function that takes
+//! arrays of parameters (one array per parameter, one element per job) and
+//! runs the one-job statements of `sql.rs` (`PG_SETTLE`, `PG_ADMIT`) for each
+//! element in turn, with `$N` standing for the job's `N`th array's element.
+//! One after another in one statement, each admission sees every earlier one;
+//! and across replicas, each waits for the key row's lock and re-checks its
+//! limits against the committed row, as a lone statement does.
+//!
+//! A batch holds the locks of every key it touched until it commits, so two
+//! replicas' batches that took two keys in opposite orders would deadlock.
+//! Jobs therefore run in the order of their keys' ids (a key's settlements
+//! before its admissions, each kind first come first served), and every
+//! batch takes its locks in that one order.
 //!
 //! The function lives in the connection's own temporary schema and is made
 //! when the connection opens, from the same SQL the one-job path runs: no
@@ -50,6 +56,8 @@ pub static DEFINE_FUNCTION: LazyLock<String> = LazyLock::new(|| {
     };
     let mut all = params("s", &SETTLEMENT_TYPES);
     all.extend(params("a", &ADMISSION_TYPES));
+    // The order to run them in: which kind, and its place in that kind's arrays.
+    all.extend(["o_settle boolean[]".to_owned(), "o_place integer[]".to_owned()]);
     let columns: Vec<String> = COUNTERS.iter().map(|c| format!("{c} bigint")).collect();
     let nulls = vec!["NULL::bigint"; COUNTERS.len()].join(", ");
     let counters: Vec<String> = COUNTERS.iter().map(|c| format!("k.{c}")).collect();
@@ -68,9 +76,14 @@ pub static DEFINE_FUNCTION: LazyLock<String> = LazyLock::new(|| {
         "CREATE OR REPLACE FUNCTION pg_temp.gate_commit({}) \
          RETURNS TABLE (kind text, place integer, {}, id bigint) LANGUAGE plpgsql AS $body$\n\
          #variable_conflict use_column\n\
+         DECLARE i integer;\n\
          BEGIN\n\
-         FOR i IN 1 .. coalesce(cardinality(s1), 0) LOOP\n  RETURN QUERY {settle};\nEND LOOP;\n\
-         FOR i IN 1 .. coalesce(cardinality(a1), 0) LOOP\n  RETURN QUERY {admit};\nEND LOOP;\n\
+         FOR n IN 1 .. coalesce(cardinality(o_place), 0) LOOP\n\
+           i := o_place[n];\n\
+           IF o_settle[n] THEN\n  RETURN QUERY {settle};\n\
+           ELSE\n  RETURN QUERY {admit};\n\
+           END IF;\n\
+         END LOOP;\n\
          END $body$",
         all.join(", "),
         columns.join(", "),
@@ -79,7 +92,7 @@ pub static DEFINE_FUNCTION: LazyLock<String> = LazyLock::new(|| {
 
 static CALL: LazyLock<String> = LazyLock::new(|| {
     let places: Vec<String> =
-        (1..=SETTLEMENT_TYPES.len() + ADMISSION_TYPES.len()).map(|n| format!("${n}")).collect();
+        (1..=SETTLEMENT_TYPES.len() + ADMISSION_TYPES.len() + 2).map(|n| format!("${n}")).collect();
     format!("SELECT * FROM pg_temp.gate_commit({})", places.join(", "))
 });
 
@@ -112,6 +125,7 @@ impl Batches for PgBatches {
             _ => {}
         }
         let (settlements, admissions) = split(jobs);
+        let order = lock_order(&settlements, &admissions);
         let s = |f: fn(&Settlement) -> i64| settlements.iter().map(|s| f(s)).collect::<Vec<i64>>();
         let a = |f: fn(&Admission) -> i64| admissions.iter().map(|a| f(a)).collect::<Vec<i64>>();
         let a_text =
@@ -142,7 +156,9 @@ impl Batches for PgBatches {
             .bind(a(|a| a.windows.minute.end))
             .bind(a(|a| a.windows.day.end))
             .bind(a(|a| a.windows.month.end))
-            .bind(a(|a| i64::from(a.counts_in_request_quotas)));
+            .bind(a(|a| i64::from(a.counts_in_request_quotas)))
+            .bind(order.iter().map(|(settle, _)| *settle).collect::<Vec<bool>>())
+            .bind(order.iter().map(|(_, place)| *place).collect::<Vec<i32>>());
         let rows = query.fetch_all(&self.pool).await?;
 
         let mut settled = vec![false; settlements.len()];
@@ -156,5 +172,56 @@ impl Batches for PgBatches {
             }
         }
         Ok(in_job_order(jobs, settled, admitted))
+    }
+}
+
+/// The order a batch runs in: by key id, a key's settlements before its
+/// admissions, each kind in its own order. Places count from 1, as
+/// PostgreSQL's arrays do.
+fn lock_order(settlements: &[&Settlement], admissions: &[&Admission]) -> Vec<(bool, i32)> {
+    let mut order: Vec<(i64, bool, i32)> = settlements
+        .iter()
+        .enumerate()
+        .map(|(n, s)| (s.key_id, true, n as i32 + 1))
+        .chain(admissions.iter().enumerate().map(|(n, a)| (a.key_id, false, n as i32 + 1)))
+        .collect();
+    // By key, then settlements (`!true` sorts first), then place.
+    order.sort_by_key(|&(key, settle, place)| (key, !settle, place));
+    order.into_iter().map(|(_, settle, place)| (settle, place)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::windows::Windows;
+
+    #[test]
+    fn batches_take_keys_in_id_order_settlements_first() {
+        let admission = |key_id| Admission {
+            key_id,
+            key_hash: String::new(),
+            windows: Windows::at(chrono::Utc::now(), chrono_tz::UTC),
+            counts_in_request_quotas: true,
+            reserve_tokens: 1,
+            prompt_estimate: 0,
+            model: String::new(),
+            route: "/api/generate",
+            instance_id: String::new(),
+        };
+        let settlement = |key_id| Settlement {
+            reservation_id: 1,
+            key_id,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            estimated: false,
+            status: "ok",
+            http_status: 200,
+            latency_ms: 0,
+            refund_request: false,
+            now: 0,
+        };
+        let (s, a) = ([settlement(7), settlement(2)], [admission(7), admission(2), admission(7)]);
+        let order = lock_order(&s.iter().collect::<Vec<_>>(), &a.iter().collect::<Vec<_>>());
+        assert_eq!(order, [(true, 2), (false, 2), (true, 1), (false, 1), (false, 3)]);
     }
 }

@@ -51,6 +51,9 @@ pub enum Admitted {
 #[derive(Debug, Clone)]
 pub struct Settlement {
     pub reservation_id: i64,
+    /// The key the reservation holds room on: batches take the keys' locks
+    /// in the order of their ids (`pg_batch`).
+    pub key_id: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub estimated: bool,

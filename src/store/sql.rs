@@ -216,11 +216,11 @@ pub fn rename_params(statements: &str, name: impl Fn(usize) -> String) -> String
     out
 }
 
-pub const STALE_RESERVATIONS: &str = "SELECT r.id, r.prompt_estimate FROM reservations r \
+pub const STALE_RESERVATIONS: &str = "SELECT r.id, r.key_id, r.prompt_estimate FROM reservations r \
     WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = r.instance_id AND i.heartbeat_at >= $1) \
-    ORDER BY r.id";
+    ORDER BY r.key_id, r.id";
 pub const INSTANCE_RESERVATIONS: &str =
-    "SELECT id, prompt_estimate FROM reservations WHERE instance_id = $1 ORDER BY id";
+    "SELECT id, key_id, prompt_estimate FROM reservations WHERE instance_id = $1 ORDER BY key_id, id";
 pub const LIST_INSTANCES: &str = "SELECT id FROM instances ORDER BY id";
 pub const DELETE_STALE_INSTANCES: &str = "DELETE FROM instances WHERE heartbeat_at < $1";
 

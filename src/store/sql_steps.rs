@@ -58,7 +58,7 @@ macro_rules! sql_steps {
             ) -> StoreResult<u64> {
                 use super::sql_steps::LeftBehind;
                 $crate::store::sql_steps::write_tx!(self, tx, {
-                    let left: Vec<(i64, i64)> = match whose {
+                    let left: Vec<(i64, i64, i64)> = match whose {
                         LeftBehind::StaleBefore(t) => {
                             sqlx::query_as(sql::STALE_RESERVATIONS).bind(t).fetch_all(&mut *tx).await?
                         }
@@ -83,13 +83,14 @@ macro_rules! sql_steps {
             /// charged the prompt it had sent, marked estimated.
             async fn settle_interrupted(
                 tx: &mut sqlx::Transaction<'_, $db>,
-                reservations: Vec<(i64, i64)>,
+                reservations: Vec<(i64, i64, i64)>,
                 now: i64,
             ) -> StoreResult<u64> {
                 let mut settled = 0;
-                for (reservation_id, prompt_estimate) in reservations {
+                for (reservation_id, key_id, prompt_estimate) in reservations {
                     let s = Settlement {
                         reservation_id,
+                        key_id,
                         prompt_tokens: prompt_estimate,
                         completion_tokens: 0,
                         estimated: true,

@@ -9,6 +9,7 @@ mod admin_door;
 mod compat;
 mod console;
 mod faults;
+mod group_commit;
 mod helpers;
 mod hostile;
 mod images;

@@ -63,6 +63,7 @@ impl<'a> Admitter<'a> {
     async fn settle(&self, reservation_id: i64, tokens: i64, refund_request: bool) {
         let settlement = Settlement {
             reservation_id,
+            key_id: self.key_id,
             prompt_tokens: tokens,
             completion_tokens: 0,
             estimated: false,

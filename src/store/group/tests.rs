@@ -60,6 +60,7 @@ fn admission(key_id: i64) -> Admission {
 fn settlement(reservation_id: i64) -> Settlement {
     Settlement {
         reservation_id,
+        key_id: 1,
         prompt_tokens: 1,
         completion_tokens: 1,
         estimated: false,
