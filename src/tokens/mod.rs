@@ -1,7 +1,8 @@
 //! Token estimates for when the upstream reports no counts of its own, and
 //! for `count_tokens`.
 //!
-//! All counting happens on the tokenizer pool (`pool`), in pieces (`pieces`).
+//! Counting happens on the tokenizer pool (`pool`), in pieces (`pieces`), but
+//! for short texts, which are counted where they are asked for.
 //! The tokenizer's tables take ~100 ms and ~23 MiB to build: the pool's first
 //! thread builds them at startup, never a request.
 

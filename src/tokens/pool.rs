@@ -9,6 +9,10 @@
 //! count waits for a few slices, not for the hog's counts. Within a lane,
 //! counts go first come, first served.
 //!
+//! Texts of up to `INLINE_BYTES` are counted where they are asked for, once
+//! the tables are built: a few microseconds, less than waking a pool thread
+//! and being woken by it.
+//!
 //! Requests that are still to be admitted get a place only while there is one
 //! (`TOKENIZER_QUEUE` in all, `TOKENIZER_QUEUE_PER_KEY` for one key); counts a
 //! settlement needs always get one, since they are bounded by the requests
@@ -16,12 +20,16 @@
 
 use super::pieces;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
 /// What a thread counts of one job before it takes the next: a few
 /// milliseconds of work.
 const SLICE_BYTES: usize = 64 * 1024;
+
+/// Texts this short are counted on the calling thread (see the module's doc).
+const INLINE_BYTES: usize = 256;
 
 /// Why a count was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +49,8 @@ pub struct Tokenizer {
 struct Shared {
     state: Mutex<Queue>,
     ready: Condvar,
+    /// The tables are built: counting a short text can no longer stall its caller.
+    built: AtomicBool,
 }
 
 /// A key's admissions (`Some`), or settlements (`None`).
@@ -75,20 +85,32 @@ struct Job {
     done: oneshot::Sender<i64>,
 }
 
-/// A queued count; resolves to the number of tokens.
-pub struct Pending(oneshot::Receiver<i64>);
+/// A count, made or queued; resolves to the number of tokens.
+pub struct Pending(Count);
+
+enum Count {
+    Made(i64),
+    Queued(oneshot::Receiver<i64>),
+}
 
 impl Pending {
     pub async fn tokens(self) -> i64 {
-        // A count only goes missing if its thread died; nothing is charged for it.
-        self.0.await.unwrap_or(0)
+        match self.0 {
+            Count::Made(n) => n,
+            // A count only goes missing if its thread died; nothing is charged for it.
+            Count::Queued(receiver) => receiver.await.unwrap_or(0),
+        }
     }
 }
 
 impl Tokenizer {
     /// Starts `threads` counting threads; the first builds the tokenizer's tables.
     pub fn start(threads: usize, capacity: usize, per_key: usize) -> Tokenizer {
-        let shared = Arc::new(Shared { state: Mutex::new(Queue::default()), ready: Condvar::new() });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Queue::default()),
+            ready: Condvar::new(),
+            built: AtomicBool::new(false),
+        });
         for n in 0..threads.max(1) {
             let shared = shared.clone();
             let spawned =
@@ -101,24 +123,41 @@ impl Tokenizer {
     }
 
     /// Queues a count that an admission waits for, if there is room for it.
+    /// A short text is counted at once, but refused just the same while the
+    /// queue or the key's share of it is full: what a key may have counted at
+    /// once does not depend on the length of what it sends.
     pub fn try_count(&self, key_id: i64, text: String) -> Result<Pending, Busy> {
         let mut queue = self.shared.lock();
         if queue.admitting >= self.capacity {
             return Err(Busy::Full);
         }
-        let mine = queue.by_key.entry(key_id).or_default();
-        if *mine >= self.per_key {
+        if queue.by_key.get(&key_id).is_some_and(|&n| n >= self.per_key) {
             return Err(Busy::KeyFull(self.per_key));
         }
-        *mine += 1;
+        if self.short(&text) {
+            queue.started += 1;
+            drop(queue);
+            return Ok(count_here(&text));
+        }
+        *queue.by_key.entry(key_id).or_default() += 1;
         queue.admitting += 1;
         Ok(self.push(queue, Some(key_id), text))
     }
 
     /// Queues a count a settlement needs: always taken.
     pub fn count(&self, text: String) -> Pending {
-        let queue = self.shared.lock();
+        let mut queue = self.shared.lock();
+        if self.short(&text) {
+            queue.started += 1;
+            drop(queue);
+            return count_here(&text);
+        }
         self.push(queue, None, text)
+    }
+
+    /// Whether `text` is counted on the calling thread: short, once the tables are built.
+    fn short(&self, text: &str) -> bool {
+        text.len() <= INLINE_BYTES && self.shared.built.load(Ordering::Acquire)
     }
 
     fn push(&self, mut queue: MutexGuard<'_, Queue>, key: Option<i64>, text: String) -> Pending {
@@ -127,7 +166,7 @@ impl Tokenizer {
         queue.put(Job { text, at: 0, tokens: 0, key, done }, false);
         drop(queue);
         self.shared.ready.notify_one();
-        Pending(pending)
+        Pending(Count::Queued(pending))
     }
 }
 
@@ -187,8 +226,13 @@ impl Shared {
     }
 }
 
+fn count_here(text: &str) -> Pending {
+    Pending(Count::Made(tiktoken_rs::cl100k_base_singleton().count_ordinary(text) as i64))
+}
+
 fn work(shared: &Shared) {
     tiktoken_rs::cl100k_base_singleton();
+    shared.built.store(true, Ordering::Release);
     loop {
         let mut job = {
             let mut queue = shared.lock();
@@ -283,6 +327,24 @@ mod tests {
         // Not a timing test: the short count finished well before the long ones did.
         assert!(short < started.elapsed(), "short {short:?}");
         assert!(short < Duration::from_secs(5), "short {short:?}");
+    }
+
+    #[tokio::test]
+    async fn a_short_text_is_counted_at_once_even_while_every_thread_is_busy() {
+        let pool = Tokenizer::start(1, 8, 8);
+        let started = Instant::now();
+        while !pool.shared.built.load(Ordering::Acquire) {
+            assert!(started.elapsed() < Duration::from_secs(10), "tables never built");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The one thread is busy for seconds with this; the short text does not wait for it.
+        let long = pool.try_count(1, "f".repeat(16 << 20)).unwrap();
+        let text = "Short texts are counted where they are asked for.";
+        let expected = tiktoken_rs::cl100k_base_singleton().count_ordinary(text) as i64;
+        let short = pool.try_count(2, text.into()).unwrap();
+        assert!(matches!(short.0, Count::Made(n) if n == expected));
+        assert!(matches!(pool.count(text.into()).0, Count::Made(n) if n == expected));
+        drop(long);
     }
 
     #[tokio::test]
