@@ -14,6 +14,11 @@ use std::sync::Arc;
 
 const QUEUE: usize = 16 * 1024;
 
+/// How long the writer lets lines gather after the first: under load it then
+/// wakes a few hundred times a second, not once a request, and writes many
+/// lines at a time. A line reaches the file at most this much later.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+
 #[derive(Clone, Default)]
 pub struct UsageLog {
     sender: Option<SyncSender<String>>,
@@ -77,6 +82,7 @@ impl Writer {
     fn run(mut self, receiver: Receiver<String>) {
         while let Ok(line) = receiver.recv() {
             self.write(&line);
+            std::thread::sleep(GATHER);
             // Write whatever else is waiting, then flush once.
             while let Ok(line) = receiver.try_recv() {
                 self.write(&line);
