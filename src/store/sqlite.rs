@@ -78,19 +78,27 @@ impl SqliteWriter {
         Ok(Connection::begin_with(&mut self.0.conn, "BEGIN IMMEDIATE").await?)
     }
 
-    /// Sends a batch that begins and commits its own transaction, and reads
-    /// all it returns: a batch read only in part never reaches its COMMIT.
-    async fn run_batch<'q>(
+    /// Sends the parts of a batch, the first beginning its transaction and
+    /// the last committing it, and reads all they return: a batch read only
+    /// in part never reaches its COMMIT.
+    async fn run_batch<'q, const N: usize>(
         &mut self,
-        query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
+        parts: [sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>; N],
     ) -> StoreResult<Vec<SqliteRow>> {
         self.0.batch_unfinished = true;
-        let rows = query.fetch_all(&mut self.0.conn).await;
-        if rows.is_err() {
-            self.roll_back_batch().await;
+        let mut rows = Vec::new();
+        for part in parts {
+            match part.fetch_all(&mut self.0.conn).await {
+                Ok(more) => rows.extend(more),
+                Err(e) => {
+                    self.roll_back_batch().await;
+                    self.0.batch_unfinished = false;
+                    return Err(e.into());
+                }
+            }
         }
         self.0.batch_unfinished = false;
-        Ok(rows?)
+        Ok(rows)
     }
 
     /// Ends the transaction of a batch that stopped part-way, if it is still
@@ -249,20 +257,21 @@ impl Batches for WriterSlot {
         let (settlements, admissions) = group::split(jobs);
         let (s_places, a_places) =
             (sqlite_batch::places(settlements.len()), sqlite_batch::places(admissions.len()));
-        let mut query = sqlx::query(sqlite_batch::text(s_places, a_places));
+        let mut settle = sqlx::query(sqlite_batch::settlements(s_places));
         for s in &settlements {
-            query = SqliteStore::bind_settlement(query, s);
+            settle = SqliteStore::bind_settlement(settle, s);
         }
         for _ in 0..(s_places - settlements.len()) * sqlite_batch::SETTLEMENT_PARAMS {
-            query = query.bind(None::<i64>);
+            settle = settle.bind(None::<i64>);
         }
+        let mut admit = sqlx::query(sqlite_batch::admissions(a_places));
         for a in &admissions {
-            query = SqliteStore::bind_admission(query, a);
+            admit = SqliteStore::bind_admission(admit, a);
         }
         for _ in 0..(a_places - admissions.len()) * sqlite_batch::ADMISSION_PARAMS {
-            query = query.bind(None::<i64>);
+            admit = admit.bind(None::<i64>);
         }
-        let rows = self.acquire().await?.run_batch(query).await?;
+        let rows = self.acquire().await?.run_batch([settle, admit]).await?;
 
         let mut settled = vec![false; settlements.len()];
         let mut counters: Vec<Option<CounterRow>> = (0..admissions.len()).map(|_| None).collect();

@@ -1,6 +1,6 @@
-//! The text of one SQLite group-commit transaction: `BEGIN IMMEDIATE`, some
-//! settlements, some admissions, `COMMIT`, sent as one batch, so a whole
-//! group costs one trip to SQLite's thread and one commit.
+//! The texts of one SQLite group-commit transaction: `BEGIN IMMEDIATE` and
+//! some settlements, then some admissions and `COMMIT`, so a whole group
+//! costs two trips to SQLite's thread and one commit.
 //!
 //! Each job is the one-job statements of `sql.rs` with its parameters moved
 //! past the jobs before it (`$1` of the third settlement is `$19`), and each
@@ -9,9 +9,12 @@
 //! holding the job's place in its kind.
 //!
 //! SQLite prepares each distinct text once and keeps it (sqlx's statement
-//! cache), so the number of texts is kept small: a batch of n jobs of a kind
-//! uses the text for the next power of two, and the places past n are bound
-//! to NULL, which matches no row and changes nothing.
+//! cache), tens of KiB of compiled program per job in it, so the texts are
+//! few: a batch of n jobs of a kind uses the text for the next power of two,
+//! and the places past n are bound to NULL, which matches no row and changes
+//! nothing. Settlements and admissions have texts of their own: one text for
+//! both would need one for every pair of sizes, and kept the gate about
+//! 35 MiB larger after a burst of load, against about 10 MiB for these.
 
 use super::group::MAX_BATCH;
 use super::sql::{self, renumber, tagged};
@@ -39,40 +42,44 @@ fn size_index(places: usize) -> usize {
     }
 }
 
-/// The transaction for `settlements` and then `admissions` places (each 0
-/// or a power of two up to `MAX_BATCH`).
-pub fn text(settlements: usize, admissions: usize) -> &'static str {
-    static TEXTS: [[OnceLock<String>; SIZES]; SIZES] = [const { [const { OnceLock::new() }; SIZES] }; SIZES];
-    debug_assert!(settlements <= MAX_BATCH && admissions <= MAX_BATCH);
-    debug_assert_eq!(places(settlements), settlements);
-    debug_assert_eq!(places(admissions), admissions);
-    TEXTS[size_index(settlements)][size_index(admissions)].get_or_init(|| build(settlements, admissions))
+/// `BEGIN IMMEDIATE` and `places` settlements (0 or a power of two up to `MAX_BATCH`).
+pub fn settlements(places: usize) -> &'static str {
+    static TEXTS: [OnceLock<String>; SIZES] = [const { OnceLock::new() }; SIZES];
+    debug_assert!(places <= MAX_BATCH && self::places(places) == places);
+    TEXTS[size_index(places)].get_or_init(|| {
+        let mut text = String::from("BEGIN IMMEDIATE");
+        for place in 0..places {
+            let statements = tagged(
+                &sql::SQLITE_SETTLE,
+                &[("RETURNING key_id", format!("RETURNING {place} AS settled, key_id"))],
+            );
+            text.push_str(";\n");
+            text.push_str(&renumber(&statements, place * SETTLEMENT_PARAMS));
+        }
+        text
+    })
 }
 
-fn build(settlements: usize, admissions: usize) -> String {
-    let mut text = String::from("BEGIN IMMEDIATE;\n");
-    for place in 0..settlements {
-        let statements = tagged(
-            &sql::SQLITE_SETTLE,
-            &[("RETURNING key_id", format!("RETURNING {place} AS settled, key_id"))],
-        );
-        text.push_str(&renumber(&statements, place * SETTLEMENT_PARAMS));
-        text.push_str(";\n");
-    }
-    let past_settlements = settlements * SETTLEMENT_PARAMS;
-    for place in 0..admissions {
-        let statements = tagged(
-            &sql::SQLITE_ADMIT,
-            &[
-                ("RETURNING name,", format!("RETURNING {place} AS admitted, name,")),
-                ("RETURNING id", format!("RETURNING {place} AS reserved, id")),
-            ],
-        );
-        text.push_str(&renumber(&statements, past_settlements + place * ADMISSION_PARAMS));
-        text.push_str(";\n");
-    }
-    text.push_str("COMMIT");
-    text
+/// `places` admissions (0 or a power of two up to `MAX_BATCH`) and `COMMIT`.
+pub fn admissions(places: usize) -> &'static str {
+    static TEXTS: [OnceLock<String>; SIZES] = [const { OnceLock::new() }; SIZES];
+    debug_assert!(places <= MAX_BATCH && self::places(places) == places);
+    TEXTS[size_index(places)].get_or_init(|| {
+        let mut text = String::new();
+        for place in 0..places {
+            let statements = tagged(
+                &sql::SQLITE_ADMIT,
+                &[
+                    ("RETURNING name,", format!("RETURNING {place} AS admitted, name,")),
+                    ("RETURNING id", format!("RETURNING {place} AS reserved, id")),
+                ],
+            );
+            text.push_str(&renumber(&statements, place * ADMISSION_PARAMS));
+            text.push_str(";\n");
+        }
+        text.push_str("COMMIT");
+        text
+    })
 }
 
 #[cfg(test)]
@@ -87,14 +94,17 @@ mod tests {
 
     #[test]
     fn every_job_tags_its_rows_and_numbers_its_own_parameters() {
-        let text = text(2, 4);
-        assert!(text.starts_with("BEGIN IMMEDIATE;") && text.ends_with("COMMIT"));
-        assert_eq!(text.matches(" AS settled,").count(), 2);
-        assert_eq!(text.matches(" AS admitted,").count(), 4);
-        assert_eq!(text.matches(" AS reserved,").count(), 4);
-        assert!(text.contains("RETURNING 3 AS reserved, id"));
-        let highest = 2 * SETTLEMENT_PARAMS + 4 * ADMISSION_PARAMS;
-        assert!(text.contains(&format!("${highest}")));
-        assert!(!text.contains(&format!("${}", highest + 1)));
+        let (settle, admit) = (settlements(2), admissions(4));
+        assert!(settle.starts_with("BEGIN IMMEDIATE;") && admit.ends_with("COMMIT"));
+        assert_eq!(settle.matches(" AS settled,").count(), 2);
+        assert_eq!(admit.matches(" AS admitted,").count(), 4);
+        assert_eq!(admit.matches(" AS reserved,").count(), 4);
+        assert!(admit.contains("RETURNING 3 AS reserved, id"));
+        for (text, highest) in [(settle, 2 * SETTLEMENT_PARAMS), (admit, 4 * ADMISSION_PARAMS)] {
+            assert!(text.contains(&format!("${highest}")));
+            assert!(!text.contains(&format!("${}", highest + 1)));
+        }
+        assert_eq!(settlements(0), "BEGIN IMMEDIATE");
+        assert_eq!(admissions(0), "COMMIT");
     }
 }
