@@ -16,7 +16,7 @@ pub struct Target {
 }
 
 /// Which API the requests speak.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Lane {
     /// Ollama's `/api/chat`: NDJSON when streamed.
     Ollama,

@@ -1,8 +1,9 @@
-//! ollama-gate's benchmark harness: the mock directly, then through the gate
-//! (and optionally LiteLLM), in alternating rounds, with the gate alone on
-//! one core and the mock and load client on the other.
+//! ollama-gate's benchmark harness: the mock directly, through nginx as a
+//! plain reverse proxy, through the gate (and optionally LiteLLM), in
+//! alternating rounds, with the proxy under test alone on one core and the
+//! mock and load client on the other.
 //!
-//!   cargo run --release -p ollama-gate-bench              # every scenario, about 7 minutes
+//!   cargo run --release -p ollama-gate-bench              # every scenario, about 5 minutes
 //!   cargo run --release -p ollama-gate-bench -- --quick   # under a minute, before a commit
 //!   cargo run --release -p ollama-gate-bench -- --peer litellm
 
@@ -38,6 +39,9 @@ struct Cli {
     /// Measure this gate binary instead of building target/release/ollama-gate.
     #[arg(long)]
     gate_bin: Option<PathBuf>,
+    /// Leave out the nginx lane (a plain reverse proxy, the anchor of every ratio).
+    #[arg(long)]
+    no_nginx: bool,
 }
 
 #[derive(Subcommand)]
@@ -78,5 +82,6 @@ fn main() -> anyhow::Result<()> {
         postgres: cli.postgres,
         out: cli.out,
         gate_bin: cli.gate_bin,
+        nginx: !cli.no_nginx,
     }))
 }

@@ -131,6 +131,8 @@ pub async fn start_gate(setup: &GateSetup, log_name: &str) -> anyhow::Result<Gat
         .env("OLLAMA_URL", format!("http://{}", setup.upstream))
         .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("LOG_FILE", "logs/usage.log")
+        // Every load client connects from 127.0.0.1, far past one address's default share.
+        .env("MAX_CONNECTIONS_PER_ADDRESS", "0")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
@@ -235,5 +237,119 @@ pub async fn start_litellm(
             bail!("LiteLLM was not ready within 120 s; see {}", dir.join("litellm.log").display());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// nginx from the system (Debian's `nginx-light`): `nginx` on the `PATH`, or
+/// where Debian puts it.
+pub fn find_nginx() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("nginx")).collect::<Vec<_>>())
+        .unwrap_or_default();
+    on_path.into_iter().chain([PathBuf::from("/usr/sbin/nginx")]).find(|p| p.is_file())
+}
+
+/// nginx's configuration as a plain reverse proxy to `upstream`: one worker,
+/// kept-alive upstream connections, nothing buffered, nothing logged per
+/// request. Every path it writes lies under `dir`.
+pub fn nginx_config(dir: &Path, listen: SocketAddr, upstream: SocketAddr) -> String {
+    let d = dir.display();
+    format!(
+        "daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/nginx-temp/body;
+    proxy_temp_path {d}/nginx-temp/proxy;
+    fastcgi_temp_path {d}/nginx-temp/fastcgi;
+    uwsgi_temp_path {d}/nginx-temp/uwsgi;
+    scgi_temp_path {d}/nginx-temp/scgi;
+    keepalive_requests 1000000;
+    upstream mock {{
+        server {upstream};
+        keepalive 256;
+        keepalive_requests 1000000;
+    }}
+    server {{
+        listen {listen} reuseport backlog=4096;
+        location / {{
+            proxy_pass http://mock;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }}
+    }}
+}}
+"
+    )
+}
+
+/// nginx as a plain reverse proxy to the mock, on the gate's core: the
+/// physical anchor, a proxy that does nothing but forward.
+pub async fn start_nginx(bin: &Path, dir: &Path, upstream: SocketAddr) -> anyhow::Result<(Proc, SocketAddr)> {
+    std::fs::create_dir_all(dir.join("nginx-temp"))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let config = dir.join("nginx.conf");
+    std::fs::write(&config, nginx_config(dir, addr, upstream))?;
+    let log = std::fs::File::create(dir.join("nginx.log"))?;
+    let child = pinned(GATE_CORE, bin)
+        .arg("-c")
+        .arg(&config)
+        // Its own prefix, so that it reads and writes nothing of the system's.
+        .arg("-p")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting nginx")?;
+    let mut proc = Proc { child };
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            bail!("nginx exited with {status}; see {}", dir.join("nginx-error.log").display());
+        }
+        if let Ok((200, _)) = call(addr, &get(addr, "/api/version", None)).await {
+            return Ok((proc, addr));
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            bail!("nginx was not ready within 10 s; see {}", dir.join("nginx-error.log").display());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nginx_is_a_plain_proxy_that_keeps_upstream_connections_and_buffers_nothing() {
+        let c = nginx_config(
+            Path::new("/run/x"),
+            "127.0.0.1:9000".parse().unwrap(),
+            "127.0.0.1:9001".parse().unwrap(),
+        );
+        for line in [
+            "worker_processes 1;",
+            "server 127.0.0.1:9001;",
+            "keepalive 256;",
+            "proxy_http_version 1.1;",
+            "proxy_set_header Connection \"\";",
+            "proxy_buffering off;",
+            "proxy_request_buffering off;",
+            "listen 127.0.0.1:9000",
+            "access_log off;",
+        ] {
+            assert!(c.contains(line), "{line} missing from:\n{c}");
+        }
+        // Nothing outside the run's folder.
+        for path in c.split_whitespace().filter(|w| w.starts_with('/')) {
+            assert!(path.starts_with("/run/x/"), "{path}");
+        }
     }
 }

@@ -6,6 +6,8 @@
 pub struct Row {
     pub scenario: String,
     pub direct: String,
+    /// nginx as a plain reverse proxy, when the run has that lane.
+    pub nginx: String,
     pub gate: String,
     pub added: String,
     pub target: String,
@@ -49,8 +51,12 @@ impl Table {
         self.rows.push(row);
     }
 
-    pub fn print(&self, peer: Option<&str>) {
-        let mut header = vec!["scenario", "direct", "gate", "gate adds", "target", ""];
+    pub fn print(&self, nginx: bool, peer: Option<&str>) {
+        let mut header = vec!["scenario", "direct"];
+        if nginx {
+            header.push("nginx");
+        }
+        header.extend(["gate", "gate adds", "target", ""]);
         if let Some(p) = peer {
             header.push(p);
         }
@@ -58,14 +64,11 @@ impl Table {
             .rows
             .iter()
             .map(|r| {
-                let mut v = vec![
-                    r.scenario.as_str(),
-                    r.direct.as_str(),
-                    r.gate.as_str(),
-                    r.added.as_str(),
-                    r.target.as_str(),
-                    r.verdict.as_str(),
-                ];
+                let mut v = vec![r.scenario.as_str(), r.direct.as_str()];
+                if nginx {
+                    v.push(r.nginx.as_str());
+                }
+                v.extend([r.gate.as_str(), r.added.as_str(), r.target.as_str(), r.verdict.as_str()]);
                 if peer.is_some() {
                     v.push(r.peer.as_str());
                 }

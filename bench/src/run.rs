@@ -22,6 +22,7 @@ pub struct Options {
     pub postgres: Option<String>,
     pub out: Option<PathBuf>,
     pub gate_bin: Option<PathBuf>,
+    pub nginx: bool,
 }
 
 /// How much of each scenario a run does.
@@ -108,6 +109,7 @@ fn gate_binary(named: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 struct Targets {
     direct: Target,
+    nginx: Option<Target>,
     gate: Target,
     peer: Option<Target>,
 }
@@ -115,7 +117,9 @@ struct Targets {
 impl Targets {
     /// The targets a lane is measured on: the peer only speaks OpenAI.
     fn for_lane(&self, lane: Lane) -> Vec<&Target> {
-        let mut v = vec![&self.direct, &self.gate];
+        let mut v = vec![&self.direct];
+        v.extend(self.nginx.as_ref());
+        v.push(&self.gate);
         if lane == Lane::OpenAi {
             v.extend(self.peer.as_ref());
         }
@@ -173,6 +177,19 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let rss_start = rss_kib(gate_pid).unwrap_or(0);
     let key = create_key(gate.admin).await?;
 
+    let mut nginx_proc: Option<Proc> = None;
+    let mut nginx = None;
+    if options.nginx {
+        let Some(bin) = procs::find_nginx() else {
+            bail!(
+                "nginx is the plain-proxy lane every ratio is taken against: install it \
+                 (Debian: apt-get install nginx-light), or pass --no-nginx to measure without it"
+            );
+        };
+        let (proc, addr) = procs::start_nginx(&bin, &work, mock_addr).await?;
+        nginx_proc = Some(proc);
+        nginx = Some(Target { name: "nginx", addr, key: None });
+    }
     let mut peer_proc: Option<Proc> = None;
     let mut peer = None;
     if options.peer_litellm {
@@ -183,6 +200,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     }
     let targets = Targets {
         direct: Target { name: "direct", addr: mock_addr, key: None },
+        nginx,
         gate: Target { name: "gate", addr: gate.proxy, key: Some(key) },
         peer,
     };
@@ -201,9 +219,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         }
     }
 
-    latency_section(&plan, &targets, &mut table, &mut raw).await;
-    rate_section(&plan, &targets, &mut table, &mut raw).await;
+    let mut anchors = Anchors::default();
+    latency_section(&plan, &targets, &mut anchors, &mut table, &mut raw).await;
+    rate_section(&plan, &targets, &mut anchors, &mut table, &mut raw).await;
     stream_section(&plan, &targets, &mut table, &mut raw).await;
+    drop(nginx_proc);
 
     // Many streams held at once, and the gate's memory before, during and after.
     let rss_before = rss_kib(gate_pid).unwrap_or(0);
@@ -274,7 +294,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
     drop(peer_proc);
 
-    quota_section(&plan, &work, options.postgres.as_deref(), &mut table, &mut raw).await?;
+    let quota = quota_section(&plan, &work, options.postgres.as_deref(), &mut table, &mut raw).await?;
+    let mut targets_table = Table::default();
+    targets_section(&anchors, &targets, &quota, &mut targets_table, &mut raw);
 
     println!();
     println!(
@@ -285,12 +307,16 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         procs::LOAD_CORE
     );
     println!();
-    table.print(targets.peer.as_ref().map(|p| p.name));
+    table.print(targets.nginx.is_some(), targets.peer.as_ref().map(|p| p.name));
+    println!();
+    println!("targets: ratios between lanes of this run, the figures beside them");
+    println!();
+    targets_table.print(false, None);
     let out = options.out.unwrap_or_else(|| work.join("results.json"));
     let doc = json!({
         "when": stamp, "machine": machine(), "quick": options.quick,
         "pinning": {"gate_core": procs::GATE_CORE, "load_core": procs::LOAD_CORE},
-        "table": table.rows, "raw": raw,
+        "table": table.rows, "targets": targets_table.rows, "raw": raw,
     });
     std::fs::write(&out, serde_json::to_string_pretty(&doc)?)?;
     println!();
@@ -361,13 +387,25 @@ fn added(r: &Rounds, who: &str) -> f64 {
     median(&g.iter().zip(d).map(|(g, d)| g - d).collect::<Vec<_>>())
 }
 
+/// nginx's figure and what it adds, beside the gate's.
+fn nginx_cell(r: &Rounds, nginx: Option<&Target>) -> String {
+    let Some(n) = nginx else { return String::new() };
+    format!("{} (adds {})", us(med(r, n.name)), us(added(r, n.name)))
+}
+
 fn peer_cell(r: &Rounds, peer: Option<&Target>, gate_added: f64) -> String {
     let Some(p) = peer else { return String::new() };
     let a = added(r, p.name);
     format!("{} (adds {}, {:.0}× the gate)", us(med(r, p.name)), us(a), a / gate_added)
 }
 
-async fn latency_section(plan: &Plan, targets: &Targets, table: &mut Table, raw: &mut BTreeMap<&str, Value>) {
+async fn latency_section(
+    plan: &Plan,
+    targets: &Targets,
+    anchors: &mut Anchors,
+    table: &mut Table,
+    raw: &mut BTreeMap<&str, Value>,
+) {
     let mut json_lanes = serde_json::Map::new();
     for lane in [Lane::Ollama, Lane::OpenAi] {
         let (mut p50, mut p99, mut errors) = (Rounds::new(), Rounds::new(), BTreeMap::<&str, u64>::new());
@@ -389,15 +427,23 @@ async fn latency_section(plan: &Plan, targets: &Targets, table: &mut Table, raw:
                 added: us(a),
                 target: format!("adds ≤ {}", us(limit)),
                 verdict: verdict(Some(a <= limit && errors["gate"] == 0)),
+                nginx: nginx_cell(r, targets.nginx.as_ref()),
                 peer: peer_cell(r, peer, a),
             });
         }
         json_lanes.insert(lane.name().into(), json!({"p50_ns": p50, "p99_ns": p99, "errors": errors}));
+        anchors.p50.insert(lane, p50);
     }
     raw.insert("latency", json!({"requests_per_round": plan.latency_requests, "lanes": json_lanes}));
 }
 
-async fn rate_section(plan: &Plan, targets: &Targets, table: &mut Table, raw: &mut BTreeMap<&str, Value>) {
+async fn rate_section(
+    plan: &Plan,
+    targets: &Targets,
+    anchors: &mut Anchors,
+    table: &mut Table,
+    raw: &mut BTreeMap<&str, Value>,
+) {
     let lanes: &[Lane] = if targets.peer.is_some() { &[Lane::Ollama, Lane::OpenAi] } else { &[Lane::Ollama] };
     let mut json_lanes = serde_json::Map::new();
     for &lane in lanes {
@@ -431,6 +477,14 @@ async fn rate_section(plan: &Plan, targets: &Targets, table: &mut Table, raw: &m
                     format!("{gate:.0}/s, p99 {}, {} errors", us(gate_p99), errors["gate"])
                 },
                 added: format!("{:.0}% of direct", 100.0 * gate / direct),
+                nginx: targets
+                    .nginx
+                    .as_ref()
+                    .map(|n| {
+                        let nr = med(&rate, n.name);
+                        format!("{nr:.0}/s, p99 {}; gate {:.2}×", us(med(&p99, n.name)), gate / nr)
+                    })
+                    .unwrap_or_default(),
                 peer: peer
                     .map(|p| {
                         let pr = med(&rate, p.name);
@@ -445,6 +499,9 @@ async fn rate_section(plan: &Plan, targets: &Targets, table: &mut Table, raw: &m
                 ..Row::default()
             });
             levels_json.push(json!({"clients": level, "per_second": rate, "p99_ns": p99, "errors": errors, "mock_bound": mock_bound}));
+            if level == ANCHOR_CLIENTS {
+                anchors.at_32.insert(lane, AtLevel { rate, p99, errors });
+            }
         }
         let (scenario, gate, verdict_) = match best {
             Some((level, rate, p99)) => (
@@ -506,6 +563,7 @@ async fn stream_section(plan: &Plan, targets: &Targets, table: &mut Table, raw: 
                 added: us(a),
                 target: if limit.is_nan() { String::new() } else { format!("adds ≤ {}", us(limit)) },
                 verdict: if limit.is_nan() { String::new() } else { verdict(Some(a <= limit)) },
+                nginx: nginx_cell(r, targets.nginx.as_ref()),
                 peer: peer_cell(r, peer, a),
             });
         }
@@ -516,6 +574,11 @@ async fn stream_section(plan: &Plan, targets: &Targets, table: &mut Table, raw: 
             gate: format!("{} / {} / {}", merged["gate"], held["gate"], lost["gate"]),
             target: "none".into(),
             verdict: verdict(Some(gate_bad == 0)),
+            nginx: targets
+                .nginx
+                .as_ref()
+                .map(|n| format!("{} / {} / {}", merged[n.name], held[n.name], lost[n.name]))
+                .unwrap_or_default(),
             peer: peer
                 .map(|p| format!("{} / {} / {}", merged[p.name], held[p.name], lost[p.name]))
                 .unwrap_or_default(),
@@ -540,13 +603,14 @@ async fn quota_section(
     postgres: Option<&str>,
     table: &mut Table,
     raw: &mut BTreeMap<&str, Value>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<BTreeMap<&'static str, f64>> {
     let sqlite = format!("sqlite://{}", work.join("quota.db").display());
     let mut dbs = vec![("SQLite", sqlite)];
     if let Some(url) = postgres {
         dbs.push(("PostgreSQL", url.to_string()));
     }
     let mut figures = serde_json::Map::new();
+    let mut per_second = BTreeMap::new();
     for (name, url) in dbs {
         let rps = quota::requests_per_second(&url, 32, plan.quota_duration).await?;
         table.push(Row {
@@ -558,7 +622,125 @@ async fn quota_section(
         });
         figures
             .insert(name.into(), json!({"requests_per_second": rps, "transactions_per_second": 2.0 * rps}));
+        per_second.insert(name, 2.0 * rps);
     }
     raw.insert("quota", Value::Object(figures));
-    Ok(())
+    Ok(per_second)
+}
+
+/// The concurrency the rate targets are read at.
+const ANCHOR_CLIENTS: usize = 32;
+
+/// What the targets are read from, kept by the sections that measure it.
+#[derive(Default)]
+struct Anchors {
+    /// Per lane: each target's p50 at one client, per round.
+    p50: BTreeMap<Lane, Rounds>,
+    /// Per lane: the figures at `ANCHOR_CLIENTS` clients.
+    at_32: BTreeMap<Lane, AtLevel>,
+}
+
+struct AtLevel {
+    rate: Rounds,
+    p99: Rounds,
+    errors: BTreeMap<&'static str, u64>,
+}
+
+/// The targets, each a ratio between lanes of this run (absolute figures on
+/// this kind of machine move several-fold from day to day; ratios do not).
+fn targets_section(
+    anchors: &Anchors,
+    targets: &Targets,
+    quota: &BTreeMap<&'static str, f64>,
+    table: &mut Table,
+    raw: &mut BTreeMap<&str, Value>,
+) {
+    let mut figures = serde_json::Map::new();
+    let lane = Lane::Ollama;
+    let at = anchors.at_32.get(&lane);
+    let gate_rate = at.map(|a| med(&a.rate, "gate")).unwrap_or(f64::NAN);
+    let direct_rate = at.map(|a| med(&a.rate, "direct")).unwrap_or(f64::NAN);
+    match (targets.nginx.as_ref(), at) {
+        (Some(n), Some(a)) => {
+            let nginx_rate = med(&a.rate, n.name);
+            let ratio = gate_rate / nginx_rate;
+            table.push(Row {
+                scenario: format!(
+                    "requests/s at {ANCHOR_CLIENTS} clients, not streamed: gate ÷ nginx ({})",
+                    lane.name()
+                ),
+                direct: format!("{direct_rate:.0}/s"),
+                gate: format!("{ratio:.2}"),
+                added: format!(
+                    "gate {gate_rate:.0}/s, nginx {nginx_rate:.0}/s ({:.0}% of direct)",
+                    100.0 * nginx_rate / direct_rate
+                ),
+                target: "≥ 0.33".into(),
+                verdict: verdict(Some(ratio >= 1.0 / 3.0)),
+                ..Row::default()
+            });
+            figures.insert("rate_gate_over_nginx".into(), json!(ratio));
+        }
+        _ => table.push(Row {
+            scenario: format!("requests/s at {ANCHOR_CLIENTS} clients: gate ÷ nginx"),
+            gate: "not measured (no nginx lane)".into(),
+            target: "≥ 0.33".into(),
+            ..Row::default()
+        }),
+    }
+    if let (Some(n), Some(p50)) = (targets.nginx.as_ref(), anchors.p50.get(&lane)) {
+        let (gate, nginx) = (added(p50, "gate"), added(p50, n.name));
+        let ratio = gate / nginx;
+        table.push(Row {
+            scenario: format!("added latency at one client, p50: gate ÷ nginx ({})", lane.name()),
+            direct: us(med(p50, "direct")),
+            gate: format!("{ratio:.1}×"),
+            added: format!("gate adds {}, nginx adds {}", us(gate), us(nginx)),
+            target: "≤ 1.5×".into(),
+            verdict: verdict(Some(ratio <= 1.5)),
+            ..Row::default()
+        });
+        figures.insert("added_p50_gate_over_nginx".into(), json!(ratio));
+    }
+    if let (Some(p), Some(a)) = (targets.peer.as_ref(), anchors.at_32.get(&Lane::OpenAi)) {
+        let (gate, peer) = (med(&a.rate, "gate"), med(&a.rate, p.name));
+        let ratio = gate / peer;
+        table.push(Row {
+            scenario: format!(
+                "requests/s at {ANCHOR_CLIENTS} clients: gate ÷ {} ({})",
+                p.name,
+                Lane::OpenAi.name()
+            ),
+            gate: format!("{ratio:.0}×"),
+            added: format!("gate {gate:.0}/s, {} {peer:.1}/s", p.name),
+            target: "≥ 150×".into(),
+            verdict: verdict(Some(ratio >= 150.0)),
+            ..Row::default()
+        });
+        figures.insert(format!("rate_gate_over_{}", p.name), json!(ratio));
+    }
+    if let Some(a) = at {
+        let (p99, errors) = (med(&a.p99, "gate"), a.errors.get("gate").copied().unwrap_or(0));
+        table.push(Row {
+            scenario: format!("p99 at {ANCHOR_CLIENTS} clients, not streamed ({})", lane.name()),
+            gate: format!("{}, {errors} errors", us(p99)),
+            added: format!("{gate_rate:.0}/s"),
+            target: "< 20 ms, no errors".into(),
+            verdict: verdict(Some(p99 < 20e6 && errors == 0)),
+            ..Row::default()
+        });
+        figures.insert("p99_ns_at_32".into(), json!(p99));
+    }
+    let quota_cell = quota.iter().map(|(db, tps)| format!("{db} {tps:.0}/s")).collect::<Vec<_>>().join("; ");
+    table.push(Row {
+        scenario: "quota transactions/s, no HTTP, 32 tasks on one key".into(),
+        gate: quota_cell,
+        target: if quota.contains_key("PostgreSQL") {
+            "reported".into()
+        } else {
+            "reported (add --postgres)".into()
+        },
+        ..Row::default()
+    });
+    raw.insert("targets", Value::Object(figures));
 }
