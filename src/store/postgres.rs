@@ -10,13 +10,15 @@
 //! sqlx's migrator holds an advisory lock, so replicas may start together.
 
 use super::group::GroupCommit;
-use super::pg_batch::{self, PgBatches};
+use super::group::{Batches, Done, Job};
+use super::pg_batch;
+use super::rows::CounterRow;
 use super::sql;
 use super::sql_store::sql_store;
 use super::*;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgPool, Postgres, Transaction};
+use sqlx::{Connection, FromRow, PgPool, Postgres, Row, Transaction};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -98,3 +100,35 @@ impl PgStore {
 }
 
 sql_store!(PgStore, Postgres);
+
+/// The database side of PostgreSQL's group commit.
+pub struct PgBatches {
+    pub pool: PgPool,
+}
+
+#[async_trait::async_trait]
+impl Batches for PgBatches {
+    async fn commit(&self, jobs: &[Job]) -> StoreResult<Vec<Done>> {
+        // One job alone: its own statement, which PostgreSQL runs quicker
+        // than the function's loop (about 0.1 ms less on the test machine).
+        match jobs {
+            [Job::Admit(a)] => {
+                let row = PgStore::bind_admission(sqlx::query(&sql::PG_ADMIT), a)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let admitted = match row {
+                    Some(row) => Some((CounterRow::from_row(&row)?, row.try_get("reservation_id")?)),
+                    None => None,
+                };
+                Ok(vec![Done::Admitted(admitted)])
+            }
+            [Job::Settle(s)] => {
+                let row = PgStore::bind_settlement(sqlx::query(&sql::PG_SETTLE), s)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(vec![Done::Settled(row.is_some())])
+            }
+            _ => pg_batch::commit(&self.pool, jobs).await,
+        }
+    }
+}
