@@ -51,6 +51,16 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:11434")]
         listen: String,
     },
+    /// Quota transactions per second only, on one database, in rounds.
+    Quota {
+        /// sqlite://FILE or postgres://... (it gets the gate's tables and a key).
+        #[arg(long)]
+        database: String,
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -61,11 +71,22 @@ enum Peer {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = || tokio::runtime::Builder::new_current_thread().enable_all().build();
-    if let Some(Command::Mock { listen }) = cli.command {
+    if let Some(Command::Mock { listen }) = &cli.command {
+        let listen = listen.clone();
         return runtime()?.block_on(async {
             let listener = tokio::net::TcpListener::bind(&listen).await?;
             println!("mock listening on {}", listener.local_addr()?);
             mock::serve(listener).await?;
+            Ok(())
+        });
+    }
+    if let Some(Command::Quota { database, seconds, rounds }) = &cli.command {
+        return runtime()?.block_on(async {
+            for round in 1..=*rounds {
+                let rps = quota::requests_per_second(database, 32, std::time::Duration::from_secs(*seconds))
+                    .await?;
+                println!("round {round}: {:.0} quota transactions/s ({rps:.0} requests/s)", 2.0 * rps);
+            }
             Ok(())
         });
     }
