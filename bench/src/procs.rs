@@ -167,6 +167,37 @@ fn announced(log: &str) -> Option<(SocketAddr, SocketAddr)> {
     Some((proxy.parse().ok()?, admin.parse().ok()?))
 }
 
+/// How to tell that a started process serves: `GET path` answers 200.
+struct Ready {
+    name: &'static str,
+    path: &'static str,
+    within: Duration,
+}
+
+impl Ready {
+    /// Waits for it, or fails naming the log, if it exits or takes too long.
+    async fn wait(&self, mut proc: Proc, addr: SocketAddr, log: &Path) -> anyhow::Result<Proc> {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                bail!("{} exited with {status}; see {}", self.name, log.display());
+            }
+            if let Ok((200, _)) = call(addr, &get(addr, self.path, None)).await {
+                return Ok(proc);
+            }
+            if started.elapsed() > self.within {
+                bail!(
+                    "{} was not ready within {} s; see {}",
+                    self.name,
+                    self.within.as_secs(),
+                    log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// LiteLLM's proxy from PyPI, in a virtualenv of its own under `target/bench`.
 pub fn install_litellm(root: &Path) -> anyhow::Result<PathBuf> {
     let venv = root.join("litellm-venv");
@@ -224,20 +255,9 @@ pub async fn start_litellm(
         .stderr(log)
         .spawn()
         .context("starting LiteLLM")?;
-    let mut proc = Proc { child };
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = proc.child.try_wait() {
-            bail!("LiteLLM exited with {status}; see {}", dir.join("litellm.log").display());
-        }
-        if let Ok((200, _)) = call(addr, &get(addr, "/health/liveliness", None)).await {
-            return Ok((proc, addr));
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            bail!("LiteLLM was not ready within 120 s; see {}", dir.join("litellm.log").display());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let ready = Ready { name: "LiteLLM", path: "/health/liveliness", within: Duration::from_secs(120) };
+    let proc = ready.wait(Proc { child }, addr, &dir.join("litellm.log")).await?;
+    Ok((proc, addr))
 }
 
 /// nginx from the system (Debian's `nginx-light`): `nginx` on the `PATH`, or
@@ -307,20 +327,9 @@ pub async fn start_nginx(bin: &Path, dir: &Path, upstream: SocketAddr) -> anyhow
         .stderr(log)
         .spawn()
         .context("starting nginx")?;
-    let mut proc = Proc { child };
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = proc.child.try_wait() {
-            bail!("nginx exited with {status}; see {}", dir.join("nginx-error.log").display());
-        }
-        if let Ok((200, _)) = call(addr, &get(addr, "/api/version", None)).await {
-            return Ok((proc, addr));
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            bail!("nginx was not ready within 10 s; see {}", dir.join("nginx-error.log").display());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let ready = Ready { name: "nginx", path: "/api/version", within: Duration::from_secs(10) };
+    let proc = ready.wait(Proc { child }, addr, &dir.join("nginx-error.log")).await?;
+    Ok((proc, addr))
 }
 
 #[cfg(test)]
