@@ -39,6 +39,10 @@ struct Cli {
     /// Measure this gate binary instead of building target/release/ollama-gate.
     #[arg(long)]
     gate_bin: Option<PathBuf>,
+    /// Also measure this earlier gate binary in the same rounds, as a lane named
+    /// "before": before-and-after figures from one run.
+    #[arg(long)]
+    before_bin: Option<PathBuf>,
     /// Leave out the nginx lane (a plain reverse proxy, the anchor of every ratio).
     #[arg(long)]
     no_nginx: bool,
@@ -103,6 +107,7 @@ fn main() -> anyhow::Result<()> {
         postgres: cli.postgres,
         out: cli.out,
         gate_bin: cli.gate_bin,
+        before_bin: cli.before_bin,
         nginx: !cli.no_nginx,
     }))
 }

@@ -9,6 +9,8 @@ pub struct Row {
     /// nginx as a plain reverse proxy, when the run has that lane.
     pub nginx: String,
     pub gate: String,
+    /// An earlier gate binary, when the run has that lane.
+    pub before: String,
     pub added: String,
     pub target: String,
     pub verdict: String,
@@ -51,12 +53,16 @@ impl Table {
         self.rows.push(row);
     }
 
-    pub fn print(&self, nginx: bool, peer: Option<&str>) {
+    pub fn print(&self, nginx: bool, before: bool, peer: Option<&str>) {
         let mut header = vec!["scenario", "direct"];
         if nginx {
             header.push("nginx");
         }
-        header.extend(["gate", "gate adds", "target", ""]);
+        header.push("gate");
+        if before {
+            header.push("before");
+        }
+        header.extend(["gate adds", "target", ""]);
         if let Some(p) = peer {
             header.push(p);
         }
@@ -68,7 +74,11 @@ impl Table {
                 if nginx {
                     v.push(r.nginx.as_str());
                 }
-                v.extend([r.gate.as_str(), r.added.as_str(), r.target.as_str(), r.verdict.as_str()]);
+                v.push(r.gate.as_str());
+                if before {
+                    v.push(r.before.as_str());
+                }
+                v.extend([r.added.as_str(), r.target.as_str(), r.verdict.as_str()]);
                 if peer.is_some() {
                     v.push(r.peer.as_str());
                 }

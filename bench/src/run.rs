@@ -22,6 +22,7 @@ pub struct Options {
     pub postgres: Option<String>,
     pub out: Option<PathBuf>,
     pub gate_bin: Option<PathBuf>,
+    pub before_bin: Option<PathBuf>,
     pub nginx: bool,
 }
 
@@ -111,6 +112,8 @@ struct Targets {
     direct: Target,
     nginx: Option<Target>,
     gate: Target,
+    /// An earlier gate binary, measured in the same rounds.
+    before: Option<Target>,
     peer: Option<Target>,
 }
 
@@ -120,6 +123,7 @@ impl Targets {
         let mut v = vec![&self.direct];
         v.extend(self.nginx.as_ref());
         v.push(&self.gate);
+        v.extend(self.before.as_ref());
         if lane == Lane::OpenAi {
             v.extend(self.peer.as_ref());
         }
@@ -190,6 +194,19 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         nginx_proc = Some(proc);
         nginx = Some(Target { name: "nginx", addr, key: None });
     }
+    let mut before_proc: Option<Proc> = None;
+    let mut before = None;
+    if let Some(bin) = options.before_bin.clone() {
+        let dir = work.join("before");
+        std::fs::create_dir_all(&dir)?;
+        let bin =
+            std::fs::canonicalize(&bin).with_context(|| format!("no gate binary at {}", bin.display()))?;
+        let setup = GateSetup { bin, dir, database_url: "sqlite://data/gate.db".into(), upstream: mock_addr };
+        let g = start_gate(&setup, "gate.log").await?;
+        let key = create_key(g.admin).await?;
+        before = Some(Target { name: "before", addr: g.proxy, key: Some(key) });
+        before_proc = Some(g.proc);
+    }
     let mut peer_proc: Option<Proc> = None;
     let mut peer = None;
     if options.peer_litellm {
@@ -202,6 +219,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         direct: Target { name: "direct", addr: mock_addr, key: None },
         nginx,
         gate: Target { name: "gate", addr: gate.proxy, key: Some(key) },
+        before,
         peer,
     };
 
@@ -224,6 +242,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     rate_section(&plan, &targets, &mut anchors, &mut table, &mut raw).await;
     stream_section(&plan, &targets, &mut table, &mut raw).await;
     drop(nginx_proc);
+    drop(before_proc);
 
     // Many streams held at once, and the gate's memory before, during and after.
     let rss_before = rss_kib(gate_pid).unwrap_or(0);
@@ -307,11 +326,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         procs::LOAD_CORE
     );
     println!();
-    table.print(targets.nginx.is_some(), targets.peer.as_ref().map(|p| p.name));
+    table.print(targets.nginx.is_some(), targets.before.is_some(), targets.peer.as_ref().map(|p| p.name));
     println!();
     println!("targets: ratios between lanes of this run, the figures beside them");
     println!();
-    targets_table.print(false, None);
+    targets_table.print(false, targets.before.is_some(), None);
     let out = options.out.unwrap_or_else(|| work.join("results.json"));
     let doc = json!({
         "when": stamp, "machine": machine(), "quick": options.quick,
@@ -387,9 +406,9 @@ fn added(r: &Rounds, who: &str) -> f64 {
     median(&g.iter().zip(d).map(|(g, d)| g - d).collect::<Vec<_>>())
 }
 
-/// nginx's figure and what it adds, beside the gate's.
-fn nginx_cell(r: &Rounds, nginx: Option<&Target>) -> String {
-    let Some(n) = nginx else { return String::new() };
+/// Another lane's figure and what it adds, beside the gate's.
+fn lane_cell(r: &Rounds, lane: Option<&Target>) -> String {
+    let Some(n) = lane else { return String::new() };
     format!("{} (adds {})", us(med(r, n.name)), us(added(r, n.name)))
 }
 
@@ -427,7 +446,8 @@ async fn latency_section(
                 added: us(a),
                 target: format!("adds ≤ {}", us(limit)),
                 verdict: verdict(Some(a <= limit && errors["gate"] == 0)),
-                nginx: nginx_cell(r, targets.nginx.as_ref()),
+                nginx: lane_cell(r, targets.nginx.as_ref()),
+                before: lane_cell(r, targets.before.as_ref()),
                 peer: peer_cell(r, peer, a),
             });
         }
@@ -483,6 +503,14 @@ async fn rate_section(
                     .map(|n| {
                         let nr = med(&rate, n.name);
                         format!("{nr:.0}/s, p99 {}; gate {:.2}×", us(med(&p99, n.name)), gate / nr)
+                    })
+                    .unwrap_or_default(),
+                before: targets
+                    .before
+                    .as_ref()
+                    .map(|b| {
+                        let br = med(&rate, b.name);
+                        format!("{br:.0}/s, p99 {}, {} errors", us(med(&p99, b.name)), errors[b.name])
                     })
                     .unwrap_or_default(),
                 peer: peer
@@ -563,7 +591,8 @@ async fn stream_section(plan: &Plan, targets: &Targets, table: &mut Table, raw: 
                 added: us(a),
                 target: if limit.is_nan() { String::new() } else { format!("adds ≤ {}", us(limit)) },
                 verdict: if limit.is_nan() { String::new() } else { verdict(Some(a <= limit)) },
-                nginx: nginx_cell(r, targets.nginx.as_ref()),
+                nginx: lane_cell(r, targets.nginx.as_ref()),
+                before: lane_cell(r, targets.before.as_ref()),
                 peer: peer_cell(r, peer, a),
             });
         }
@@ -578,6 +607,11 @@ async fn stream_section(plan: &Plan, targets: &Targets, table: &mut Table, raw: 
                 .nginx
                 .as_ref()
                 .map(|n| format!("{} / {} / {}", merged[n.name], held[n.name], lost[n.name]))
+                .unwrap_or_default(),
+            before: targets
+                .before
+                .as_ref()
+                .map(|b| format!("{} / {} / {}", merged[b.name], held[b.name], lost[b.name]))
                 .unwrap_or_default(),
             peer: peer
                 .map(|p| format!("{} / {} / {}", merged[p.name], held[p.name], lost[p.name]))
@@ -660,6 +694,7 @@ fn targets_section(
     let at = anchors.at_32.get(&lane);
     let gate_rate = at.map(|a| med(&a.rate, "gate")).unwrap_or(f64::NAN);
     let direct_rate = at.map(|a| med(&a.rate, "direct")).unwrap_or(f64::NAN);
+    let before = targets.before.as_ref().map(|b| b.name);
     match (targets.nginx.as_ref(), at) {
         (Some(n), Some(a)) => {
             let nginx_rate = med(&a.rate, n.name);
@@ -677,6 +712,13 @@ fn targets_section(
                 ),
                 target: "≥ 0.33".into(),
                 verdict: verdict(Some(ratio >= 1.0 / 3.0)),
+                before: before
+                    .map(|b| {
+                        let br = med(&a.rate, b);
+                        figures.insert("rate_before_over_nginx".into(), json!(br / nginx_rate));
+                        format!("{:.2} ({br:.0}/s)", br / nginx_rate)
+                    })
+                    .unwrap_or_default(),
                 ..Row::default()
             });
             figures.insert("rate_gate_over_nginx".into(), json!(ratio));
@@ -698,6 +740,13 @@ fn targets_section(
             added: format!("gate adds {}, nginx adds {}", us(gate), us(nginx)),
             target: "≤ 1.5×".into(),
             verdict: verdict(Some(ratio <= 1.5)),
+            before: before
+                .map(|b| {
+                    let ba = added(p50, b);
+                    figures.insert("added_p50_before_over_nginx".into(), json!(ba / nginx));
+                    format!("{:.1}× (adds {})", ba / nginx, us(ba))
+                })
+                .unwrap_or_default(),
             ..Row::default()
         });
         figures.insert("added_p50_gate_over_nginx".into(), json!(ratio));
@@ -715,6 +764,12 @@ fn targets_section(
             added: format!("gate {gate:.0}/s, {} {peer:.1}/s", p.name),
             target: "≥ 150×".into(),
             verdict: verdict(Some(ratio >= 150.0)),
+            before: before
+                .map(|b| {
+                    let br = med(&a.rate, b);
+                    format!("{:.0}× ({br:.0}/s)", br / peer)
+                })
+                .unwrap_or_default(),
             ..Row::default()
         });
         figures.insert(format!("rate_gate_over_{}", p.name), json!(ratio));
@@ -727,6 +782,12 @@ fn targets_section(
             added: format!("{gate_rate:.0}/s"),
             target: "< 20 ms, no errors".into(),
             verdict: verdict(Some(p99 < 20e6 && errors == 0)),
+            before: before
+                .map(|b| {
+                    let e = a.errors.get(b).copied().unwrap_or(0);
+                    format!("{}, {e} errors ({:.0}/s)", us(med(&a.p99, b)), med(&a.rate, b))
+                })
+                .unwrap_or_default(),
             ..Row::default()
         });
         figures.insert("p99_ns_at_32".into(), json!(p99));
