@@ -7,6 +7,7 @@
 //! sends a batch of statements (`sqlite_batch.rs`), PostgreSQL one call of a
 //! function that loops over arrays (`pg_batch.rs`).
 
+mod checkpoint;
 pub mod copy;
 mod file_watch;
 mod group;
