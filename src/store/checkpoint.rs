@@ -26,8 +26,8 @@ pub const EVERY: Duration = Duration::from_millis(50);
 /// Shared by the store and its background checkpoint.
 #[derive(Default)]
 pub struct Checkpoints {
-    /// A write was handed the writer since the last look: idle, nothing is
-    /// sent to the database at all.
+    /// A write transaction ended since the last look. While none did,
+    /// nothing is sent to the database at all.
     written: AtomicBool,
 }
 
@@ -79,12 +79,9 @@ pub fn spawn(options: SqliteConnectOptions, file: Arc<FileWatch>, shared: Weak<C
             }
             let Some(c) = conn.as_mut() else { continue };
             if let Err(e) = pass(c).await {
-                // A full disk or a lock held elsewhere: the writer's own
-                // checkpoint still runs, and the next look tries again.
+                // A full disk, say: the writer's own checkpoint still runs,
+                // and the look after the next write tries again.
                 log::debug!("background checkpoint failed: {e}");
-                if let Some(c) = conn.take() {
-                    let _ = c.close().await;
-                }
             }
         }
         if let Some(c) = conn {
