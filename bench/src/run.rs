@@ -199,9 +199,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     if let Some(bin) = options.before_bin.clone() {
         let dir = work.join("before");
         std::fs::create_dir_all(&dir)?;
-        let bin =
-            std::fs::canonicalize(&bin).with_context(|| format!("no gate binary at {}", bin.display()))?;
-        let setup = GateSetup { bin, dir, database_url: "sqlite://data/gate.db".into(), upstream: mock_addr };
+        let setup = GateSetup {
+            bin: gate_binary(Some(bin))?,
+            dir,
+            database_url: "sqlite://data/gate.db".into(),
+            upstream: mock_addr,
+        };
         let g = start_gate(&setup, "gate.log").await?;
         let key = create_key(g.admin).await?;
         before = Some(Target { name: "before", addr: g.proxy, key: Some(key) });
@@ -597,25 +600,18 @@ async fn stream_section(plan: &Plan, targets: &Targets, table: &mut Table, raw: 
             });
         }
         let gate_bad = merged["gate"] + lost["gate"] + held["gate"] + errors["gate"];
+        let counts = |t: Option<&Target>| {
+            t.map(|t| format!("{} / {} / {}", merged[t.name], held[t.name], lost[t.name])).unwrap_or_default()
+        };
         table.push(Row {
             scenario: format!("streaming {kind}: chunks merged / held > 1 ms / lost"),
-            direct: format!("{} / {} / {}", merged["direct"], held["direct"], lost["direct"]),
-            gate: format!("{} / {} / {}", merged["gate"], held["gate"], lost["gate"]),
+            direct: counts(Some(&targets.direct)),
+            gate: counts(Some(&targets.gate)),
             target: "none".into(),
             verdict: verdict(Some(gate_bad == 0)),
-            nginx: targets
-                .nginx
-                .as_ref()
-                .map(|n| format!("{} / {} / {}", merged[n.name], held[n.name], lost[n.name]))
-                .unwrap_or_default(),
-            before: targets
-                .before
-                .as_ref()
-                .map(|b| format!("{} / {} / {}", merged[b.name], held[b.name], lost[b.name]))
-                .unwrap_or_default(),
-            peer: peer
-                .map(|p| format!("{} / {} / {}", merged[p.name], held[p.name], lost[p.name]))
-                .unwrap_or_default(),
+            nginx: counts(targets.nginx.as_ref()),
+            before: counts(targets.before.as_ref()),
+            peer: counts(peer),
             ..Row::default()
         });
         json_lanes.insert(

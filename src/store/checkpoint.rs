@@ -37,22 +37,6 @@ impl Checkpoints {
     }
 }
 
-/// What one passive checkpoint reported, in pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
-pub struct Pass {
-    /// 1 when another checkpoint held the lock (this one did nothing).
-    pub busy: i64,
-    /// Pages in the log.
-    pub log: i64,
-    /// Pages of it now in the database file.
-    pub checkpointed: i64,
-}
-
-/// One passive checkpoint on `conn`.
-pub async fn pass(conn: &mut SqliteConnection) -> sqlx::Result<Pass> {
-    sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(conn).await
-}
-
 /// Checkpoints every `EVERY`, when something was written, until the store
 /// that owns `shared` is dropped, or its file is lost (the connection would
 /// hold the old one).
@@ -78,7 +62,7 @@ pub fn spawn(options: SqliteConnectOptions, file: Arc<FileWatch>, shared: Weak<C
                 }
             }
             let Some(c) = conn.as_mut() else { continue };
-            if let Err(e) = pass(c).await {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(c).await {
                 // A full disk, say: the writer's own checkpoint still runs,
                 // and the look after the next write tries again.
                 log::debug!("background checkpoint failed: {e}");

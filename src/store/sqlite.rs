@@ -48,8 +48,6 @@ pub struct SqliteStore {
     group: GroupCommit<WriterSlot>,
     health: WriteHealth,
     file: Arc<FileWatch>,
-    /// The background checkpoint (`checkpoint.rs`) runs while this lives.
-    _checkpoints: Arc<Checkpoints>,
 }
 
 /// The one writer connection and what it takes to hand it out.
@@ -61,6 +59,7 @@ pub struct WriterSlot {
     /// How long a write waits for the writer before giving up (503).
     wait: Duration,
     file: Arc<FileWatch>,
+    /// The background checkpoint (`checkpoint.rs`) runs while this lives.
     checkpoints: Arc<Checkpoints>,
 }
 
@@ -208,7 +207,7 @@ impl SqliteStore {
             options: writer_options.create_if_missing(false),
             wait: acquire_timeout,
             file: file.clone(),
-            checkpoints: checkpoints.clone(),
+            checkpoints,
         });
         Ok(SqliteStore {
             reader,
@@ -216,7 +215,6 @@ impl SqliteStore {
             writer,
             health: WriteHealth::default(),
             file,
-            _checkpoints: checkpoints,
         })
     }
 
