@@ -4,9 +4,10 @@
 //! every replica in its upkeep.
 
 use crate::config::parse_upstream;
+use crate::domain::people::ModelWeights;
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstreams;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use url::Url;
 
 /// The names under which run-time settings are kept in the database.
@@ -22,6 +23,8 @@ pub enum SettingName {
     SessionEpoch,
     /// Where earlier versions kept the cookie key in plaintext; now always wiped.
     LegacySessionKey,
+    /// How much a token of each model counts, as the admin API's JSON object.
+    ModelWeights,
 }
 
 impl SettingName {
@@ -32,6 +35,7 @@ impl SettingName {
             SettingName::AdminPasswordHash => "admin_password_hash",
             SettingName::SessionEpoch => "admin_session_epoch",
             SettingName::LegacySessionKey => "session_key",
+            SettingName::ModelWeights => "model_weights",
         }
     }
 }
@@ -39,6 +43,7 @@ impl SettingName {
 /// The run-time values the upstream list does not hold itself.
 pub struct Runtime {
     anthropic_default_model: RwLock<Option<String>>,
+    model_weights: RwLock<Arc<ModelWeights>>,
 }
 
 /// A change made through the admin; `None` leaves a value alone. Checked by
@@ -61,7 +66,30 @@ impl Runtime {
             Some(saved) => saved,
             None => from_env.1.map(str::to_owned),
         };
-        Ok((urls, Runtime { anthropic_default_model: RwLock::new(model) }))
+        let weights = saved_weights(store).await?;
+        Ok((
+            urls,
+            Runtime {
+                anthropic_default_model: RwLock::new(model),
+                model_weights: RwLock::new(Arc::new(weights)),
+            },
+        ))
+    }
+
+    /// How much a token of each model counts against token limits.
+    pub fn model_weights(&self) -> Arc<ModelWeights> {
+        self.model_weights.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Saves new weights, then uses them. Other replicas pick them up in their upkeep.
+    pub async fn set_model_weights(
+        &self,
+        store: &dyn Store,
+        weights: ModelWeights,
+    ) -> Result<(), StoreError> {
+        store.put_setting(SettingName::ModelWeights.as_str(), &weights.to_json().to_string()).await?;
+        *self.model_weights.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(weights);
+        Ok(())
     }
 
     pub fn anthropic_default_model(&self) -> Option<String> {
@@ -103,6 +131,10 @@ impl Runtime {
         if let Some(model) = saved_model(store).await? {
             self.set_anthropic_default_model(model);
         }
+        let weights = saved_weights(store).await?;
+        if *self.model_weights() != weights {
+            *self.model_weights.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(weights);
+        }
         Ok(())
     }
 }
@@ -118,4 +150,18 @@ async fn saved_urls(store: &dyn Store) -> Result<Option<Vec<Url>>, StoreError> {
 async fn saved_model(store: &dyn Store) -> Result<Option<Option<String>>, StoreError> {
     let saved = store.get_setting(SettingName::AnthropicDefaultModel.as_str()).await?;
     Ok(saved.map(|m| Some(m).filter(|m| !m.is_empty())))
+}
+
+/// The saved weights; none (every model weighs 1) when none were saved or
+/// what was saved no longer reads as weights.
+async fn saved_weights(store: &dyn Store) -> Result<ModelWeights, StoreError> {
+    let Some(saved) = store.get_setting(SettingName::ModelWeights.as_str()).await? else {
+        return Ok(ModelWeights::default());
+    };
+    let parsed =
+        serde_json::from_str(&saved).map_err(|e| e.to_string()).and_then(|v| ModelWeights::from_json(&v));
+    Ok(parsed.unwrap_or_else(|e| {
+        log::error!("the saved model weights do not read as weights ({e}); every model weighs 1");
+        ModelWeights::default()
+    }))
 }

@@ -22,10 +22,16 @@ pub enum AdminError {
     Upstream(String),
     #[error("the gate's database is unavailable")]
     Unavailable,
+    /// A name already taken.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl From<crate::store::StoreError> for AdminError {
     fn from(e: crate::store::StoreError) -> Self {
+        if let crate::store::StoreError::Conflict(message) = e {
+            return AdminError::Conflict(message);
+        }
         log::error!("admin request failed: {e}");
         AdminError::Unavailable
     }
@@ -41,6 +47,7 @@ impl ResponseError for AdminError {
             AdminError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             AdminError::Upstream(_) => StatusCode::BAD_GATEWAY,
             AdminError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::Conflict(_) => StatusCode::CONFLICT,
         }
     }
 

@@ -8,6 +8,7 @@ use crate::domain::clamps::{Clamps, ClampsPatch, ModelAliases};
 use crate::domain::lengths;
 use crate::domain::limits::{present, Limits, LimitsPatch};
 use crate::domain::model::ModelList;
+use crate::domain::people::{self, ModelLimit, Owner};
 use crate::domain::scopes::Scopes;
 use crate::domain::time::parse_time;
 use crate::key_cache::KeyCache;
@@ -36,6 +37,12 @@ pub struct CreateKey {
     pub clamps: Option<Clamps>,
     #[serde(default)]
     pub model_aliases: Option<BTreeMap<String, String>>,
+    /// The person the key belongs to.
+    #[serde(default)]
+    pub user_id: Option<i64>,
+    /// Limits per model (`domain::people`); set apart from the fields.
+    #[serde(default)]
+    pub model_limits: Option<Vec<ModelLimit>>,
 }
 
 /// `PATCH /api/api-keys/{id}`: an absent field stays, `null` clears it.
@@ -56,6 +63,12 @@ pub struct PatchKey {
     pub clamps: Option<ClampsPatch>,
     #[serde(default, deserialize_with = "present")]
     pub model_aliases: Option<Option<BTreeMap<String, String>>>,
+    /// `null` detaches the key from its user.
+    #[serde(default, deserialize_with = "present")]
+    pub user_id: Option<Option<i64>>,
+    /// Replaces the key's limits per model; `[]` removes them.
+    #[serde(default)]
+    pub model_limits: Option<Vec<ModelLimit>>,
 }
 
 /// A refused value and the field it belongs to (the JSON API's field name,
@@ -130,6 +143,11 @@ fn aliases(map: Option<BTreeMap<String, String>>) -> Result<Option<ModelAliases>
     on("model_aliases", map.filter(|m| !m.is_empty()).map(ModelAliases::new).transpose())
 }
 
+/// Checked `model_limits` entries, when given.
+pub fn model_limits(entries: Option<&[ModelLimit]>) -> Result<Option<Vec<ModelLimit>>, FieldError> {
+    entries.map(|e| on("model_limits", people::check_model_limits(e))).transpose()
+}
+
 pub fn new_fields(input: CreateKey, tz: Tz) -> Result<KeyFields, FieldError> {
     let limits = input.limits.unwrap_or_default();
     on("limits", limits.validate())?;
@@ -144,6 +162,7 @@ pub fn new_fields(input: CreateKey, tz: Tz) -> Result<KeyFields, FieldError> {
         scopes: scopes(input.scopes.as_deref())?,
         models: models(input.models)?,
         limits,
+        user_id: input.user_id,
     })
 }
 
@@ -170,6 +189,9 @@ pub fn patched_fields(current: &KeyFields, patch: PatchKey, tz: Tz) -> Result<Ke
     }
     if let Some(a) = patch.model_aliases {
         f.aliases = aliases(a)?;
+    }
+    if let Some(u) = patch.user_id {
+        f.user_id = u;
     }
     Ok(f)
 }
@@ -201,6 +223,8 @@ pub struct KeyOps<'a> {
 pub enum KeyError {
     #[error("no API key with id {0}")]
     NotFound(i64),
+    #[error("no user with id {0}")]
+    NoSuchUser(i64),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -209,6 +233,7 @@ impl From<KeyError> for AdminError {
     fn from(e: KeyError) -> Self {
         match e {
             KeyError::NotFound(_) => AdminError::NotFound(e.to_string()),
+            KeyError::NoSuchUser(_) => AdminError::BadRequest(e.to_string()),
             KeyError::Store(e) => e.into(),
         }
     }
@@ -241,11 +266,29 @@ impl<'a> KeyOps<'a> {
         self.store.get_key(id).await?.ok_or(KeyError::NotFound(id))
     }
 
+    /// The user a key is to belong to must exist.
+    async fn check_user(&self, fields: &KeyFields) -> Result<(), KeyError> {
+        match fields.user_id {
+            Some(id) if self.store.get_user(id).await?.is_none() => Err(KeyError::NoSuchUser(id)),
+            _ => Ok(()),
+        }
+    }
+
     /// A new key; its secret is returned this once and never stored.
     pub async fn create(&self, fields: KeyFields) -> Result<(ApiKey, KeyRecord), KeyError> {
+        self.check_user(&fields).await?;
         let key = ApiKey::generate();
         let new = NewKey { key_hash: key.hash(), key_hint: key.hint(), fields, now: self.now };
-        Ok((key, self.store.create_key(&new).await?))
+        let id = self.store.create_key(&new).await?.id;
+        Ok((key, self.get(id).await?))
+    }
+
+    /// Replaces a key's limits per model.
+    pub async fn set_model_limits(&self, id: i64, entries: &[ModelLimit]) -> Result<KeyRecord, KeyError> {
+        self.get(id).await?;
+        self.store.set_model_limits(Owner::Key, id, entries).await?;
+        let record = self.store.get_key(id).await?;
+        self.changed(record, id)
     }
 
     /// A new secret for a key; the old one stops working at once.
@@ -256,8 +299,10 @@ impl<'a> KeyOps<'a> {
     }
 
     pub async fn save(&self, id: i64, fields: &KeyFields) -> Result<KeyRecord, KeyError> {
-        let record = self.store.save_key_fields(id, fields, self.now).await?;
-        self.changed(record, id)
+        self.check_user(fields).await?;
+        let saved = self.store.save_key_fields(id, fields, self.now).await?;
+        self.changed(saved, id)?;
+        self.get(id).await
     }
 
     pub async fn set_active(&self, id: i64, active: bool) -> Result<KeyRecord, KeyError> {

@@ -11,6 +11,7 @@ pub mod hosts;
 pub mod keys;
 pub mod pages;
 pub mod password;
+pub mod people;
 pub mod reveal;
 pub mod session;
 pub mod session_key;

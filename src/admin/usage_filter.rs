@@ -11,6 +11,8 @@ use serde::Deserialize;
 pub struct UsageQuery {
     /// A string, so that a form's empty "all keys" choice means no filter.
     pub key_id: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
     pub model: Option<String>,
     pub status: Option<String>,
     pub from: Option<String>,
@@ -40,11 +42,15 @@ impl UsageQuery {
                 .map(|t| crate::domain::time::parse_time(&t, tz, end).map_err(AdminError::BadRequest))
                 .transpose()
         };
-        let key_id = given(&self.key_id)
-            .map(|k| {
-                k.parse::<i64>().map_err(|_| AdminError::BadRequest(format!("key_id '{k}' is not a number")))
-            })
-            .transpose()?;
+        let id = |name: &str, v: &Option<String>| {
+            given(v)
+                .map(|k| {
+                    k.parse::<i64>()
+                        .map_err(|_| AdminError::BadRequest(format!("{name} '{k}' is not a number")))
+                })
+                .transpose()
+        };
+        let key_id = id("key_id", &self.key_id)?;
         Ok(UsageFilter {
             key_id,
             // Usage records models by their canonical name (`llama3:latest`).
@@ -52,6 +58,8 @@ impl UsageQuery {
             status: given(&self.status),
             from: time(&self.from, false)?,
             to: time(&self.to, true)?,
+            user_id: id("user_id", &self.user_id)?,
+            team_id: id("team_id", &self.team_id)?,
             limit,
             offset,
         })
@@ -62,6 +70,8 @@ impl UsageQuery {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in [
             ("key_id", &self.key_id),
+            ("user_id", &self.user_id),
+            ("team_id", &self.team_id),
             ("model", &self.model),
             ("status", &self.status),
             ("from", &self.from),

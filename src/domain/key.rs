@@ -3,6 +3,7 @@
 use super::clamps::{Clamps, ModelAliases};
 use super::limits::{Count, Limits, Usage};
 use super::model::ModelList;
+use super::people::{first_match, Budget, Owner, Principal, Scope};
 use super::scopes::Scopes;
 use super::windows::{self, Window, Windows};
 
@@ -17,6 +18,11 @@ pub struct KeyRecord {
     pub updated_at: i64,
     pub fields: KeyFields,
     pub counters: Counters,
+    /// The key's own `model_limits` entries, in order.
+    pub model_limits: Vec<Budget>,
+    /// Its user and that user's team, as read with the key.
+    pub user: Option<Principal>,
+    pub team: Option<Principal>,
 }
 
 /// The part of a key an admin edits.
@@ -30,6 +36,8 @@ pub struct KeyFields {
     pub limits: Limits,
     pub clamps: Clamps,
     pub aliases: Option<ModelAliases>,
+    /// The person the key belongs to; their limits apply too.
+    pub user_id: Option<i64>,
 }
 
 impl KeyRecord {
@@ -50,6 +58,49 @@ impl KeyRecord {
 
     pub fn usage_at(&self, windows: &Windows) -> Usage {
         self.counters.usage_at(windows)
+    }
+
+    /// Every level a request for `model` is measured against, in the order
+    /// refusals are looked for: the key, its entry for the model, its user,
+    /// the user's entry, the team, the team's entry.
+    pub fn scopes(&self, model: &str, windows: &Windows) -> Vec<Scope<'_>> {
+        let mut scopes = vec![Scope {
+            owner: Owner::Key,
+            name: &self.fields.name,
+            model: None,
+            budget_id: None,
+            limits: self.fields.limits,
+            usage: self.usage_at(windows),
+        }];
+        fn of<'a>(owner: Owner, name: &'a str, b: &'a Budget, windows: &Windows) -> Scope<'a> {
+            Scope {
+                owner,
+                name,
+                model: b.model.as_deref(),
+                budget_id: Some(b.id),
+                limits: b.limits,
+                usage: b.usage_at(windows),
+            }
+        }
+        let key_name: &str = &self.fields.name;
+        scopes.extend(first_match(&self.model_limits, model).map(|b| of(Owner::Key, key_name, b, windows)));
+        for (owner, principal) in [(Owner::User, &self.user), (Owner::Team, &self.team)] {
+            if let Some(p) = principal {
+                scopes.push(of(owner, &p.name, &p.own, windows));
+                scopes.extend(first_match(&p.models, model).map(|b| of(owner, &p.name, b, windows)));
+            }
+        }
+        scopes
+    }
+
+    /// Whether any level a request may be measured against counts tokens.
+    pub fn has_token_limit(&self) -> bool {
+        let principals = [&self.user, &self.team].into_iter().flatten();
+        self.fields.limits.has_token_limit()
+            || self.model_limits.iter().any(|b| b.limits.has_token_limit())
+            || principals
+                .flat_map(|p| std::iter::once(&p.own).chain(&p.models))
+                .any(|b| b.limits.has_token_limit())
     }
 }
 

@@ -206,6 +206,20 @@ impl LimitKind {
         }
     }
 
+    /// The limit in words, for refusals: `daily tokens`.
+    pub fn label(self) -> &'static str {
+        match self {
+            LimitKind::RequestsPerMinute => "requests per minute",
+            LimitKind::TokensPerMinute => "tokens per minute",
+            LimitKind::DailyRequests => "daily requests",
+            LimitKind::DailyTokens => "daily tokens",
+            LimitKind::MonthlyRequests => "monthly requests",
+            LimitKind::MonthlyTokens => "monthly tokens",
+            LimitKind::TotalTokens => "total tokens",
+            LimitKind::Concurrency => "requests in flight",
+        }
+    }
+
     /// Token limits are measured in tokens; the others in requests.
     pub fn counts_tokens(self) -> bool {
         matches!(

@@ -10,6 +10,7 @@ pub mod lengths;
 pub mod limits;
 pub mod model;
 pub mod password;
+pub mod people;
 pub mod scopes;
 pub mod time;
 pub mod usage;

@@ -9,8 +9,9 @@ use super::ratelimit;
 use super::reservation::{self, Room};
 use super::settle::{Settler, Terms, Ticket};
 use super::ProxyState;
-use crate::domain::limits::{first_violation, LimitKind, Limits, Usage};
+use crate::domain::limits::{LimitKind, Limits, Usage};
 use crate::domain::model;
+use crate::domain::people::{self, Scope};
 use crate::domain::windows::Windows;
 use crate::store::{Admission, Admitted, KeyRecord};
 use crate::tokens::Busy;
@@ -20,8 +21,9 @@ use std::time::Instant;
 /// request took part of what was left.
 const ADMISSION_ATTEMPTS: usize = 3;
 
-/// Admits the planned request against the key's limits; the ticket it
-/// returns is settled once the request ends, however it ends.
+/// Admits the planned request against the limits of the key, its user and
+/// the user's team (and their entries for the model); the ticket it returns
+/// is settled once the request ends, however it ends.
 pub async fn admit(
     state: &ProxyState,
     key: &KeyRecord,
@@ -29,14 +31,15 @@ pub async fn admit(
     ex: &mut Exchange,
 ) -> Result<Ticket, ProxyError> {
     let Plan { route, body, facts, .. } = plan;
-    let limits = &key.fields.limits;
+    let model = facts.models.first().map(|m| model::normalize(m)).unwrap_or_default();
+    let weight = state.runtime.model_weights().micros_for(&model);
     // Listings, management and count_tokens use no model tokens: they reserve none.
-    let counts_tokens = limits.has_token_limit() && route.kind.reports_usage();
+    let counts_tokens = key.has_token_limit() && route.kind.reports_usage();
     // The tokenizer runs only when some token limit needs the estimate now,
     // and only for a key that has room left by what it last read.
     let prompt_estimate = match (&body, counts_tokens) {
         (Some(b), true) => {
-            precheck(key, &state.windows())?;
+            precheck(key, &model, &state.windows())?;
             let pending =
                 state.tokenizer.try_count(key.id, body::prompt_text(&b.value)).map_err(tokenizer_busy)?;
             Some(pending.tokens().await)
@@ -45,8 +48,8 @@ pub async fn admit(
     };
     let prompt = prompt_estimate.unwrap_or(0);
     // With token limits, a generating request's output maximum is lowered to
-    // what the key has left, in the forwarded body, so the upstream stops where
-    // the reservation ends. A request that sets no maximum reserves
+    // what every level has left, in the forwarded body, so the upstream stops
+    // where the reservation ends. A request that sets no maximum reserves
     // DEFAULT_OUTPUT_RESERVATION and is left as it is while that fits; once
     // less than that is left, what is left becomes its maximum.
     let default_output = state.settings.default_output_reservation;
@@ -54,14 +57,16 @@ pub async fn admit(
     let mut output = if bounded_output {
         let wanted = facts.max_output.unwrap_or(default_output);
         let windows = state.windows();
-        let room = room_or_refusal(limits, &key.usage_at(&windows), prompt, wanted, &windows)
+        let room = room_or_refusal(&key.scopes(&model, &windows), prompt, wanted, weight, &windows)
             // The cached usage let this through the precheck: the next request reads it fresh.
             .inspect_err(|_| state.keys.forget(&key.key_hash))?;
         (facts.max_output.is_some() || room < wanted).then_some(room)
     } else {
         None
     };
-    let model = facts.models.first().map(|m| model::normalize(m)).unwrap_or_default();
+    let scopes = key.scopes(&model, &state.windows());
+    let mut budgets: Vec<i64> = scopes.iter().filter_map(|s| s.budget_id).collect();
+    budgets.sort_unstable();
     let mut attempt = 0;
     let (reservation_id, usage) = loop {
         attempt += 1;
@@ -84,11 +89,15 @@ pub async fn admit(
             key_hash: key.key_hash.clone(),
             windows,
             counts_in_request_quotas: route.kind.counts_in_request_quotas(),
-            reserve_tokens: reserve,
+            reserve_tokens: people::weighted(reserve, weight),
             prompt_estimate: prompt,
             model: model.clone(),
             route: route.name,
             instance_id: state.instance_id.to_string(),
+            budgets: budgets.clone(),
+            user_id: key.user.as_ref().map(|u| u.id),
+            team_id: key.team.as_ref().map(|t| t.id),
+            weighted_prompt: people::weighted(prompt, weight),
         };
         let admitted = state.store.admit(&admission).await.map_err(ProxyError::database("admission"))?;
         match admitted {
@@ -99,24 +108,34 @@ pub async fn admit(
                     "API key is no longer valid (deactivated, rotated, expired or deleted)".into(),
                 ));
             }
-            Admitted::Refused { limits, usage } => {
+            Admitted::Refused(now) => {
                 // The cached usage let this through: the next request reads it fresh.
                 state.keys.forget(&key.key_hash);
+                let fresh = now.scopes(&model, &windows);
                 // Another request may have taken part of what was left since the
                 // key was read: lower the output to what is left now and try again.
                 if bounded_output {
                     let current = output.unwrap_or(default_output);
-                    let lower = room_or_refusal(&limits, &usage, prompt, current, &windows)?;
+                    let lower = room_or_refusal(&fresh, prompt, current, weight, &windows)?;
                     if lower < current && attempt < ADMISSION_ATTEMPTS {
                         output = Some(lower);
                         continue;
                     }
                 }
-                return Err(refusal(&limits, &usage, reserve, &windows));
+                return Err(refusal(&fresh, admission.reserve_tokens, &windows));
             }
         }
     };
-    ex.show_limits(limits, &usage, &state.windows());
+    // The key's counters are the ones just written; the other levels' are
+    // as read with the key (at most KEY_CACHE_TTL_MS old), with this request.
+    let levels: Vec<(Limits, Usage)> = scopes
+        .iter()
+        .map(|s| match s.budget_id {
+            None => (s.limits, usage),
+            Some(_) => (s.limits, with_one_more(s.usage)),
+        })
+        .collect();
+    ex.show_limits(&levels, &state.windows());
     Ok(Ticket {
         settler: Settler::of(state),
         reservation_id,
@@ -127,19 +146,32 @@ pub async fn admit(
         // Handed over with the body on its way upstream (`Plan::outbound`).
         body: None,
         terms: Terms { reports_usage: route.kind.reports_usage(), prompt_estimate },
+        weight,
+        budgets,
     })
 }
 
-/// Refuses, before any tokenizer work, a key that has no room left by the
-/// usage read with it. That read may be up to KEY_CACHE_TTL_MS old: it can
-/// only have missed use since, so it never refuses what admission would take,
-/// except on concurrency, which is left to admission.
-fn precheck(key: &KeyRecord, windows: &Windows) -> Result<(), ProxyError> {
-    let limits = Limits { max_concurrent: None, ..key.fields.limits };
-    let usage = key.usage_at(windows);
-    match first_violation(&limits, &usage, 1) {
+/// Usage as read, plus the request just admitted.
+fn with_one_more(mut usage: Usage) -> Usage {
+    usage.minute.requests += 1;
+    usage.day.requests += 1;
+    usage.month.requests += 1;
+    usage.total.requests += 1;
+    usage
+}
+
+/// Refuses, before any tokenizer work, a key that has no room left at some
+/// level by the usage read with it. That read may be up to KEY_CACHE_TTL_MS
+/// old: it can only have missed use since, so it never refuses what
+/// admission would take, except on concurrency, which is left to admission.
+fn precheck(key: &KeyRecord, model: &str, windows: &Windows) -> Result<(), ProxyError> {
+    let mut scopes = key.scopes(model, windows);
+    for s in &mut scopes {
+        s.limits.max_concurrent = None;
+    }
+    match people::first_violation_in(&scopes, 1) {
         None => Ok(()),
-        Some(_) => Err(refusal(&limits, &usage, 1, windows)),
+        Some(_) => Err(refusal(&scopes, 1, windows)),
     }
 }
 
@@ -159,37 +191,51 @@ pub fn tokenizer_busy(busy: Busy) -> ProxyError {
     }
 }
 
-/// The output a request may have, or the refusal that says why it has none.
+/// The output a request may have at every level, or the refusal that says
+/// which level leaves it none.
 fn room_or_refusal(
-    limits: &Limits,
-    usage: &Usage,
+    scopes: &[Scope<'_>],
     prompt: i64,
     wanted: i64,
+    weight: i64,
     windows: &Windows,
 ) -> Result<i64, ProxyError> {
-    match reservation::output_room(limits, usage, prompt, wanted) {
-        Room::Output(n) => Ok(n),
-        Room::None(kind, left) => Err(ProxyError::Limited {
-            kind,
-            retry_after: ratelimit::retry_after(kind, windows),
-            message: format!(
-                "this request's prompt (about {prompt} tokens) leaves no room for output in what this key has left \
-                 ({left} tokens of {}); send a shorter prompt, or ask the gate's admin for more",
-                kind.field()
-            ),
-        }),
+    match reservation::output_room_in(scopes, prompt, wanted, weight) {
+        (_, Room::Output(n)) => Ok(n),
+        (level, Room::None(kind, left)) => {
+            let who = scopes.get(level).map(Scope::label).unwrap_or_else(|| "this key".into());
+            Err(ProxyError::Limited {
+                kind,
+                retry_after: ratelimit::retry_after(kind, windows),
+                message: format!(
+                    "this request's prompt (about {prompt} tokens) leaves no room for output in what {who} has \
+                     left ({left} tokens of {}: {}); send a shorter prompt, or ask the gate's admin for more",
+                    kind.field(),
+                    kind.label()
+                ),
+            })
+        }
     }
 }
 
-/// The 429 for a refused admission, naming the limit that is tightest now.
-fn refusal(limits: &Limits, usage: &Usage, reserve: i64, windows: &Windows) -> ProxyError {
+/// The 429 for a refused admission, naming the level and the limit that is
+/// tightest now: `quota exhausted for team 'physics': daily tokens (daily_tokens)`.
+fn refusal(scopes: &[Scope<'_>], reserve: i64, windows: &Windows) -> ProxyError {
     // Another request may have freed room between the two reads; the
     // refusal still stands, it names the limit that is tightest now.
-    let kind = first_violation(limits, usage, reserve).unwrap_or(LimitKind::Concurrency);
+    let (who, kind) = match people::first_violation_in(scopes, reserve) {
+        Some((scope, kind)) => (scope.label(), kind),
+        None => ("this key".to_owned(), LimitKind::Concurrency),
+    };
+    // The key's own limits keep their short form: `quota exhausted for this key (daily_tokens)`.
+    let what = match who.as_str() {
+        "this key" => format!(" ({})", kind.field()),
+        _ => format!(": {} ({})", kind.label(), kind.field()),
+    };
     let message = match kind {
-        LimitKind::Concurrency => "too many requests in flight for this key (max_concurrent)".to_owned(),
-        k if k.is_rate() => format!("rate limit reached for this key ({})", k.field()),
-        k => format!("quota exhausted for this key ({})", k.field()),
+        LimitKind::Concurrency => format!("too many requests in flight for {who}{what}"),
+        k if k.is_rate() => format!("rate limit reached for {who}{what}"),
+        _ => format!("quota exhausted for {who}{what}"),
     };
     ProxyError::Limited { kind, retry_after: ratelimit::retry_after(kind, windows), message }
 }

@@ -24,8 +24,9 @@ impl Exchange {
     }
 
     /// The key's limits and what it has used of them, for the rate-limit headers.
-    pub fn show_limits(&mut self, limits: &Limits, usage: &Usage, windows: &Windows) {
-        self.rate_headers = ratelimit::headers(limits, usage, windows);
+    /// The tightest limits across the levels a request was measured against.
+    pub fn show_limits(&mut self, levels: &[(Limits, Usage)], windows: &Windows) {
+        self.rate_headers = ratelimit::headers_across(levels, windows);
     }
 
     /// Adds the rate-limit headers to an answer.

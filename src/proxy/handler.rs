@@ -43,7 +43,9 @@ async fn run(
     let key = auth::caller(state, req, &route, &mut body).await?;
     let route = plan::permit(req, &key, route)?;
     let windows = state.windows();
-    ex.show_limits(&key.fields.limits, &key.usage_at(&windows), &windows);
+    // Before admission (a refusal has them too): every level, by the model-less scopes.
+    let levels: Vec<_> = key.scopes("", &windows).iter().map(|s| (s.limits, s.usage)).collect();
+    ex.show_limits(&levels, &windows);
 
     // What goes upstream: the body checked, rewritten, and checked again.
     let mut plan = plan::plan(req, state, client, &key, route, body).await?;

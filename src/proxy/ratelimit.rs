@@ -18,18 +18,29 @@ pub fn retry_after(kind: LimitKind, w: &Windows) -> i64 {
 
 /// The tightest request limit and the tightest token limit that apply, as
 /// (limit, remaining, seconds to reset). Absent when the key has none.
+#[cfg(test)]
 pub fn headers(limits: &Limits, usage: &Usage, w: &Windows) -> Vec<(HeaderName, HeaderValue)> {
-    let requests = [
-        (limits.requests_per_minute, usage.minute.requests, Some(w.minute.seconds_left(w.now))),
-        (limits.daily_requests, usage.day.requests, Some(w.day.seconds_left(w.now))),
-        (limits.monthly_requests, usage.month.requests, Some(w.month.seconds_left(w.now))),
-    ];
-    let tokens = [
-        (limits.tokens_per_minute, usage.minute.tokens, Some(w.minute.seconds_left(w.now))),
-        (limits.daily_tokens, usage.day.tokens, Some(w.day.seconds_left(w.now))),
-        (limits.monthly_tokens, usage.month.tokens, Some(w.month.seconds_left(w.now))),
-        (limits.total_tokens, usage.total.tokens, None),
-    ];
+    headers_across(&[(*limits, *usage)], w)
+}
+
+/// `headers` for the tightest limits across every level (key, user, team,
+/// and their entries for the model).
+pub fn headers_across(levels: &[(Limits, Usage)], w: &Windows) -> Vec<(HeaderName, HeaderValue)> {
+    let mut requests = Vec::with_capacity(3 * levels.len());
+    let mut tokens = Vec::with_capacity(4 * levels.len());
+    for (limits, usage) in levels {
+        requests.extend([
+            (limits.requests_per_minute, usage.minute.requests, Some(w.minute.seconds_left(w.now))),
+            (limits.daily_requests, usage.day.requests, Some(w.day.seconds_left(w.now))),
+            (limits.monthly_requests, usage.month.requests, Some(w.month.seconds_left(w.now))),
+        ]);
+        tokens.extend([
+            (limits.tokens_per_minute, usage.minute.tokens, Some(w.minute.seconds_left(w.now))),
+            (limits.daily_tokens, usage.day.tokens, Some(w.day.seconds_left(w.now))),
+            (limits.monthly_tokens, usage.month.tokens, Some(w.month.seconds_left(w.now))),
+            (limits.total_tokens, usage.total.tokens, None),
+        ]);
+    }
     let mut out = Vec::with_capacity(6);
     for (kind, candidates) in [("requests", &requests[..]), ("tokens", &tokens[..])] {
         let tightest = candidates

@@ -9,6 +9,7 @@
 //! leaves no room is it refused, with a message that says so.
 
 use crate::domain::limits::{LimitKind, Limits, Usage};
+use crate::domain::people::{self, Scope};
 
 /// The output a request may have, given what the key has left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,32 @@ pub fn output_room(limits: &Limits, usage: &Usage, prompt: i64, wanted: i64) -> 
                 Room::None(kind, room.max(0))
             } else {
                 Room::Output(wanted.min(for_output))
+            }
+        }
+    }
+}
+
+/// `output_room` across every level a request is measured against, with
+/// each level's room turned from weighted tokens into the model's raw
+/// tokens (`weight` in millionths). With `Room::None`, the index of the
+/// level whose limit leaves no room.
+pub fn output_room_in(scopes: &[Scope<'_>], prompt: i64, wanted: i64, weight: i64) -> (usize, Room) {
+    let tightest = scopes
+        .iter()
+        .enumerate()
+        .flat_map(|(n, s)| {
+            token_room(&s.limits, &s.usage).into_iter().map(move |(kind, room)| (n, kind, room))
+        })
+        .map(|(n, kind, room)| (n, kind, room, people::raw_room(room, weight)))
+        .min_by_key(|(_, _, _, raw)| *raw);
+    match tightest {
+        None => (0, Room::Output(wanted)),
+        Some((n, kind, room, raw)) => {
+            let for_output = raw.saturating_sub(prompt);
+            if for_output < 1 {
+                (n, Room::None(kind, room.max(0)))
+            } else {
+                (n, Room::Output(wanted.min(for_output)))
             }
         }
     }

@@ -9,6 +9,7 @@
 use super::error::ProxyError;
 use super::tap::{Delivered, Reading};
 use crate::clock::Clock;
+use crate::domain::people;
 use crate::domain::usage::Outcome;
 use crate::store::{Settlement, Store};
 use crate::tokens::Tokenizer;
@@ -194,6 +195,10 @@ pub struct Ticket {
     /// The request body, for a token estimate when the upstream reports no counts.
     pub body: Option<Arc<Value>>,
     pub terms: Terms,
+    /// The model's weight (millionths) when admitted: settlement counts with it.
+    pub weight: i64,
+    /// The budget rows the reservation holds room on.
+    pub budgets: Vec<i64>,
 }
 
 impl Ticket {
@@ -231,6 +236,8 @@ impl Ticket {
             latency_ms,
             refund_request: charge.refund,
             now: self.settler.clock.now().timestamp(),
+            weighted_tokens: people::weighted(prompt.saturating_add(completion), self.weight),
+            budgets: self.budgets.clone(),
         };
         settle_until_done(&*self.settler.store, &settlement).await;
         self.settler.usage_log.record(&UsageEvent {

@@ -223,6 +223,8 @@ async fn answer<B: Batches>(backend: &B, jobs: &[Job], replies: Vec<Reply>, outc
             latency_ms: 0,
             refund_request: true,
             now: a.windows.now,
+            weighted_tokens: 0,
+            budgets: a.budgets.clone(),
         };
         if let Err(e) = backend.commit(&[Job::Settle(give_back)]).await {
             // Its heartbeat outlives this, so only a restart's sweep frees it.

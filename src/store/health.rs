@@ -56,7 +56,7 @@ pub fn is_fault(e: &StoreError) -> bool {
     use sqlx::error::ErrorKind;
     match e {
         StoreError::Batch(inner) => is_fault(inner),
-        StoreError::Database(sqlx::Error::RowNotFound) => false,
+        StoreError::Database(sqlx::Error::RowNotFound) | StoreError::Conflict(_) => false,
         StoreError::Database(sqlx::Error::Database(db)) => !matches!(
             db.kind(),
             ErrorKind::UniqueViolation
@@ -85,7 +85,10 @@ pub fn describe(e: &StoreError) -> &'static str {
                 postgres_reason(db.code().as_deref().unwrap_or(""))
             }
         }
-        StoreError::Database(_) | StoreError::Migration(_) | StoreError::Unsupported(_) => "database error",
+        StoreError::Database(_)
+        | StoreError::Migration(_)
+        | StoreError::Unsupported(_)
+        | StoreError::Conflict(_) => "database error",
     }
 }
 

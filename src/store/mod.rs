@@ -12,6 +12,7 @@ pub mod copy;
 mod file_watch;
 mod group;
 pub mod health;
+pub mod people;
 mod pg_batch;
 pub mod postgres;
 pub mod records;
@@ -24,6 +25,7 @@ mod sqlite_batch;
 pub mod url;
 
 pub use health::WriteFailure;
+pub use people::People;
 pub use records::*;
 pub(crate) use rows::{CounterRow, KeyRow};
 use std::sync::Arc;
@@ -44,12 +46,15 @@ pub enum StoreError {
     /// the writes it held.
     #[error("{0}")]
     Batch(Arc<StoreError>),
+    /// A unique name is taken (a user's, a team's).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: people::People + Send + Sync {
     /// One cheap round trip: is the database there (and, on SQLite, still
     /// the file at its path)?
     async fn ping(&self) -> StoreResult<()>;

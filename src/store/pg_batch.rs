@@ -13,7 +13,11 @@
 //! replicas' batches that took two keys in opposite orders would deadlock.
 //! Jobs therefore run in the order of their keys' ids (a key's settlements
 //! before its admissions, each kind first come first served), and every
-//! batch takes its locks in that one order.
+//! batch takes its locks in that one order. Budget rows (users, teams,
+//! per-model limits) are shared by many keys: a batch locks every one it
+//! will touch before any key, in id order, so the one order holds across
+//! both kinds. An admission with budget rows also locks its key row before
+//! its statement, whose parts all read one snapshot (`sql::PG_ADMIT_BUDGETS`).
 //!
 //! The function lives in the connection's own temporary schema and is made
 //! when the connection opens, from the same SQL the one-job path runs: no
@@ -23,16 +27,17 @@
 use super::group::{in_job_order, split, Done, Job};
 use super::rows::CounterRow;
 use super::sql::{self, rename_params, tagged};
-use super::{Admission, Settlement, StoreResult};
+use super::{Admission, Settlement, StoreResult, MAX_BUDGETS};
 use sqlx::{FromRow, PgPool, Row};
 use std::sync::LazyLock;
 
 /// The parameters' SQL types, in the one-job statements' order.
-const SETTLEMENT_TYPES: [&str; 9] =
-    ["bigint", "bigint", "text", "bigint", "bigint", "bigint", "boolean", "bigint", "bigint"];
-const ADMISSION_TYPES: [&str; 15] = [
+const SETTLEMENT_TYPES: [&str; 10] =
+    ["bigint", "bigint", "text", "bigint", "bigint", "bigint", "boolean", "bigint", "bigint", "bigint"];
+const ADMISSION_TYPES: [&str; 24] = [
     "bigint", "bigint", "bigint", "bigint", "bigint", "text", "bigint", "text", "bigint", "text", "text",
-    "bigint", "bigint", "bigint", "bigint",
+    "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint",
+    "bigint", "bigint", "bigint",
 ];
 
 /// The counters a row carries after an admission (`CounterRow`'s columns).
@@ -57,6 +62,8 @@ pub static DEFINE_FUNCTION: LazyLock<String> = LazyLock::new(|| {
     all.extend(params("a", &ADMISSION_TYPES));
     // The order to run them in: which kind, and its place in that kind's arrays.
     all.extend(["o_settle boolean[]".to_owned(), "o_place integer[]".to_owned()]);
+    // Every budget row the batch touches, locked first, in id order.
+    all.push("lock_ids bigint[]".to_owned());
     let columns: Vec<String> = COUNTERS.iter().map(|c| format!("{c} bigint")).collect();
     let nulls = vec!["NULL::bigint"; COUNTERS.len()].join(", ");
     let counters: Vec<String> = COUNTERS.iter().map(|c| format!("k.{c}")).collect();
@@ -64,12 +71,14 @@ pub static DEFINE_FUNCTION: LazyLock<String> = LazyLock::new(|| {
         &rename_params(&sql::PG_SETTLE, |n| format!("s{n}[i]")),
         &[("SELECT key_id FROM r", format!("SELECT 'settled'::text, i, {nulls}, r.key_id FROM r"))],
     );
+    let returned = format!("SELECT 'admitted'::text, i, {}, r.id FROM k, r", counters.join(", "));
     let admit = tagged(
         &rename_params(&sql::PG_ADMIT, |n| format!("a{n}[i]")),
-        &[(
-            "SELECT k.*, r.id AS reservation_id FROM k, r",
-            format!("SELECT 'admitted'::text, i, {}, r.id FROM k, r", counters.join(", ")),
-        )],
+        &[("SELECT k.*, r.id AS reservation_id FROM k, r", returned.clone())],
+    );
+    let admit_budgets = tagged(
+        &rename_params(&sql::PG_ADMIT_BUDGETS, |n| format!("a{n}[i]")),
+        &[("SELECT k.*, r.id AS reservation_id FROM k, r", returned)],
     );
     format!(
         "CREATE OR REPLACE FUNCTION pg_temp.gate_commit({}) \
@@ -77,10 +86,16 @@ pub static DEFINE_FUNCTION: LazyLock<String> = LazyLock::new(|| {
          #variable_conflict use_column\n\
          DECLARE i integer;\n\
          BEGIN\n\
+         IF coalesce(cardinality(lock_ids), 0) > 0 THEN\n\
+           PERFORM 1 FROM budgets WHERE id = ANY(lock_ids) ORDER BY id FOR UPDATE;\n\
+         END IF;\n\
          FOR n IN 1 .. coalesce(cardinality(o_place), 0) LOOP\n\
            i := o_place[n];\n\
            IF o_settle[n] THEN\n  RETURN QUERY {settle};\n\
-           ELSE\n  RETURN QUERY {admit};\n\
+           ELSIF a21[i] = 0 THEN\n  RETURN QUERY {admit};\n\
+           ELSE\n\
+             PERFORM 1 FROM api_keys WHERE id = a1[i] FOR UPDATE;\n\
+             RETURN QUERY {admit_budgets};\n\
            END IF;\n\
          END LOOP;\n\
          END $body$",
@@ -91,7 +106,7 @@ pub static DEFINE_FUNCTION: LazyLock<String> = LazyLock::new(|| {
 
 static CALL: LazyLock<String> = LazyLock::new(|| {
     let places: Vec<String> =
-        (1..=SETTLEMENT_TYPES.len() + ADMISSION_TYPES.len() + 2).map(|n| format!("${n}")).collect();
+        (1..=SETTLEMENT_TYPES.len() + ADMISSION_TYPES.len() + 3).map(|n| format!("${n}")).collect();
     format!("SELECT * FROM pg_temp.gate_commit({})", places.join(", "))
 });
 
@@ -116,6 +131,7 @@ pub async fn commit(pool: &PgPool, jobs: &[Job]) -> StoreResult<Vec<Done>> {
         .bind(settlements.iter().map(|s| s.estimated).collect::<Vec<bool>>())
         .bind(s(|s| s.latency_ms))
         .bind(s(|s| i64::from(s.refund_request)))
+        .bind(s(|s| s.weighted_tokens))
         .bind(a(|a| a.key_id))
         .bind(a(|a| a.windows.minute.start))
         .bind(a(|a| a.windows.day.start))
@@ -130,9 +146,18 @@ pub async fn commit(pool: &PgPool, jobs: &[Job]) -> StoreResult<Vec<Done>> {
         .bind(a(|a| a.windows.minute.end))
         .bind(a(|a| a.windows.day.end))
         .bind(a(|a| a.windows.month.end))
-        .bind(a(|a| i64::from(a.counts_in_request_quotas)))
+        .bind(a(|a| i64::from(a.counts_in_request_quotas)));
+    let query = (0..MAX_BUDGETS)
+        .fold(query, |query, n| {
+            query.bind(admissions.iter().map(|a| a.budgets.get(n).copied()).collect::<Vec<_>>())
+        })
+        .bind(a(|a| a.budgets.len() as i64))
+        .bind(admissions.iter().map(|a| a.user_id).collect::<Vec<Option<i64>>>())
+        .bind(admissions.iter().map(|a| a.team_id).collect::<Vec<Option<i64>>>())
+        .bind(a(|a| a.weighted_prompt))
         .bind(order.iter().map(|(settle, _)| *settle).collect::<Vec<bool>>())
-        .bind(order.iter().map(|(_, place)| *place).collect::<Vec<i32>>());
+        .bind(order.iter().map(|(_, place)| *place).collect::<Vec<i32>>())
+        .bind(budget_locks(&settlements, &admissions));
     let rows = query.fetch_all(pool).await?;
 
     let mut settled = vec![false; settlements.len()];
@@ -146,6 +171,20 @@ pub async fn commit(pool: &PgPool, jobs: &[Job]) -> StoreResult<Vec<Done>> {
         }
     }
     Ok(in_job_order(jobs, settled, admitted))
+}
+
+/// Every budget row a batch touches, in id order: a batch takes their locks
+/// before any key's, so that no two batches wait for each other.
+fn budget_locks(settlements: &[&Settlement], admissions: &[&Admission]) -> Vec<i64> {
+    let mut ids: Vec<i64> = settlements
+        .iter()
+        .flat_map(|s| s.budgets.iter())
+        .chain(admissions.iter().flat_map(|a| a.budgets.iter()))
+        .copied()
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// The order a batch runs in: by key id, a key's settlements before its
@@ -180,6 +219,10 @@ mod tests {
             model: String::new(),
             route: "/api/generate",
             instance_id: String::new(),
+            budgets: vec![],
+            user_id: None,
+            team_id: None,
+            weighted_prompt: 0,
         };
         let settlement = |key_id| Settlement {
             reservation_id: 1,
@@ -192,6 +235,8 @@ mod tests {
             latency_ms: 0,
             refund_request: false,
             now: 0,
+            weighted_tokens: 0,
+            budgets: vec![],
         };
         let (s, a) = ([settlement(7), settlement(2)], [admission(7), admission(2), admission(7)]);
         let order = lock_order(&s.iter().collect::<Vec<_>>(), &a.iter().collect::<Vec<_>>());

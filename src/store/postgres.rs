@@ -11,11 +11,13 @@
 
 use super::group::GroupCommit;
 use super::group::{Batches, Done, Job};
+use super::people;
 use super::pg_batch;
 use super::rows::CounterRow;
 use super::sql;
 use super::sql_store::sql_store;
 use super::*;
+use crate::domain::limits::Limits;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, FromRow, PgPool, Postgres, Row, Transaction};
@@ -87,9 +89,15 @@ impl PgStore {
         &sql::PG_SETTLE
     }
 
+    /// Locks the budget rows `reservations` hold, in the order batches take them.
+    async fn lock_budgets_of(tx: &mut Transaction<'_, Postgres>, reservations: Vec<i64>) -> StoreResult<()> {
+        sqlx::query(sql::PG_LOCK_BUDGETS_OF).bind(reservations).fetch_all(&mut **tx).await?;
+        Ok(())
+    }
+
     /// Rows copied in with their ids leave the id sequences behind; move them on.
     async fn reset_sequences(&self) -> StoreResult<()> {
-        for table in ["api_keys", "usage", "reservations"] {
+        for table in ["api_keys", "usage", "reservations", "users", "teams", "budgets"] {
             let query = format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
             );
@@ -112,7 +120,7 @@ impl Batches for PgBatches {
         // One job alone: its own statement, which PostgreSQL runs quicker
         // than the function's loop (about 0.1 ms less on the test machine).
         match jobs {
-            [Job::Admit(a)] => {
+            [Job::Admit(a)] if a.budgets.is_empty() => {
                 let row = PgStore::bind_admission(sqlx::query(&sql::PG_ADMIT), a)
                     .fetch_optional(&self.pool)
                     .await?;
@@ -122,7 +130,7 @@ impl Batches for PgBatches {
                 };
                 Ok(vec![Done::Admitted(admitted)])
             }
-            [Job::Settle(s)] => {
+            [Job::Settle(s)] if s.budgets.is_empty() => {
                 let row = PgStore::bind_settlement(sqlx::query(&sql::PG_SETTLE), s)
                     .fetch_optional(&self.pool)
                     .await?;

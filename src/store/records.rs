@@ -1,7 +1,8 @@
 //! What the store is asked and answers.
 
 pub use crate::domain::key::{Counters, KeyFields, KeyRecord, KeyStatus};
-use crate::domain::limits::{Limits, Usage};
+use crate::domain::limits::Usage;
+pub use crate::domain::people::{Budget, ModelLimit, Owner};
 use crate::domain::windows::Windows;
 
 pub struct NewKey {
@@ -31,7 +32,20 @@ pub struct Admission {
     pub model: String,
     pub route: &'static str,
     pub instance_id: String,
+    /// The `budgets` rows the request counts in besides the key's own row
+    /// (`KeyRecord::scopes`), at most `MAX_BUDGETS`, in id order.
+    pub budgets: Vec<i64>,
+    /// Who the request is for, kept with its usage row.
+    pub user_id: Option<i64>,
+    pub team_id: Option<i64>,
+    /// The prompt estimate as the limits count it: what a process that dies
+    /// mid-request is charged.
+    pub weighted_prompt: i64,
 }
+
+/// The most budget rows one admission counts in: the key's model entry,
+/// the user's own and model entry, the team's own and model entry.
+pub const MAX_BUDGETS: usize = 5;
 
 #[derive(Debug)]
 pub enum Admitted {
@@ -39,11 +53,8 @@ pub enum Admitted {
         reservation_id: i64,
         usage: Usage,
     },
-    /// A limit would be broken; the key's limits and usage as they are now.
-    Refused {
-        limits: Limits,
-        usage: Usage,
-    },
+    /// A limit would be broken; the key and its levels as they are now.
+    Refused(Box<KeyRecord>),
     /// Deleted, deactivated, expired or rotated since it was looked up.
     KeyGone,
 }
@@ -63,6 +74,10 @@ pub struct Settlement {
     /// The upstream never answered: give the request back too.
     pub refund_request: bool,
     pub now: i64,
+    /// `prompt_tokens + completion_tokens` as the limits count them.
+    pub weighted_tokens: i64,
+    /// The budget rows the reservation holds room on: batches lock them first.
+    pub budgets: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -72,6 +87,8 @@ pub struct UsageFilter {
     pub status: Option<String>,
     pub from: Option<i64>,
     pub to: Option<i64>,
+    pub user_id: Option<i64>,
+    pub team_id: Option<i64>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -91,6 +108,9 @@ pub struct UsageRow {
     pub total_tokens: i64,
     pub estimated: bool,
     pub latency_ms: i64,
+    pub user_id: Option<i64>,
+    pub team_id: Option<i64>,
+    pub weighted_tokens: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -99,8 +119,44 @@ pub struct UsageBucket {
     pub key_id: i64,
     pub key_name: String,
     pub model: String,
+    pub user_id: Option<i64>,
+    pub team_id: Option<i64>,
     pub requests: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
+    pub weighted_tokens: i64,
+}
+
+/// A team, with its own limits and its per-model ones.
+#[derive(Debug, Clone)]
+pub struct TeamRecord {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub own: Budget,
+    pub models: Vec<Budget>,
+}
+
+/// A person: their keys count against their limits, and their team's.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: i64,
+    pub name: String,
+    pub email: Option<String>,
+    pub team_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub own: Budget,
+    pub models: Vec<Budget>,
+    pub key_ids: Vec<i64>,
+}
+
+/// What an admin sets on a user besides limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFields {
+    pub name: String,
+    pub email: Option<String>,
+    pub team_id: Option<i64>,
 }

@@ -48,6 +48,7 @@ pub struct KeyRow {
     pub minute_end: i64,
     pub day_end: i64,
     pub month_end: i64,
+    pub user_id: Option<i64>,
 }
 
 impl From<KeyRow> for KeyRecord {
@@ -82,6 +83,7 @@ impl From<KeyRow> for KeyRecord {
                     allow_keep_alive_extremes: r.allow_keep_alive_extremes,
                 },
                 aliases: r.model_aliases.as_deref().map(ModelAliases::from_db),
+                user_id: r.user_id,
             },
             counters: Counters {
                 minute_start: r.minute_start,
@@ -100,6 +102,9 @@ impl From<KeyRow> for KeyRecord {
                 total_tokens: r.total_tokens_used,
                 in_flight: r.in_flight,
             },
+            model_limits: Vec::new(),
+            user: None,
+            team: None,
         }
     }
 }

@@ -7,20 +7,20 @@ pub const KEY_COLUMNS: &str = "id, name, owner, key_hash, key_hint, active, expi
     monthly_requests, monthly_tokens, total_tokens, max_concurrent, max_num_ctx, max_output_tokens, max_images, \
     allow_keep_alive_extremes, model_aliases, minute_start, minute_requests_used, \
     minute_tokens_used, day_start, day_requests_used, day_tokens_used, month_start, month_requests_used, \
-    month_tokens_used, total_requests_used, total_tokens_used, in_flight, minute_end, day_end, month_end";
+    month_tokens_used, total_requests_used, total_tokens_used, in_flight, minute_end, day_end, month_end, user_id";
 
 pub const INSERT_KEY: &str = "INSERT INTO api_keys (name, owner, key_hash, key_hint, active, expires_at, \
     created_at, updated_at, scopes, models, requests_per_minute, tokens_per_minute, daily_requests, \
     daily_tokens, monthly_requests, monthly_tokens, total_tokens, max_concurrent, max_num_ctx, max_output_tokens, \
-    max_images, allow_keep_alive_extremes, model_aliases) \
-    VALUES ($1, $2, $3, $4, TRUE, $5, $6, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
-    RETURNING id";
+    max_images, allow_keep_alive_extremes, model_aliases, user_id) \
+    VALUES ($1, $2, $3, $4, TRUE, $5, $6, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
+    $22) RETURNING id";
 
 pub const UPDATE_KEY_FIELDS: &str = "UPDATE api_keys SET name = $2, owner = $3, expires_at = $4, \
     scopes = $5, models = $6, requests_per_minute = $7, tokens_per_minute = $8, daily_requests = $9, \
     daily_tokens = $10, monthly_requests = $11, monthly_tokens = $12, total_tokens = $13, \
     max_concurrent = $14, max_num_ctx = $15, max_output_tokens = $16, max_images = $17, \
-    allow_keep_alive_extremes = $18, model_aliases = $19, updated_at = $20 WHERE id = $1";
+    allow_keep_alive_extremes = $18, model_aliases = $19, updated_at = $20, user_id = $21 WHERE id = $1";
 
 pub const SET_ACTIVE: &str = "UPDATE api_keys SET active = $2, updated_at = $3 WHERE id = $1";
 pub const ROTATE_KEY: &str =
@@ -31,23 +31,19 @@ pub const DELETE_KEY: &str = "DELETE FROM api_keys WHERE id = $1";
 const WINDOWS: [(&str, &str, &str); 3] =
     [("minute", "$2", "$12"), ("day", "$3", "$13"), ("month", "$4", "$14")];
 
-/// Counts one request and reserves `$5` tokens in every window, but only if the
-/// key is usable and no limit would be passed: `used + reserved + this <= limit`.
+/// Counts one request and reserves `$5` tokens in every window of a row of
+/// `api_keys` or `budgets` (the same columns), as `SET` assignments, and the
+/// conditions under which the row has room: `used + reserved + this <= limit`.
 /// Each window moves only forward, by `windows::next_window` (stated here in
 /// SQL; the two must agree): the stored window is kept while the computed one
 /// begins before its end, and counts from zero only once it is replaced.
 /// `$15` is 1 when the request counts in the daily, monthly and lifetime
 /// request counters, 0 when only in the per-minute one and the concurrency slot.
 /// In an UPDATE every expression reads the row as it was before it.
-/// ($1 key, $2-$4 and $12-$14 the computed windows' starts and ends, $5 tokens,
-/// $6 key hash, $7 now)
-fn admit_sql() -> String {
+/// ($2-$4 and $12-$14 the computed windows' starts and ends, $5 tokens, $7 now)
+fn counting() -> (String, String) {
     let mut set = Vec::new();
-    let mut limits = vec![
-        "active = TRUE".to_owned(),
-        "(expires_at IS NULL OR expires_at > $7)".into(),
-        "(max_concurrent IS NULL OR in_flight + 1 <= max_concurrent)".into(),
-    ];
+    let mut limits = vec!["(max_concurrent IS NULL OR in_flight + 1 <= max_concurrent)".to_owned()];
     for (window, start, end) in WINDOWS {
         let merges = format!("({window}_start = {start} OR 2 * {window}_end > {start} + {end})");
         let stays = format!("({start} < {window}_end AND ($7 < {window}_end OR {merges}))");
@@ -80,14 +76,43 @@ fn admit_sql() -> String {
     set.push("total_tokens_used = total_tokens_used + $5".into());
     set.push("in_flight = in_flight + 1".into());
     limits.push("(total_tokens IS NULL OR total_tokens_used + $5 <= total_tokens)".into());
+    (set.join(",\n    "), limits.join("\n    AND "))
+}
+
+/// The key `$1` with secret `$6`, usable now and with room for the request.
+fn key_has_room() -> String {
+    let (_, room) = counting();
     format!(
-        "UPDATE api_keys SET {} WHERE id = $1 AND key_hash = $6 AND {} \
+        "id = $1 AND key_hash = $6 AND active = TRUE AND (expires_at IS NULL OR expires_at > $7) AND {room}"
+    )
+}
+
+/// The budget rows of an admission: `$16`-`$20`, NULL where there are fewer.
+const BUDGET_IDS: &str = "($16, $17, $18, $19, $20)";
+
+/// Whether every one of the `$21` budget rows has room for the request.
+fn budgets_have_room() -> String {
+    let (_, room) = counting();
+    format!("$21 = (SELECT COUNT(*) FROM budgets WHERE id IN {BUDGET_IDS} AND {room})")
+}
+
+/// The admission's update of its key row; `and` is one more condition.
+/// Returns the counters as they are afterwards.
+fn admit_key(and: &str) -> String {
+    let (set, _) = counting();
+    format!(
+        "UPDATE api_keys SET {set} WHERE {} AND {and} \
          RETURNING name, minute_start, day_start, month_start, minute_requests_used, minute_tokens_used, \
          day_requests_used, day_tokens_used, month_requests_used, month_tokens_used, total_requests_used, \
          total_tokens_used, in_flight",
-        set.join(",\n    "),
-        limits.join("\n    AND ")
+        key_has_room()
     )
+}
+
+/// The admission's update of its budget rows; `and` is one more condition.
+fn admit_budgets(and: &str) -> String {
+    let (set, _) = counting();
+    format!("UPDATE budgets SET {set} WHERE id IN {BUDGET_IDS} AND {and}")
 }
 
 /// The reservation an admission leaves behind, read from the key row `k` as
@@ -96,91 +121,140 @@ fn admit_sql() -> String {
 /// the admission's parameters ($8 instance, $9 prompt estimate, $10 model,
 /// $11 route, $15 whether it counted in the request quotas).
 const RESERVATION_COLUMNS: &str = "key_id, key_name, instance_id, created_at, minute_start, day_start, \
-    month_start, reserved_tokens, prompt_estimate, model, route, quota_requests";
+    month_start, reserved_tokens, prompt_estimate, model, route, quota_requests, user_id, team_id, weighted_prompt";
 const RESERVATION_VALUES: &str =
-    "$1, k.name, $8, $7, k.minute_start, k.day_start, k.month_start, $5, $9, $10, $11, $15";
+    "$1, k.name, $8, $7, k.minute_start, k.day_start, k.month_start, $5, $9, $10, $11, $15, $22, $23, $24";
+const RESERVATION_BUDGET_COLUMNS: &str = "reservation_id, budget_id, minute_start, day_start, month_start";
 
-/// Admission on SQLite, inside a write transaction: the counters change, and
-/// only if they did (`changes()`) is the reservation written. Rows back: the
-/// counters, then the reservation id; none when refused.
+/// Admission on SQLite, inside a write transaction, whose writes no one
+/// else sees until it commits: first the budget rows, all of them or none
+/// (and none unless the key has room too), then the key row, only if every
+/// budget row changed (`changes()`: `$21` of them, 0 for a key without any),
+/// then the reservation, only if the key row changed, and where it was
+/// counted in each budget row. Rows back: the budget rows, the key's
+/// counters, the reservation id; no counters and no id when refused.
 pub static SQLITE_ADMIT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{}; \
+         {}; \
          INSERT INTO reservations ({RESERVATION_COLUMNS}) SELECT {RESERVATION_VALUES} \
-         FROM api_keys AS k WHERE k.id = $1 AND changes() = 1 RETURNING id",
-        admit_sql()
+         FROM api_keys AS k WHERE k.id = $1 AND changes() = 1 RETURNING id; \
+         INSERT INTO reservation_budgets ({RESERVATION_BUDGET_COLUMNS}) \
+         SELECT last_insert_rowid(), b.id, b.minute_start, b.day_start, b.month_start \
+         FROM budgets AS b WHERE b.id IN {BUDGET_IDS} AND changes() = 1",
+        admit_budgets(&format!(
+            "{} AND EXISTS (SELECT 1 FROM api_keys WHERE {})",
+            budgets_have_room(),
+            key_has_room()
+        )),
+        admit_key("changes() = $21"),
     )
 });
 
-/// Admission on PostgreSQL: one statement, so one round trip and no explicit
-/// transaction. The counters and the reservation id in one row; none when refused.
+/// Admission on PostgreSQL of a key without budget rows: one statement, so
+/// one round trip and no explicit transaction; the key row's lock orders
+/// admissions on it across replicas. The counters and the reservation id in
+/// one row; none when refused.
 pub static PG_ADMIT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH k AS ({}), \
          r AS (INSERT INTO reservations ({RESERVATION_COLUMNS}) SELECT {RESERVATION_VALUES} FROM k RETURNING id) \
          SELECT k.*, r.id AS reservation_id FROM k, r",
-        admit_sql()
+        admit_key("TRUE")
     )
 });
 
-/// Replaces a reservation `r` by the real count in the windows it was counted
-/// in (a window that has moved on since is left alone), gives back the
-/// request when $9 = 1 where it was counted (`r.quota_requests` says whether
-/// the daily, monthly and lifetime counters had it), and frees its concurrency
-/// slot. No token counter goes below zero. ($5 prompt tokens, $6 completion tokens.)
-fn settle_set() -> String {
-    let delta = "($5 + $6 - r.reserved_tokens)";
+/// Admission on PostgreSQL with budget rows, run by `pg_batch` once it holds
+/// the locks of the budget rows and of the key row: every part of the
+/// statement sees one snapshot, which nobody else can change under those
+/// locks, so the check (`ok`) holds for every update that follows it.
+pub static PG_ADMIT_BUDGETS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH ok AS (SELECT ({} AND EXISTS (SELECT 1 FROM api_keys WHERE {})) AS ok), \
+         b AS ({}), \
+         k AS ({}), \
+         r AS (INSERT INTO reservations ({RESERVATION_COLUMNS}) SELECT {RESERVATION_VALUES} FROM k RETURNING id), \
+         rb AS (INSERT INTO reservation_budgets ({RESERVATION_BUDGET_COLUMNS}) \
+             SELECT r.id, b.id, b.minute_start, b.day_start, b.month_start FROM r, b) \
+         SELECT k.*, r.id AS reservation_id FROM k, r",
+        budgets_have_room(),
+        key_has_room(),
+        admit_budgets("(SELECT ok FROM ok) RETURNING id, minute_start, day_start, month_start"),
+        admit_key("(SELECT ok FROM ok)"),
+    )
+});
+
+/// Replaces a reservation `r` by the real count in the windows of `table`
+/// (`api_keys` or `budgets`) it was counted in, as `windows` (`r`, or the
+/// reservation's `reservation_budgets` row) names them: a window that has
+/// moved on since is left alone. Gives back the request when $9 = 1 where it
+/// was counted (`r.quota_requests` says whether the daily, monthly and
+/// lifetime counters had it), and frees its concurrency slot. No token
+/// counter goes below zero. ($10 the tokens as the limits count them.)
+fn settle_set(table: &str, windows: &str) -> String {
+    let delta = "($10 - r.reserved_tokens)";
     let floored = |column: &str| {
-        format!("CASE WHEN api_keys.{column} + {delta} < 0 THEN 0 ELSE api_keys.{column} + {delta} END")
+        format!("CASE WHEN {table}.{column} + {delta} < 0 THEN 0 ELSE {table}.{column} + {delta} END")
     };
     let mut set = Vec::new();
     for window in ["minute", "day", "month"] {
         let (tokens, requests) = (format!("{window}_tokens_used"), format!("{window}_requests_used"));
-        let same = format!("api_keys.{window}_start = r.{window}_start");
+        let same = format!("{table}.{window}_start = {windows}.{window}_start");
         let refund = if window == "minute" { "$9" } else { "$9 * r.quota_requests" };
-        set.push(format!("{tokens} = CASE WHEN {same} THEN {} ELSE api_keys.{tokens} END", floored(&tokens)));
+        set.push(format!("{tokens} = CASE WHEN {same} THEN {} ELSE {table}.{tokens} END", floored(&tokens)));
         set.push(format!(
-            "{requests} = CASE WHEN {same} THEN api_keys.{requests} - {refund} ELSE api_keys.{requests} END"
+            "{requests} = CASE WHEN {same} THEN {table}.{requests} - {refund} ELSE {table}.{requests} END"
         ));
     }
     set.push(format!("total_tokens_used = {}", floored("total_tokens_used")));
-    set.push("total_requests_used = api_keys.total_requests_used - $9 * r.quota_requests".into());
-    set.push("in_flight = CASE WHEN api_keys.in_flight > 0 THEN api_keys.in_flight - 1 ELSE 0 END".into());
+    set.push(format!("total_requests_used = {table}.total_requests_used - $9 * r.quota_requests"));
+    set.push(format!("in_flight = CASE WHEN {table}.in_flight > 0 THEN {table}.in_flight - 1 ELSE 0 END"));
     set.join(",\n    ")
 }
 
 /// The usage row of a settled reservation `r`. The key's name comes from the
 /// reservation: the key may be deleted while its request runs.
-/// ($2 now, $3 status, $4 HTTP status, $7 estimated, $8 latency)
+/// ($2 now, $3 status, $4 HTTP status, $5 prompt and $6 completion tokens,
+/// $7 estimated, $8 latency, $10 weighted tokens)
 const USAGE_FROM_RESERVATION: &str =
     "INSERT INTO usage (created_at, key_id, key_name, model, route, status, \
-    http_status, prompt_tokens, completion_tokens, total_tokens, estimated, latency_ms) \
-    SELECT $2, r.key_id, r.key_name, r.model, r.route, $3, $4, $5, $6, $5 + $6, $7, $8";
+    http_status, prompt_tokens, completion_tokens, total_tokens, estimated, latency_ms, user_id, team_id, \
+    weighted_tokens) \
+    SELECT $2, r.key_id, r.key_name, r.model, r.route, $3, $4, $5, $6, $5 + $6, $7, $8, r.user_id, r.team_id, $10";
 
 /// Settlement of reservation $1 on SQLite, inside a write transaction: the
-/// reservation is read by the first two statements and deleted by the last,
+/// reservation is read by the first statements and deleted by the last,
 /// which returns a row only if there was one to settle.
 pub static SQLITE_SETTLE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE api_keys SET {} FROM reservations AS r WHERE r.id = $1 AND api_keys.id = r.key_id; \
+         UPDATE budgets SET {} FROM reservations AS r, reservation_budgets AS rb \
+             WHERE r.id = $1 AND rb.reservation_id = r.id AND budgets.id = rb.budget_id; \
+         DELETE FROM reservation_budgets WHERE reservation_id = $1; \
          {USAGE_FROM_RESERVATION} FROM reservations AS r WHERE r.id = $1; \
          DELETE FROM reservations WHERE id = $1 RETURNING key_id",
-        settle_set()
+        settle_set("api_keys", "r"),
+        settle_set("budgets", "rb"),
     )
 });
 
 /// Settlement of reservation $1 on PostgreSQL: one statement. Taking the
 /// reservation first locks it, so a second settler finds nothing and changes
-/// nothing. A row back only if there was one to settle.
+/// nothing. A row back only if there was one to settle. With budget rows it
+/// runs in `pg_batch`, after their locks are taken in the one order.
 pub static PG_SETTLE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH r AS (DELETE FROM reservations WHERE id = $1 \
              RETURNING key_id, key_name, minute_start, day_start, month_start, reserved_tokens, \
-                 quota_requests, model, route), \
+                 quota_requests, model, route, user_id, team_id), \
+         rb AS (DELETE FROM reservation_budgets WHERE reservation_id = $1 \
+             RETURNING budget_id, minute_start, day_start, month_start), \
          k AS (UPDATE api_keys SET {} FROM r WHERE api_keys.id = r.key_id), \
+         b AS (UPDATE budgets SET {} FROM r, rb WHERE budgets.id = rb.budget_id), \
          u AS ({USAGE_FROM_RESERVATION} FROM r) \
          SELECT key_id FROM r",
-        settle_set()
+        settle_set("api_keys", "r"),
+        settle_set("budgets", "rb"),
     )
 });
 
@@ -216,11 +290,16 @@ pub fn rename_params(statements: &str, name: impl Fn(usize) -> String) -> String
     out
 }
 
-pub const STALE_RESERVATIONS: &str = "SELECT r.id, r.key_id, r.prompt_estimate FROM reservations r \
+pub const STALE_RESERVATIONS: &str =
+    "SELECT r.id, r.key_id, r.prompt_estimate, r.weighted_prompt FROM reservations r \
     WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = r.instance_id AND i.heartbeat_at >= $1) \
     ORDER BY r.key_id, r.id";
 pub const INSTANCE_RESERVATIONS: &str =
-    "SELECT id, key_id, prompt_estimate FROM reservations WHERE instance_id = $1 ORDER BY key_id, id";
+    "SELECT id, key_id, prompt_estimate, weighted_prompt FROM reservations WHERE instance_id = $1 ORDER BY key_id, id";
+/// On PostgreSQL, before settling what dead processes left: the budget rows
+/// those reservations hold, locked in id order as every batch takes them.
+pub const PG_LOCK_BUDGETS_OF: &str = "SELECT id FROM budgets WHERE id IN \
+    (SELECT budget_id FROM reservation_budgets WHERE reservation_id = ANY($1)) ORDER BY id FOR UPDATE";
 pub const LIST_INSTANCES: &str = "SELECT id FROM instances ORDER BY id";
 pub const DELETE_STALE_INSTANCES: &str = "DELETE FROM instances WHERE heartbeat_at < $1";
 
@@ -230,23 +309,25 @@ pub const REMOVE_INSTANCE: &str = "DELETE FROM instances WHERE id = $1";
 
 /// Optional filters: a NULL parameter matches everything.
 const USAGE_WHERE: &str = "WHERE ($1 IS NULL OR key_id = $1) AND ($2 IS NULL OR model = $2) \
-    AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at < $5)";
+    AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at < $5) \
+    AND ($6 IS NULL OR user_id = $6) AND ($7 IS NULL OR team_id = $7)";
+
+const USAGE_COLUMNS: &str =
+    "id, created_at, key_id, key_name, model, route, status, http_status, prompt_tokens, \
+    completion_tokens, total_tokens, estimated, latency_ms, user_id, team_id, weighted_tokens";
 
 pub fn usage_rows() -> String {
-    format!(
-        "SELECT id, created_at, key_id, key_name, model, route, status, http_status, prompt_tokens, \
-         completion_tokens, total_tokens, estimated, latency_ms FROM usage {USAGE_WHERE} \
-         ORDER BY id DESC LIMIT $6 OFFSET $7"
-    )
+    format!("SELECT {USAGE_COLUMNS} FROM usage {USAGE_WHERE} ORDER BY id DESC LIMIT $8 OFFSET $9")
 }
 
 pub fn usage_buckets() -> String {
     format!(
-        "SELECT (created_at / $6) * $6 AS bucket, key_id, MAX(key_name) AS key_name, model, \
+        "SELECT (created_at / $8) * $8 AS bucket, key_id, MAX(key_name) AS key_name, model, user_id, team_id, \
          COUNT(*) AS requests, CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
          CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
-         CAST(SUM(total_tokens) AS BIGINT) AS total_tokens \
-         FROM usage {USAGE_WHERE} GROUP BY 1, 2, 4 ORDER BY 1, 2, 4"
+         CAST(SUM(total_tokens) AS BIGINT) AS total_tokens, \
+         CAST(SUM(weighted_tokens) AS BIGINT) AS weighted_tokens \
+         FROM usage {USAGE_WHERE} GROUP BY 1, 2, 4, 5, 6 ORDER BY 1, 2, 4, 5, 6"
     )
 }
 
@@ -261,19 +342,24 @@ pub const IMPORT_KEY: &str = "INSERT INTO api_keys (id, name, owner, key_hash, k
     monthly_requests, monthly_tokens, total_tokens, max_concurrent, max_num_ctx, max_output_tokens, max_images, \
     allow_keep_alive_extremes, model_aliases, minute_start, minute_requests_used, \
     minute_tokens_used, day_start, day_requests_used, day_tokens_used, month_start, month_requests_used, \
-    month_tokens_used, total_requests_used, total_tokens_used, in_flight, minute_end, day_end, month_end) \
+    month_tokens_used, total_requests_used, total_tokens_used, in_flight, minute_end, day_end, month_end, user_id) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
-    $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, 0, $36, $37, $38)";
+    $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, 0, $36, $37, $38, $39)";
 
-pub const USAGE_AFTER: &str = "SELECT id, created_at, key_id, key_name, model, route, status, http_status, \
-    prompt_tokens, completion_tokens, total_tokens, estimated, latency_ms FROM usage WHERE id > $1 ORDER BY id LIMIT $2";
+pub fn usage_after() -> String {
+    format!("SELECT {USAGE_COLUMNS} FROM usage WHERE id > $1 ORDER BY id LIMIT $2")
+}
 
-pub const IMPORT_USAGE: &str = "INSERT INTO usage (id, created_at, key_id, key_name, model, route, status, \
-    http_status, prompt_tokens, completion_tokens, total_tokens, estimated, latency_ms) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+pub fn import_usage() -> String {
+    format!(
+        "INSERT INTO usage ({USAGE_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    )
+}
 
 pub const ALL_SETTINGS: &str = "SELECT name, value FROM settings ORDER BY name";
-pub const COUNT_ROWS: &str = "SELECT (SELECT COUNT(*) FROM api_keys) + (SELECT COUNT(*) FROM usage)";
+pub const COUNT_ROWS: &str = "SELECT (SELECT COUNT(*) FROM api_keys) + (SELECT COUNT(*) FROM usage) \
+    + (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM teams)";
 
 pub const REVOKE_SESSION: &str = "INSERT INTO admin_sessions_revoked (id, expires_at) VALUES ($1, $2) \
     ON CONFLICT (id) DO NOTHING";

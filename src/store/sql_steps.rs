@@ -58,7 +58,7 @@ macro_rules! sql_steps {
             ) -> StoreResult<u64> {
                 use super::sql_steps::LeftBehind;
                 $crate::store::sql_steps::write_tx!(self, tx, {
-                    let left: Vec<(i64, i64, i64)> = match whose {
+                    let left: Vec<(i64, i64, i64, i64)> = match whose {
                         LeftBehind::StaleBefore(t) => {
                             sqlx::query_as(sql::STALE_RESERVATIONS).bind(t).fetch_all(&mut *tx).await?
                         }
@@ -66,6 +66,8 @@ macro_rules! sql_steps {
                             sqlx::query_as(sql::INSTANCE_RESERVATIONS).bind(id).fetch_all(&mut *tx).await?
                         }
                     };
+                    let ids: Vec<i64> = left.iter().map(|r| r.0).collect();
+                    Self::lock_budgets_of(&mut tx, ids).await?;
                     let settled = Self::settle_interrupted(&mut tx, left, now).await?;
                     match whose {
                         LeftBehind::StaleBefore(t) => {
@@ -83,11 +85,11 @@ macro_rules! sql_steps {
             /// charged the prompt it had sent, marked estimated.
             async fn settle_interrupted(
                 tx: &mut sqlx::Transaction<'_, $db>,
-                reservations: Vec<(i64, i64, i64)>,
+                reservations: Vec<(i64, i64, i64, i64)>,
                 now: i64,
             ) -> StoreResult<u64> {
                 let mut settled = 0;
-                for (reservation_id, key_id, prompt_estimate) in reservations {
+                for (reservation_id, key_id, prompt_estimate, weighted_prompt) in reservations {
                     let s = Settlement {
                         reservation_id,
                         key_id,
@@ -99,6 +101,8 @@ macro_rules! sql_steps {
                         latency_ms: 0,
                         refund_request: false,
                         now,
+                        weighted_tokens: weighted_prompt,
+                        budgets: Vec::new(),
                     };
                     let rows = Self::bind_settlement(sqlx::query(Self::settle_sql()), &s)
                         .fetch_all(&mut **tx)
@@ -131,6 +135,15 @@ macro_rules! sql_steps {
                     .bind(w.day.end)
                     .bind(w.month.end)
                     .bind(i64::from(a.counts_in_request_quotas))
+                    .bind(a.budgets.first().copied())
+                    .bind(a.budgets.get(1).copied())
+                    .bind(a.budgets.get(2).copied())
+                    .bind(a.budgets.get(3).copied())
+                    .bind(a.budgets.get(4).copied())
+                    .bind(a.budgets.len() as i64)
+                    .bind(a.user_id)
+                    .bind(a.team_id)
+                    .bind(a.weighted_prompt)
             }
 
             /// Binds a settlement's parameters, numbered as the settlement statements expect.
@@ -148,6 +161,7 @@ macro_rules! sql_steps {
                     .bind(s.estimated)
                     .bind(s.latency_ms)
                     .bind(i64::from(s.refund_request))
+                    .bind(s.weighted_tokens)
             }
 
             pub(crate) fn bind_fields<'q>(

@@ -14,6 +14,7 @@
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
         $crate::store::sql_steps::sql_steps!($store, $db);
+        $crate::store::people::people_store!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
@@ -40,7 +41,8 @@ macro_rules! sql_store {
                         .bind(key.now)
                         .bind(f.scopes.to_db())
                         .bind(f.models.as_ref().map(|m| m.to_db()));
-                    let id: i64 = Self::bind_fields(query, f).fetch_one(&mut *tx).await?.try_get(0)?;
+                    let id: i64 =
+                        Self::bind_fields(query, f).bind(f.user_id).fetch_one(&mut *tx).await?.try_get(0)?;
                     let record = Self::key_by_id(&mut *tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
                     record
                 })
@@ -53,14 +55,14 @@ macro_rules! sql_store {
             }
 
             async fn get_key(&self, id: i64) -> StoreResult<Option<KeyRecord>> {
-                Self::key_by_id(self.reader()?, id).await
+                self.with_levels(Self::key_by_id(self.reader()?, id).await?).await
             }
 
             async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRecord>> {
                 let query = format!("SELECT {} FROM api_keys WHERE key_hash = $1", sql::KEY_COLUMNS);
                 let row =
                     sqlx::query_as::<_, KeyRow>(&query).bind(hash).fetch_optional(self.reader()?).await?;
-                Ok(row.map(KeyRecord::from))
+                self.with_levels(row.map(KeyRecord::from)).await
             }
 
             async fn save_key_fields(
@@ -76,7 +78,7 @@ macro_rules! sql_store {
                     .bind(f.expires_at)
                     .bind(f.scopes.to_db())
                     .bind(f.models.as_ref().map(|m| m.to_db()));
-                self.change_key(id, Self::bind_fields(query, f).bind(now)).await
+                self.change_key(id, Self::bind_fields(query, f).bind(now).bind(f.user_id)).await
             }
 
             async fn set_active(&self, id: i64, active: bool, now: i64) -> StoreResult<Option<KeyRecord>> {
@@ -114,9 +116,9 @@ macro_rules! sql_store {
                 // Nothing changed; read the key to say why. Another request may
                 // have changed it since, so the reason given is the one that holds now.
                 let w = &a.windows;
-                Ok(match Self::key_by_id(self.reader()?, a.key_id).await? {
+                Ok(match self.get_key(a.key_id).await? {
                     Some(k) if k.active && !k.is_expired(w.now) && k.key_hash == a.key_hash => {
-                        Admitted::Refused { limits: k.fields.limits, usage: k.usage_at(w) }
+                        Admitted::Refused(Box::new(k))
                     }
                     _ => Admitted::KeyGone,
                 })
@@ -157,6 +159,8 @@ macro_rules! sql_store {
                     .bind(&f.status)
                     .bind(f.from)
                     .bind(f.to)
+                    .bind(f.user_id)
+                    .bind(f.team_id)
                     .bind(f.limit)
                     .bind(f.offset)
                     .fetch_all(self.reader()?)
@@ -175,6 +179,8 @@ macro_rules! sql_store {
                     .bind(&f.status)
                     .bind(f.from)
                     .bind(f.to)
+                    .bind(f.user_id)
+                    .bind(f.team_id)
                     .bind(bucket_seconds.max(1))
                     .fetch_all(self.reader()?)
                     .await?;
@@ -212,13 +218,14 @@ macro_rules! sql_store {
                         .bind(c.minute_end)
                         .bind(c.day_end)
                         .bind(c.month_end)
+                        .bind(f.user_id)
                         .execute(&mut *tx)
                         .await?;
                 })
             }
 
             async fn usage_after(&self, after_id: i64, limit: i64) -> StoreResult<Vec<UsageRow>> {
-                Ok(sqlx::query_as::<_, UsageRow>(sql::USAGE_AFTER)
+                Ok(sqlx::query_as::<_, UsageRow>(&sql::usage_after())
                     .bind(after_id)
                     .bind(limit)
                     .fetch_all(self.reader()?)
@@ -227,8 +234,9 @@ macro_rules! sql_store {
 
             async fn import_usage(&self, rows: &[UsageRow]) -> StoreResult<()> {
                 $crate::store::sql_steps::write_tx!(self, tx, {
+                    let statement = sql::import_usage();
                     for r in rows {
-                        sqlx::query(sql::IMPORT_USAGE)
+                        sqlx::query(&statement)
                             .bind(r.id)
                             .bind(r.created_at)
                             .bind(r.key_id)
@@ -242,6 +250,9 @@ macro_rules! sql_store {
                             .bind(r.total_tokens)
                             .bind(r.estimated)
                             .bind(r.latency_ms)
+                            .bind(r.user_id)
+                            .bind(r.team_id)
+                            .bind(r.weighted_tokens)
                             .execute(&mut *tx)
                             .await?;
                     }

@@ -24,10 +24,12 @@ use super::checkpoint::{self, Checkpoints};
 use super::file_watch::FileWatch;
 use super::group::{self, Batches, Done, GroupCommit, Job};
 use super::health::WriteHealth;
+use super::people;
 use super::sql;
 use super::sql_store::sql_store;
 use super::sqlite_batch;
 use super::*;
+use crate::domain::limits::Limits;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -243,6 +245,12 @@ impl SqliteStore {
 
     fn settle_sql() -> &'static str {
         &sql::SQLITE_SETTLE
+    }
+
+    /// One writer at a time: no locks to order.
+    /// One writer at a time: no locks to order.
+    async fn lock_budgets_of(_: &mut sqlx::Transaction<'_, Sqlite>, _: Vec<i64>) -> StoreResult<()> {
+        Ok(())
     }
 
     /// SQLite moves its AUTOINCREMENT counters past imported ids by itself.

@@ -35,6 +35,10 @@ async fn many_keys_admitted_and_settled_at_once_each_get_exactly_their_limit() {
                 model: "llama3".into(),
                 route: "/api/generate",
                 instance_id: app.state.instance_id.to_string(),
+                budgets: vec![],
+                user_id: None,
+                team_id: None,
+                weighted_prompt: 3,
             }
         })
         .collect();
@@ -71,6 +75,8 @@ async fn many_keys_admitted_and_settled_at_once_each_get_exactly_their_limit() {
             latency_ms: 1,
             refund_request: false,
             now,
+            weighted_tokens: 7,
+            budgets: vec![],
         })
         .collect();
     let settled = join_all(settlements.iter().map(|s| app.state.store.settle(s))).await;

@@ -27,6 +27,10 @@ async fn reservations_left_by_a_dead_process_are_settled_exactly_once() {
             model: "llama3".into(),
             route: "/api/generate",
             instance_id: "dead-process".into(),
+            budgets: vec![],
+            user_id: None,
+            team_id: None,
+            weighted_prompt: 40,
         })
         .await
         .unwrap();
@@ -68,6 +72,10 @@ async fn an_admission_dropped_part_way_leaves_no_half_written_counter() {
         model: "llama3".into(),
         route: "/api/generate",
         instance_id: "dropping-process".into(),
+        budgets: vec![],
+        user_id: None,
+        team_id: None,
+        weighted_prompt: 4,
     };
     for i in 0..60 {
         let mut admit = app.state.store.admit(&admission);

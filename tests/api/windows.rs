@@ -56,6 +56,10 @@ impl<'a> Admitter<'a> {
             model: "llama3".into(),
             route: "/api/generate",
             instance_id: self.app.state.instance_id.to_string(),
+            budgets: vec![],
+            user_id: None,
+            team_id: None,
+            weighted_prompt: 4,
         };
         self.app.state.store.admit(&admission).await.unwrap()
     }
@@ -72,6 +76,8 @@ impl<'a> Admitter<'a> {
             latency_ms: 1,
             refund_request,
             now: self.app.state.clock.now().timestamp(),
+            weighted_tokens: tokens,
+            budgets: vec![],
         };
         assert!(self.app.state.store.settle(&settlement).await.unwrap());
     }
@@ -114,10 +120,12 @@ async fn admissions_with_windows_a_minute_a_day_or_a_month_old_never_move_a_wind
             (expected, expected, expected)
         );
     }
-    let refused = store.admit(utc_windows("2026-04-01T00:00:30Z"), true).await;
-    let Admitted::Refused { usage, .. } = refused else {
+    let at = utc_windows("2026-04-01T00:00:30Z");
+    let refused = store.admit(at, true).await;
+    let Admitted::Refused(refused_key) = refused else {
         panic!("a month-old window reset the day: {refused:?}")
     };
+    let usage = refused_key.usage_at(&at);
     assert_eq!(usage.day.requests, 3);
 
     let c = store.counters().await;
@@ -177,7 +185,8 @@ async fn listings_count_against_requests_per_minute_and_max_concurrent_but_not_d
         store.settle(listing, 0, false).await;
     }
     let refused = store.admit(w, false).await;
-    let Admitted::Refused { usage, .. } = refused else { panic!("requests_per_minute is 4: {refused:?}") };
+    let Admitted::Refused(key) = refused else { panic!("requests_per_minute is 4: {refused:?}") };
+    let usage = key.usage_at(&w);
     assert_eq!(usage.minute.requests, 4);
     store.settle(generation, 0, false).await;
     assert_eq!(store.requests().await, [4, 1, 1, 1, 0]);
@@ -193,6 +202,10 @@ async fn listings_count_against_requests_per_minute_and_max_concurrent_but_not_d
         model: "".into(),
         route: "/api/tags",
         instance_id: "dead-process".into(),
+        budgets: vec![],
+        user_id: None,
+        team_id: None,
+        weighted_prompt: 0,
     };
     admitted(app.state.store.admit(&dead).await.unwrap());
     let swept = app.state.store.settle_stale(dead.windows.now - 5, dead.windows.now).await.unwrap();

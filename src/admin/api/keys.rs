@@ -6,9 +6,10 @@ use crate::admin::keys::{self, CreateKey, KeyOps, PatchKey};
 use crate::admin::AdminState;
 use crate::domain::api_key::ApiKey;
 use crate::domain::limits::LimitsPatch;
+use crate::domain::limits::Usage;
 use crate::domain::time::rfc3339;
 use crate::domain::windows::Windows;
-use crate::store::KeyRecord;
+use crate::store::{Budget, KeyRecord};
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Json, Path};
 use actix_web::HttpResponse;
@@ -32,14 +33,38 @@ pub fn key_json(k: &KeyRecord, w: &Windows) -> Value {
         "limits": k.fields.limits,
         "clamps": k.fields.clamps,
         "model_aliases": k.fields.aliases.as_ref().map(|a| &a.0),
-        "usage": {
-            "minute": usage.minute,
-            "day": usage.day,
-            "month": usage.month,
-            "total": usage.total,
-            "in_flight": usage.in_flight,
-        },
+        "user_id": k.fields.user_id,
+        "model_limits": model_limits_json(&k.model_limits, w),
+        "usage": usage_json(&usage),
         "remaining": k.fields.limits.remaining(&usage),
+    })
+}
+
+/// `model_limits` entries as the admin API shows them, with their usage.
+pub fn model_limits_json(entries: &[Budget], w: &Windows) -> Value {
+    let entries: Vec<Value> = entries
+        .iter()
+        .map(|b| {
+            let usage = b.usage_at(w);
+            json!({
+                "model": b.model,
+                "limits": b.limits,
+                "usage": usage_json(&usage),
+                "remaining": b.limits.remaining(&usage),
+            })
+        })
+        .collect();
+    Value::Array(entries)
+}
+
+/// Usage in the windows that are current, and what is in flight.
+pub fn usage_json(usage: &Usage) -> Value {
+    json!({
+        "minute": usage.minute,
+        "day": usage.day,
+        "month": usage.month,
+        "total": usage.total,
+        "in_flight": usage.in_flight,
     })
 }
 
@@ -61,8 +86,14 @@ pub async fn list_keys(_: ApiAdmin, state: Data<AdminState>) -> Reply {
 }
 
 pub async fn create_key(_: ApiAdmin, state: Data<AdminState>, body: Json<CreateKey>) -> Reply {
-    let fields = keys::new_fields(body.into_inner(), state.settings.app_tz)?;
-    let (secret, record) = KeyOps::of(&state).create(fields).await?;
+    let mut input = body.into_inner();
+    let per_model = keys::model_limits(input.model_limits.take().as_deref())?;
+    let fields = keys::new_fields(input, state.settings.app_tz)?;
+    let ops = KeyOps::of(&state);
+    let (secret, mut record) = ops.create(fields).await?;
+    if let Some(entries) = per_model {
+        record = ops.set_model_limits(record.id, &entries).await?;
+    }
     log::info!("created API key {} ({})", record.id, record.key_hint);
     Ok(with_secret(StatusCode::CREATED, &state, &secret, &record))
 }
@@ -74,8 +105,14 @@ pub async fn get_key(_: ApiAdmin, state: Data<AdminState>, id: Path<i64>) -> Rep
 pub async fn update_key(_: ApiAdmin, state: Data<AdminState>, id: Path<i64>, body: Json<PatchKey>) -> Reply {
     let ops = KeyOps::of(&state);
     let current = ops.get(*id).await?;
-    let fields = keys::patched_fields(&current.fields, body.into_inner(), state.settings.app_tz)?;
-    Ok(shown(&state, &ops.save(*id, &fields).await?))
+    let mut patch = body.into_inner();
+    let per_model = keys::model_limits(patch.model_limits.take().as_deref())?;
+    let fields = keys::patched_fields(&current.fields, patch, state.settings.app_tz)?;
+    let mut record = ops.save(*id, &fields).await?;
+    if let Some(entries) = per_model {
+        record = ops.set_model_limits(*id, &entries).await?;
+    }
+    Ok(shown(&state, &record))
 }
 
 pub async fn update_quota(

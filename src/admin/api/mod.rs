@@ -3,6 +3,7 @@
 //! session with its CSRF token.
 
 mod keys;
+mod people;
 pub mod settings;
 mod usage;
 
@@ -10,7 +11,7 @@ use super::error::AdminError;
 use actix_web::web;
 use actix_web::HttpResponse;
 
-pub use keys::key_json;
+pub use keys::{key_json, model_limits_json, usage_json};
 
 type Reply = Result<HttpResponse, AdminError>;
 
@@ -24,6 +25,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api-keys/{id}/activate", web::put().to(keys::activate_key))
         .route("/api-keys/{id}/deactivate", web::put().to(keys::deactivate_key))
         .route("/api-keys/{id}/rotate", web::post().to(keys::rotate_key))
+        .route("/teams", web::get().to(people::list_teams))
+        .route("/teams", web::post().to(people::create_team))
+        .route("/teams/{id}", web::get().to(people::get_team))
+        .route("/teams/{id}", web::patch().to(people::update_team))
+        .route("/teams/{id}", web::delete().to(people::delete_team))
+        .route("/teams/{id}/quota", web::patch().to(people::team_quota))
+        .route("/users", web::get().to(people::list_users))
+        .route("/users", web::post().to(people::create_user))
+        .route("/users/{id}", web::get().to(people::get_user))
+        .route("/users/{id}", web::patch().to(people::update_user))
+        .route("/users/{id}", web::delete().to(people::delete_user))
+        .route("/users/{id}/quota", web::patch().to(people::user_quota))
+        .route("/model-weights", web::get().to(people::get_weights))
+        .route("/model-weights", web::put().to(people::put_weights))
         .route("/usage", web::get().to(usage::usage))
         .route("/stats", web::get().to(usage::stats))
         .route("/settings", web::get().to(settings::get_settings))

@@ -159,10 +159,22 @@ fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
             _ => errors.push(FieldError::new("model_aliases", format!("'{line}' is not 'asked = answered'"))),
         }
     }
+    let user_id = match form.get("user_id").trim() {
+        "" => None,
+        text => match text.parse::<i64>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                errors.push(FieldError::new("user_id", format!("'{text}' is not a user")));
+                None
+            }
+        },
+    };
     if !errors.is_empty() {
         return Err(Box::new(KeyForm { errors, ..KeyForm::from_form(form) }));
     }
     Ok(CreateKey {
+        user_id,
+        model_limits: None,
         name: form.get("name").to_owned(),
         owner: Some(form.get("owner").to_owned()),
         expires_at: Some(form.get("expires_at").to_owned()),

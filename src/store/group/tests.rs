@@ -54,6 +54,10 @@ fn admission(key_id: i64) -> Admission {
         model: "m".into(),
         route: "/api/generate",
         instance_id: "i".into(),
+        budgets: vec![],
+        user_id: None,
+        team_id: None,
+        weighted_prompt: 0,
     }
 }
 
@@ -69,6 +73,8 @@ fn settlement(reservation_id: i64) -> Settlement {
         latency_ms: 1,
         refund_request: false,
         now: 0,
+        weighted_tokens: 2,
+        budgets: vec![],
     }
 }
 
