@@ -1,4 +1,7 @@
-//! The command line: `serve` (default), `migrate`, `keys create|list|revoke`.
+//! The command line: `serve` (default), `migrate`, `keys create|list|revoke`,
+//! `users ...`, `teams ...`.
+
+mod people;
 
 use crate::admin::keys::{self, CreateKey, KeyOps};
 use crate::config::{DatabaseUrl, Settings};
@@ -43,6 +46,16 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// Manage users (people: their keys share their limits).
+    Users {
+        #[command(subcommand)]
+        action: people::UsersCommand,
+    },
+    /// Manage teams (their users' keys share the team's limits).
+    Teams {
+        #[command(subcommand)]
+        action: people::TeamsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +99,9 @@ pub struct CreateArgs {
     pub total_tokens: Option<i64>,
     #[arg(long)]
     pub max_concurrent: Option<i64>,
+    /// The user the key belongs to: their limits, and their team's, apply too.
+    #[arg(long)]
+    pub user_id: Option<i64>,
     /// Print the key object as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -126,6 +142,18 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { action } => keys_command(action, &settings).await,
+        Command::Users { action } => {
+            let store = open(&settings.database_url, &settings).await?;
+            let now = chrono::Utc::now();
+            let w = crate::domain::windows::Windows::at(now, settings.app_tz);
+            people::users(action, store.as_ref(), now.timestamp(), &w).await
+        }
+        Command::Teams { action } => {
+            let store = open(&settings.database_url, &settings).await?;
+            let now = chrono::Utc::now();
+            let w = crate::domain::windows::Windows::at(now, settings.app_tz);
+            people::teams(action, store.as_ref(), now.timestamp(), &w).await
+        }
     }
 }
 
@@ -141,12 +169,12 @@ async fn copy_database(from: &str, to: &str, settings: &Settings) -> anyhow::Res
     let source = open(&from_url, settings).await.context("cannot open --from")?;
     let target = open(&to_url, settings).await.context("cannot open --to")?;
     if !target.is_empty().await? {
-        anyhow::bail!("--to already holds keys or usage; copy into an empty database");
+        anyhow::bail!("--to already holds keys, users, teams or usage; copy into an empty database");
     }
     let copied = store::copy::copy(source.as_ref(), target.as_ref()).await?;
     eprintln!(
-        "ollama-gate: copied {} keys, {} usage rows and {} settings",
-        copied.keys, copied.usage_rows, copied.settings
+        "ollama-gate: copied {} keys, {} users, {} teams, {} usage rows and {} settings",
+        copied.keys, copied.users, copied.teams, copied.usage_rows, copied.settings
     );
     Ok(())
 }
@@ -173,6 +201,7 @@ async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Resul
                     total_tokens: a.total_tokens,
                     max_concurrent: a.max_concurrent,
                 }),
+                user_id: a.user_id,
                 ..CreateKey::default()
             };
             let fields = keys::new_fields(input, settings.app_tz).map_err(anyhow::Error::msg)?;

@@ -44,13 +44,15 @@ impl Replicas {
         Replicas { gates, children, _dirs: dirs }
     }
 
-    /// `total` requests released together, spread over the replicas in turn.
-    async fn race(&self, key: &str, total: usize) -> (usize, usize) {
+    /// `total` requests released together, spread over the replicas in turn:
+    /// request `i` goes to replica `i % n` with key `(i / n) % keys`, so
+    /// every key is used on every replica.
+    async fn race_keys(&self, keys: &[String], total: usize) -> (usize, usize) {
         let client = awc::Client::builder().connector(awc::Connector::new().limit(0)).finish();
         let replies = join_all((0..total).map(|i| {
             let port = self.gates[i % self.gates.len()].proxy_port();
             let client = client.clone();
-            let key = key.to_owned();
+            let key = keys[(i / self.gates.len()) % keys.len()].clone();
             async move {
                 client
                     .post(format!("http://127.0.0.1:{port}/api/generate"))
@@ -73,10 +75,11 @@ impl Replicas {
         (ok, limited)
     }
 
-    async fn settled_requests(&self, id: i64) -> serde_json::Value {
+    /// The usage of the key, user or team at `path` once nothing is in flight.
+    async fn settled_at(&self, path: &str) -> serde_json::Value {
         let started = Instant::now();
         loop {
-            let key = self.gates[0].admin("GET", &format!("/api-keys/{id}"), None).await;
+            let key = self.gates[0].admin("GET", path, None).await;
             if key["usage"]["in_flight"] == 0 {
                 return key["usage"].clone();
             }
@@ -104,18 +107,27 @@ async fn exactly_the_limit_across(replicas: &Replicas, mock: &MockOllama, rounds
                 Some(json!({"name": format!("shared {round}"), "limits": {"daily_requests": 100}})),
             )
             .await;
-        let key = created["key"].as_str().unwrap();
-        let before = mock.count_path("/api/generate");
-        let (ok, limited) = replicas.race(key, 300).await;
-        assert_eq!((ok, limited), (100, 200), "round {round}");
-        let usage = replicas.settled_requests(created["id"].as_i64().unwrap()).await;
-        assert_eq!(usage["day"]["requests"], 100, "round {round}");
-        assert_eq!(
-            mock.count_path("/api/generate") - before,
-            100,
-            "round {round}: the mock saw other than 100"
-        );
+        let key = created["key"].as_str().unwrap().to_owned();
+        let path = format!("/api-keys/{}", created["id"]);
+        hundred_of_three_hundred(replicas, mock, &[key], &path, round).await;
     }
+}
+
+/// 300 requests over `keys` and every replica: exactly 100 admitted, counted
+/// at `path` (whose limit is 100 a day), and seen by the upstream.
+async fn hundred_of_three_hundred(
+    replicas: &Replicas,
+    mock: &MockOllama,
+    keys: &[String],
+    path: &str,
+    round: usize,
+) {
+    let before = mock.count_path("/api/generate");
+    let (ok, limited) = replicas.race_keys(keys, 300).await;
+    assert_eq!((ok, limited), (100, 200), "round {round}");
+    let usage = replicas.settled_at(path).await;
+    assert_eq!(usage["day"]["requests"], 100, "round {round}");
+    assert_eq!(mock.count_path("/api/generate") - before, 100, "round {round}: the mock saw other than 100");
 }
 
 #[actix_web::test]
@@ -125,6 +137,59 @@ async fn three_gates_on_one_postgres_database_admit_exactly_the_daily_limit() {
     let url = pg::fresh_postgres_database(&cluster).await;
     let replicas = Replicas::start(3, &url, &mock, None).await;
     exactly_the_limit_across(&replicas, &mock, 3).await;
+}
+
+/// A team's limit, with its keys spread over several users, the users' keys
+/// over every replica: exactly the limit gets through.
+async fn exactly_the_team_limit_across(replicas: &Replicas, mock: &MockOllama, rounds: usize) {
+    for round in 0..rounds {
+        let admin = &replicas.gates[round % replicas.gates.len()];
+        let team = admin
+            .admin(
+                "POST",
+                "/teams",
+                Some(json!({"name": format!("team {round}"), "limits": {"daily_requests": 100}})),
+            )
+            .await;
+        let mut keys = vec![];
+        for n in 0..3 {
+            let user = admin
+                .admin(
+                    "POST",
+                    "/users",
+                    Some(json!({"name": format!("member {round}.{n}"), "team_id": team["id"]})),
+                )
+                .await;
+            for k in 0..2 {
+                let key = admin
+                    .admin(
+                        "POST",
+                        "/api-keys",
+                        Some(json!({"name": format!("key {round}.{n}.{k}"), "user_id": user["id"]})),
+                    )
+                    .await;
+                keys.push(key["key"].as_str().unwrap().to_owned());
+            }
+        }
+        hundred_of_three_hundred(replicas, mock, &keys, &format!("/teams/{}", team["id"]), round).await;
+    }
+}
+
+#[actix_web::test]
+async fn three_gates_on_one_postgres_database_admit_exactly_a_teams_limit() {
+    let Some(cluster) = pg::require_postgres("three_gates_on_one_postgres_database_team") else { return };
+    let mock = MockOllama::start().await;
+    let url = pg::fresh_postgres_database(&cluster).await;
+    let replicas = Replicas::start(3, &url, &mock, None).await;
+    exactly_the_team_limit_across(&replicas, &mock, 3).await;
+}
+
+#[actix_web::test]
+async fn two_gates_on_one_sqlite_file_admit_exactly_a_teams_limit() {
+    let mock = MockOllama::start().await;
+    let shared = tempfile::tempdir().unwrap();
+    let replicas = Replicas::start(2, "sqlite://data/shared.db", &mock, Some(shared.path())).await;
+    exactly_the_team_limit_across(&replicas, &mock, 2).await;
 }
 
 #[actix_web::test]
@@ -181,7 +246,30 @@ async fn a_sqlite_database_moves_to_postgres_with_nothing_lost() {
     gate.wait_ready(&mut child).await;
     let a = gate.admin("POST", "/api-keys", Some(json!({"name": "alice", "owner": "a@example.org",
         "models": ["llama3"], "scopes": ["inference"], "limits": {"daily_tokens": 5000, "max_concurrent": 2}}))).await;
-    let b = gate.admin("POST", "/api-keys", Some(json!({"name": "bob", "expires_at": "2099-01-01"}))).await;
+    let team = gate
+        .admin(
+            "POST",
+            "/teams",
+            Some(json!({"name": "lab", "limits": {"monthly_tokens": 90000},
+        "model_limits": [{"model": "qwen3:*", "limits": {"daily_requests": 9}}]})),
+        )
+        .await;
+    let user = gate
+        .admin(
+            "POST",
+            "/users",
+            Some(json!({"name": "bob", "email": "b@example.org",
+        "team_id": team["id"], "limits": {"daily_requests": 50}})),
+        )
+        .await;
+    let b = gate
+        .admin(
+            "POST",
+            "/api-keys",
+            Some(json!({"name": "bob", "expires_at": "2099-01-01",
+        "user_id": user["id"], "model_limits": [{"model": "qwen3:8b", "limits": {"max_concurrent": 1}}]})),
+        )
+        .await;
     for _ in 0..3 {
         assert_eq!(gate.generate(a["key"].as_str().unwrap(), "llama3").await.0, 200);
     }
@@ -190,6 +278,7 @@ async fn a_sqlite_database_moves_to_postgres_with_nothing_lost() {
     gate.admin("PUT", "/settings", Some(json!({"anthropic_default_model": "llama3"}))).await;
     actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     let keys_before = gate.admin("GET", "/api-keys", None).await;
+    let people_before = (gate.admin("GET", "/users", None).await, gate.admin("GET", "/teams", None).await);
     let usage_before = gate.admin("GET", "/usage?limit=1000", None).await;
     kill(&child, 15);
     wait_exit(&mut child, Duration::from_secs(10)).await;
@@ -198,7 +287,7 @@ async fn a_sqlite_database_moves_to_postgres_with_nothing_lost() {
     let sqlite_url = format!("sqlite://{}", dir.path().join("data/gate.db").display());
     let out = gate.run(&["migrate", "--from", &sqlite_url, "--to", &target]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("copied 2 keys, 4 usage rows"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("copied 2 keys, 1 users, 1 teams, 4 usage rows"));
     let again = gate.run(&["migrate", "--from", &sqlite_url, "--to", &target]);
     assert!(!again.status.success(), "copying into a database that is not empty is refused");
 
@@ -217,6 +306,18 @@ async fn a_sqlite_database_moves_to_postgres_with_nothing_lost() {
     }
     assert_eq!(keys_after, keys_before);
     assert_eq!(gate.admin("GET", "/usage?limit=1000", None).await, usage_before);
+    let mut people_after = (gate.admin("GET", "/users", None).await, gate.admin("GET", "/teams", None).await);
+    let mut people_before = people_before;
+    for list in [&mut people_before.0, &mut people_before.1, &mut people_after.0, &mut people_after.1] {
+        for p in list.as_array_mut().unwrap() {
+            p["usage"].as_object_mut().unwrap().remove("minute");
+            for e in p["model_limits"].as_array_mut().unwrap() {
+                e["usage"].as_object_mut().unwrap().remove("minute");
+            }
+        }
+    }
+    assert_eq!(people_after, people_before, "users, teams, their limits and counters are copied");
+    assert_eq!(people_after.0[0]["usage"]["day"]["requests"], 1);
     assert_eq!(gate.admin("GET", "/settings", None).await["anthropic_default_model"], "llama3");
     assert_eq!(gate.generate(a["key"].as_str().unwrap(), "llama3").await.0, 200, "keys still authenticate");
     assert_eq!(gate.generate(b["key"].as_str().unwrap(), "llama3").await.0, 401, "and stay deactivated");

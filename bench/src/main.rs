@@ -64,6 +64,12 @@ enum Command {
         seconds: u64,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// The levels to measure, side by side in each round (comma-separated).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "key")]
+        levels: Vec<quota::Level>,
+        /// Requests admitted at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
     },
 }
 
@@ -84,12 +90,19 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         });
     }
-    if let Some(Command::Quota { database, seconds, rounds }) = &cli.command {
+    if let Some(Command::Quota { database, seconds, rounds, levels, concurrency }) = &cli.command {
         return runtime()?.block_on(async {
             for round in 1..=*rounds {
-                let rps = quota::requests_per_second(database, 32, std::time::Duration::from_secs(*seconds))
-                    .await?;
-                println!("round {round}: {:.0} quota transactions/s ({rps:.0} requests/s)", 2.0 * rps);
+                for &level in levels {
+                    let duration = std::time::Duration::from_secs(*seconds);
+                    let rps = quota::requests_per_second(database, *concurrency, duration, level).await?;
+                    println!(
+                        "round {round} {level:?}: {:.0} quota transactions/s ({rps:.0} requests/s, {:.0} us each \
+                         at {concurrency} at once)",
+                        2.0 * rps,
+                        1e6 / rps
+                    );
+                }
             }
             Ok(())
         });

@@ -642,7 +642,7 @@ async fn quota_section(
     let mut figures = serde_json::Map::new();
     let mut per_second = BTreeMap::new();
     for (name, url) in dbs {
-        let rps = quota::requests_per_second(&url, 32, plan.quota_duration).await?;
+        let rps = quota::requests_per_second(&url, 32, plan.quota_duration, quota::Level::Key).await?;
         table.push(Row {
             scenario: format!("quota transactions/s, {name}, one hot key, 32 tasks (no HTTP)"),
             gate: format!("{:.0}/s", 2.0 * rps),

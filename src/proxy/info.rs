@@ -3,9 +3,12 @@
 use super::auth::{authenticate, presented_key};
 use super::error::ProxyError;
 use super::policy::routes::Family;
+use crate::domain::limits::{LimitKind, Usage};
+use crate::domain::people::{Budget, Owner, Principal};
 use crate::domain::time::{parse_time, rfc3339};
+use crate::domain::windows::Windows;
 use crate::proxy::ProxyState;
-use crate::store::UsageFilter;
+use crate::store::{KeyRecord, UsageFilter};
 use actix_web::web::{Data, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -77,11 +80,23 @@ pub async fn key_usage(req: HttpRequest, state: Data<ProxyState>) -> HttpRespons
         let windows = state.windows();
         let usage = fresh.usage_at(&windows);
         let limits = fresh.fields.limits;
+        let level = |p: &Option<Principal>| {
+            p.as_ref().map(|p| {
+                let usage = p.own.usage_at(&windows);
+                json!({"id": p.id, "name": p.name, "limits": p.own.limits, "usage": usage_json(&usage),
+                       "remaining": p.own.limits.remaining(&usage),
+                       "model_limits": p.models.iter().map(|b| entry_json(b, &windows)).collect::<Vec<_>>()})
+            })
+        };
         Ok::<_, ProxyError>(json!({
             "key": {"id": fresh.id, "name": fresh.fields.name},
             "limits": limits,
             "usage": usage,
             "remaining": limits.remaining(&usage),
+            "model_limits": fresh.model_limits.iter().map(|b| entry_json(b, &windows)).collect::<Vec<_>>(),
+            "user": level(&fresh.user),
+            "team": level(&fresh.team),
+            "binding": binding(&fresh, &windows),
             "windows": {
                 "minute_resets_at": rfc3339(windows.minute.end),
                 "day_resets_at": rfc3339(windows.day.end),
@@ -122,11 +137,25 @@ pub async fn key_usage_summary(
             ..UsageFilter::default()
         };
         let buckets = state.store.usage_buckets(&filter, i64::MAX / 4).await.map_err(unavailable)?;
-        let models: Vec<Value> = buckets
-            .iter()
-            .map(|b| {
-                json!({"model": b.model, "requests": b.requests, "prompt_tokens": b.prompt_tokens,
-                       "completion_tokens": b.completion_tokens, "total_tokens": b.total_tokens})
+        // Buckets are per model and per user and team the key had: one line per model.
+        let mut by_model: std::collections::BTreeMap<&str, [i64; 5]> = Default::default();
+        for b in &buckets {
+            let sums = by_model.entry(&b.model).or_default();
+            for (sum, n) in sums.iter_mut().zip([
+                b.requests,
+                b.prompt_tokens,
+                b.completion_tokens,
+                b.total_tokens,
+                b.weighted_tokens,
+            ]) {
+                *sum += n;
+            }
+        }
+        let models: Vec<Value> = by_model
+            .into_iter()
+            .map(|(model, [requests, prompt, completion, total, weighted])| {
+                json!({"model": model, "requests": requests, "prompt_tokens": prompt,
+                       "completion_tokens": completion, "total_tokens": total, "weighted_tokens": weighted})
             })
             .collect();
         Ok::<_, ProxyError>(json!({"key": {"id": key.id, "name": key.fields.name}, "models": models}))
@@ -134,6 +163,53 @@ pub async fn key_usage_summary(
     match result.await {
         Ok(body) => HttpResponse::Ok().json(body),
         Err(e) => e.render(Family::OpenAi, &[]),
+    }
+}
+
+fn usage_json(usage: &Usage) -> Value {
+    json!({"minute": usage.minute, "day": usage.day, "month": usage.month, "total": usage.total,
+           "in_flight": usage.in_flight})
+}
+
+fn entry_json(b: &Budget, windows: &Windows) -> Value {
+    let usage = b.usage_at(windows);
+    json!({"model": b.model, "limits": b.limits, "usage": usage_json(&usage), "remaining": b.limits.remaining(&usage)})
+}
+
+/// The limit with the least left across the key, its user and its team
+/// (their own limits and every `model_limits` entry); null when none is set.
+fn binding(key: &KeyRecord, windows: &Windows) -> Value {
+    let own = (Owner::Key, key.fields.name.as_str(), None, key.fields.limits, key.usage_at(windows));
+    let entries = |owner, name: &'_ str, budgets: &'_ [Budget]| -> Vec<_> {
+        budgets
+            .iter()
+            .map(|b| (owner, name.to_owned(), b.model.clone(), b.limits, b.usage_at(windows)))
+            .collect()
+    };
+    let mut all = vec![(own.0, own.1.to_owned(), own.2, own.3, own.4)];
+    all.extend(entries(Owner::Key, &key.fields.name, &key.model_limits));
+    for (owner, p) in [(Owner::User, &key.user), (Owner::Team, &key.team)] {
+        if let Some(p) = p {
+            all.extend(entries(owner, &p.name, std::slice::from_ref(&p.own)));
+            all.extend(entries(owner, &p.name, &p.models));
+        }
+    }
+    let tightest = all
+        .iter()
+        .flat_map(|(owner, name, model, limits, usage)| {
+            LimitKind::ALL.into_iter().filter_map(move |kind| {
+                limits
+                    .get(kind)
+                    .map(|limit| (owner, name, model, kind, limit, (limit - usage.used(kind)).max(0)))
+            })
+        })
+        .min_by_key(|t| t.5);
+    match tightest {
+        None => Value::Null,
+        Some((owner, name, model, kind, limit, remaining)) => json!({
+            "level": owner.as_str(), "name": name, "model": model, "limit": kind.field(),
+            "limit_value": limit, "remaining": remaining,
+        }),
     }
 }
 

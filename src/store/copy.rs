@@ -1,11 +1,13 @@
-//! `migrate --from --to`: one database's keys, usage history and settings
-//! into another, empty one.
+//! `migrate --from --to`: one database's keys, users, teams, their limits
+//! and counters, usage history and settings into another, empty one.
 
 use super::{Store, StoreResult};
 
 /// How much was copied.
 pub struct Copied {
     pub keys: usize,
+    pub users: usize,
+    pub teams: usize,
     pub usage_rows: usize,
     pub settings: usize,
 }
@@ -17,6 +19,8 @@ pub async fn copy(source: &dyn Store, target: &dyn Store) -> StoreResult<Copied>
     for key in &keys {
         target.import_key(key).await?;
     }
+    let (teams, users) = (source.list_teams().await?, source.list_users().await?);
+    target.import_people(&teams, &users, &source.all_budgets().await?).await?;
     let mut usage_rows = 0;
     let mut after = 0;
     loop {
@@ -31,5 +35,11 @@ pub async fn copy(source: &dyn Store, target: &dyn Store) -> StoreResult<Copied>
         target.put_setting(name, value).await?;
     }
     target.finish_import().await?;
-    Ok(Copied { keys: keys.len(), usage_rows, settings: settings.len() })
+    Ok(Copied {
+        keys: keys.len(),
+        users: users.len(),
+        teams: teams.len(),
+        usage_rows,
+        settings: settings.len(),
+    })
 }

@@ -16,6 +16,7 @@ mod images;
 mod lengths;
 mod lifecycle;
 mod nginx;
+mod people;
 mod policy;
 mod quota;
 mod raw;

@@ -14,15 +14,16 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-fn totals(b: &UsageBucket) -> [i64; 4] {
-    [b.requests, b.prompt_tokens, b.completion_tokens, b.total_tokens]
+fn totals(b: &UsageBucket) -> [i64; 5] {
+    [b.requests, b.prompt_tokens, b.completion_tokens, b.total_tokens, b.weighted_tokens]
 }
 
-fn counts_json(c: [i64; 4]) -> Value {
-    json!({"requests": c[0], "prompt_tokens": c[1], "completion_tokens": c[2], "total_tokens": c[3]})
+fn counts_json(c: [i64; 5]) -> Value {
+    json!({"requests": c[0], "prompt_tokens": c[1], "completion_tokens": c[2], "total_tokens": c[3],
+           "weighted_tokens": c[4]})
 }
 
-fn add(into: &mut [i64; 4], from: [i64; 4]) {
+fn add(into: &mut [i64; 5], from: [i64; 5]) {
     for (a, b) in into.iter_mut().zip(from) {
         *a += b;
     }
@@ -44,7 +45,7 @@ pub async fn usage(_: ApiAdmin, state: Data<AdminState>, query: Query<UsageQuery
             })
             .collect(),
         Some("hour") => {
-            let mut by: BTreeMap<i64, [i64; 4]> = BTreeMap::new();
+            let mut by: BTreeMap<i64, [i64; 5]> = BTreeMap::new();
             for b in store.usage_buckets(&filter, 3600).await? {
                 add(by.entry(b.bucket).or_default(), totals(&b));
             }
@@ -52,7 +53,7 @@ pub async fn usage(_: ApiAdmin, state: Data<AdminState>, query: Query<UsageQuery
         }
         Some("day") => {
             // Quarter-hour buckets fold into local days in every zone, DST included.
-            let mut by: BTreeMap<String, [i64; 4]> = BTreeMap::new();
+            let mut by: BTreeMap<String, [i64; 5]> = BTreeMap::new();
             for b in store.usage_buckets(&filter, 900).await? {
                 let day = chrono::DateTime::from_timestamp(b.bucket, 0)
                     .map(|t| t.with_timezone(&tz).format("%Y-%m-%d").to_string())
@@ -62,16 +63,16 @@ pub async fn usage(_: ApiAdmin, state: Data<AdminState>, query: Query<UsageQuery
             by.into_iter().map(|(d, c)| with_label(counts_json(c), "day", json!(d))).collect()
         }
         Some("model") => {
-            let mut by: BTreeMap<String, [i64; 4]> = BTreeMap::new();
+            let mut by: BTreeMap<String, [i64; 5]> = BTreeMap::new();
             for b in store.usage_buckets(&filter, i64::MAX / 4).await? {
                 add(by.entry(b.model.clone()).or_default(), totals(&b));
             }
             by.into_iter().map(|(m, c)| with_label(counts_json(c), "model", json!(m))).collect()
         }
         Some("key") => {
-            let mut by: BTreeMap<i64, (String, [i64; 4])> = BTreeMap::new();
+            let mut by: BTreeMap<i64, (String, [i64; 5])> = BTreeMap::new();
             for b in store.usage_buckets(&filter, i64::MAX / 4).await? {
-                let entry = by.entry(b.key_id).or_insert_with(|| (b.key_name.clone(), [0; 4]));
+                let entry = by.entry(b.key_id).or_insert_with(|| (b.key_name.clone(), [0; 5]));
                 add(&mut entry.1, totals(&b));
             }
             by.into_iter()
@@ -81,9 +82,29 @@ pub async fn usage(_: ApiAdmin, state: Data<AdminState>, query: Query<UsageQuery
                 })
                 .collect()
         }
+        Some(level @ ("user" | "team")) => {
+            // Usage rows keep who a request was for when it ran; names are today's.
+            let names: BTreeMap<i64, String> = if level == "user" {
+                store.list_users().await?.into_iter().map(|u| (u.id, u.name)).collect()
+            } else {
+                store.list_teams().await?.into_iter().map(|t| (t.id, t.name)).collect()
+            };
+            let mut by: BTreeMap<Option<i64>, [i64; 5]> = BTreeMap::new();
+            for b in store.usage_buckets(&filter, i64::MAX / 4).await? {
+                let id = if level == "user" { b.user_id } else { b.team_id };
+                add(by.entry(id).or_default(), totals(&b));
+            }
+            by.into_iter()
+                .map(|(id, c)| {
+                    let v = with_label(counts_json(c), &format!("{level}_id"), json!(id));
+                    let name = id.and_then(|id| names.get(&id).cloned());
+                    with_label(v, &format!("{level}_name"), json!(name))
+                })
+                .collect()
+        }
         Some(other) => {
             return Err(AdminError::BadRequest(format!(
-                "group_by '{other}' is not one of hour, day, model, key"
+                "group_by '{other}' is not one of hour, day, model, key, user, team"
             )))
         }
     };
