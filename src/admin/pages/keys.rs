@@ -190,7 +190,11 @@ pub async fn update_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>
     let ops = KeyOps::of(&state);
     let k = ops.get(*id).await?;
     match key_form::checked(&post.form, state.settings.app_tz) {
-        Ok(fields) => {
+        Ok(mut fields) => {
+            // A form without the user field leaves the key's user as it is.
+            if !post.form.has("user_id") {
+                fields.user_id = k.fields.user_id;
+            }
             ops.save(k.id, &fields).await?;
             Ok(redirect_notice(&req, &format!("/keys/{}", k.id), Notice::Saved))
         }
