@@ -153,7 +153,7 @@ async fn usage_can_be_grouped_by_hour_day_model_and_key() {
     let by_model = app.admin("GET", "/usage?group_by=model", None).await.json();
     assert_eq!(
         by_model["rows"][0],
-        json!({"model": "llama3:latest", "requests": 2, "prompt_tokens": 6, "completion_tokens": 6, "total_tokens": 12})
+        json!({"model": "llama3:latest", "requests": 2, "prompt_tokens": 6, "completion_tokens": 6, "total_tokens": 12, "weighted_tokens": 12})
     );
     let by_key = app.admin("GET", "/usage?group_by=key", None).await.json();
     assert_eq!(by_key["rows"][0]["key_name"], "a");
