@@ -3,6 +3,7 @@
 pub mod api_key;
 pub mod cidr;
 pub mod clamps;
+pub mod counters;
 pub mod ip_class;
 pub mod keep_alive;
 pub mod key;

@@ -2,7 +2,7 @@
 //! an admission checks: the key, its user, the user's team, and for each the
 //! first `model_limits` entry that matches the request's model.
 
-use super::key::Counters;
+use super::counters::Counters;
 use super::limits::{LimitKind, Limits, Usage};
 use super::windows::Windows;
 use serde::{Deserialize, Serialize};
