@@ -18,6 +18,7 @@ pub mod session_key;
 pub mod snippets;
 pub mod throttle;
 pub mod usage_filter;
+pub mod usage_groups;
 
 use crate::state::Shared;
 use std::sync::Arc;
