@@ -255,6 +255,73 @@ async fn csv_downloads(run: &mut Run<'_>) {
     assert!(run.body().await.contains("Export CSV"), "the usage page stays in place");
 }
 
+/// A team, a user in it with a key, their pages, usage per team, and
+/// deleting the user while the key works on.
+async fn people(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
+    let team = format!("physics {}", run.label);
+    let user = format!("ana {}", run.label);
+    run.go("/teams/new").await;
+    run.fill("name", &team).await;
+    run.fill("daily_requests", "50").await;
+    run.fill("model_limits", "llama3 daily_tokens=100000").await;
+    run.click_button("Create team").await;
+    run.wait_path("notice=saved").await;
+    run.shot("team-created").await;
+
+    run.click_link(&format!("New user in {team}")).await;
+    run.wait_path("/users/new").await;
+    run.fill("name", &user).await;
+    run.fill("email", "ana@example.org").await;
+    let chosen = run.find(Locator::Id("team_id")).await.prop("value").await.unwrap();
+    assert_ne!(chosen.as_deref(), Some(""), "the team's link chose the team");
+    run.fill("daily_tokens", "20000").await;
+    run.click_button("Create user").await;
+    run.wait_path("notice=saved").await;
+    run.shot("user-created").await;
+
+    run.click_link(&format!("New key for {user}")).await;
+    run.wait_path("/keys/new").await;
+    run.fill("name", &format!("laptop of {user}")).await;
+    run.click_button("Create key").await;
+    let secret = run.text("#secret").await;
+    assert_eq!(status_of(gate, &secret).await, 200);
+    run.click_link("Go to the key").await;
+    run.wait_path("/keys/").await;
+    run.click_link(&user).await;
+    run.wait_path("/users/").await;
+    let page = run.body().await;
+    assert!(page.contains(&format!("laptop of {user}")) && page.contains("tokens today"), "{page}");
+    run.shot("user-detail").await;
+    run.click_link(&team).await;
+    run.wait_path("/teams/").await;
+    assert!(run.text("table.members").await.contains(&user));
+    run.shot("team-detail").await;
+
+    if javascript {
+        // htmx: the users filter updates the table in place.
+        run.go("/users").await;
+        run.fill("q", "nobody-by-this-name").await;
+        let started = Instant::now();
+        while !run.text("#users-table").await.contains("No users match") {
+            assert!(started.elapsed() < Duration::from_secs(5), "the htmx filter did not update the table");
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    run.go("/usage?group_by=team").await;
+    assert!(run.text("table.usage-groups").await.contains(&team));
+    run.shot("usage-per-team").await;
+
+    run.go("/users").await;
+    run.click_link(&user).await;
+    run.wait_path("/users/").await;
+    run.click_link("Delete…").await;
+    run.wait_path("/delete").await;
+    run.click_button("Delete the user").await;
+    run.wait_path("notice=user-deleted").await;
+    assert_eq!(status_of(gate, &secret).await, 200, "the key works on without its user");
+    run.shot("user-deleted").await;
+}
+
 async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     run.go("/keys").await;
     run.wait_path("/login").await;
@@ -351,6 +418,8 @@ async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
         }
         run.shot("keys-filtered").await;
     }
+
+    people(run, gate, javascript).await;
 
     for (path, name) in
         [("/usage", "usage"), ("/models", "models"), ("/settings", "settings"), ("/connect", "connect")]

@@ -76,6 +76,7 @@ impl UsageQuery {
             ("status", &self.status),
             ("from", &self.from),
             ("to", &self.to),
+            ("group_by", &self.group_by),
         ] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                 q.append_pair(k, v);

@@ -47,6 +47,10 @@ impl Limits {
         *copy.slot(kind)
     }
 
+    pub fn set(&mut self, kind: LimitKind, value: Option<i64>) {
+        *self.slot(kind) = value;
+    }
+
     fn slot(&mut self, kind: LimitKind) -> &mut Option<i64> {
         match kind {
             LimitKind::RequestsPerMinute => &mut self.requests_per_minute,
@@ -108,6 +112,20 @@ pub struct LimitsPatch {
 }
 
 impl LimitsPatch {
+    /// Every limit set to what `limits` says: replaces them all.
+    pub fn all(limits: &Limits) -> LimitsPatch {
+        LimitsPatch {
+            requests_per_minute: Some(limits.requests_per_minute),
+            tokens_per_minute: Some(limits.tokens_per_minute),
+            daily_requests: Some(limits.daily_requests),
+            daily_tokens: Some(limits.daily_tokens),
+            monthly_requests: Some(limits.monthly_requests),
+            monthly_tokens: Some(limits.monthly_tokens),
+            total_tokens: Some(limits.total_tokens),
+            max_concurrent: Some(limits.max_concurrent),
+        }
+    }
+
     /// `None`: leave alone; `Some(None)`: unlimited.
     fn get(&self, kind: LimitKind) -> Option<Option<i64>> {
         match kind {

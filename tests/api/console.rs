@@ -1,5 +1,7 @@
 //! The HTML console over real HTTP, as a browser without JavaScript uses it.
 
+mod people;
+
 use crate::helpers::*;
 use awc::http::StatusCode;
 use chrono::{Duration, TimeZone, Utc};
@@ -100,6 +102,14 @@ async fn anonymous_visitors_are_sent_to_the_login_page() {
         "/keys/new",
         "/keys/1",
         "/keys/1/delete",
+        "/users",
+        "/users/new",
+        "/users/1",
+        "/users/1/delete",
+        "/teams",
+        "/teams/new",
+        "/teams/1",
+        "/teams/1/delete",
         "/usage",
         "/usage.csv",
         "/models",
@@ -110,9 +120,21 @@ async fn anonymous_visitors_are_sent_to_the_login_page() {
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(page.location(), Some("/login"), "{path}");
     }
-    for path in
-        ["/keys", "/keys/1", "/keys/1/rotate", "/keys/1/delete", "/keys/1/deactivate", "/settings", "/logout"]
-    {
+    for path in [
+        "/keys",
+        "/keys/1",
+        "/keys/1/rotate",
+        "/keys/1/delete",
+        "/keys/1/deactivate",
+        "/users",
+        "/users/1",
+        "/users/1/delete",
+        "/teams",
+        "/teams/1",
+        "/teams/1/delete",
+        "/settings",
+        "/logout",
+    ] {
         let page = browser.post(path, &[("name", "x")]).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
     }
@@ -453,6 +475,10 @@ async fn every_page_renders_and_usage_exports_as_csv() {
         ("/", "Tokens per day"),
         ("/keys", "reporter"),
         ("/keys/new", "Create key"),
+        ("/users", "New user"),
+        ("/users/new", "Create user"),
+        ("/teams", "New team"),
+        ("/teams/new", "Create team"),
         (&*format!("/keys/{}", key["id"]), "Recent requests"),
         ("/usage", "llama3"),
         ("/usage?model=nothing", "No requests"),
@@ -477,7 +503,12 @@ async fn an_htmx_request_gets_only_the_swapped_region_and_a_plain_one_the_whole_
     app.create_key(json!({"name": "region"})).await;
     let mut browser = Browser::new(&app);
     browser.log_in(ADMIN_PASSWORD).await;
-    for (path, region) in [("/keys", "<div id=\"keys-table\">"), ("/usage", "<div id=\"usage-results\">")] {
+    for (path, region) in [
+        ("/keys", "<div id=\"keys-table\">"),
+        ("/users", "<div id=\"users-table\">"),
+        ("/teams", "<div id=\"teams-table\">"),
+        ("/usage", "<div id=\"usage-results\">"),
+    ] {
         let whole = browser.get(path).await;
         assert_eq!(whole.status, StatusCode::OK, "{path}");
         assert!(whole.body.contains("<html") && whole.body.contains(region), "{path}: the whole page");

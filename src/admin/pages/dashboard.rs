@@ -1,4 +1,5 @@
-//! The dashboard: totals, the upstream's state, tokens per day, top keys and models.
+//! The dashboard: totals, the upstream's state, tokens per day, top keys,
+//! models, users and teams.
 
 use super::chart::DayChart;
 use super::{render, Chrome, Nav, Page};
@@ -25,10 +26,15 @@ struct DashboardPage {
     chart: DayChart,
     top_keys: Vec<(String, i64, i64)>,
     top_models: Vec<(String, i64, i64)>,
+    top_users: Vec<(String, i64, i64)>,
+    top_teams: Vec<(String, i64, i64)>,
 }
 
+/// Requests and tokens by name.
+type Totals = HashMap<String, (i64, i64)>;
+
 /// The five names with the most tokens, then by name.
-fn top(map: HashMap<String, (i64, i64)>) -> Vec<(String, i64, i64)> {
+fn top(map: Totals) -> Vec<(String, i64, i64)> {
     let mut rows: Vec<(String, i64, i64)> = map.into_iter().map(|(k, (r, t))| (k, r, t)).collect();
     rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
     rows.truncate(5);
@@ -41,16 +47,36 @@ pub async fn dashboard(console: Console, state: Data<AdminState>, client: Data<a
     let month = UsageFilter { from: Some(w.month.start), ..UsageFilter::default() };
     let buckets = state.store.usage_buckets(&month, 900).await?;
     let (mut today, mut this_month) = ((0, 0), (0, 0));
-    let mut per_key: HashMap<String, (i64, i64)> = HashMap::new();
-    let mut per_model: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut per_key: Totals = HashMap::new();
+    let mut per_model: Totals = HashMap::new();
+    let users: HashMap<i64, String> =
+        state.store.list_users().await?.into_iter().map(|u| (u.id, u.name)).collect();
+    let teams: HashMap<i64, String> =
+        state.store.list_teams().await?.into_iter().map(|t| (t.id, t.name)).collect();
+    let mut per_user: Totals = HashMap::new();
+    let mut per_team: Totals = HashMap::new();
+    // Usage keeps who a request was for; one deleted since shows by its id.
+    let named = |names: &HashMap<i64, String>, id: i64| {
+        names.get(&id).cloned().unwrap_or_else(|| format!("#{id} (deleted)"))
+    };
     for b in &buckets {
         this_month = (this_month.0 + b.requests, this_month.1 + b.total_tokens);
         if b.bucket >= w.day.start {
             today = (today.0 + b.requests, today.1 + b.total_tokens);
         }
-        for (map, name) in [(&mut per_key, &b.key_name), (&mut per_model, &b.model)] {
-            let e = map.entry(name.clone()).or_default();
-            *e = (e.0 + b.requests, e.1 + b.total_tokens);
+        let user = b.user_id.map(|id| named(&users, id));
+        let team = b.team_id.map(|id| named(&teams, id));
+        let levels = [
+            (&mut per_key, Some(b.key_name.clone())),
+            (&mut per_model, Some(b.model.clone())),
+            (&mut per_user, user),
+            (&mut per_team, team),
+        ];
+        for (map, name) in levels {
+            if let Some(name) = name {
+                let e = map.entry(name).or_default();
+                *e = (e.0 + b.requests, e.1 + b.total_tokens);
+            }
         }
     }
     let upstream = state.upstreams.status(&client).await;
@@ -69,5 +95,7 @@ pub async fn dashboard(console: Console, state: Data<AdminState>, client: Data<a
         chart: DayChart::tokens_per_day(&state, None).await?,
         top_keys: top(per_key),
         top_models: top(per_model),
+        top_users: top(per_user),
+        top_teams: top(per_team),
     })
 }

@@ -2,17 +2,19 @@
 //! checked fields of a key (errors stand next to their fields), and the
 //! new-key page.
 
+use super::model_limits;
 use super::{render, render_status, Chrome, Form, Nav, Page};
 use crate::admin::auth::{Console, CsrfForm};
 use crate::admin::keys::{self as key_ops, CreateKey, FieldError, KeyOps};
 use crate::admin::AdminState;
 use crate::domain::clamps::Clamps;
-use crate::domain::limits::Limits;
+use crate::domain::limits::{LimitKind, Limits};
+use crate::domain::people::ModelLimit;
 use crate::domain::scopes::Scope;
 use crate::domain::time::rfc3339;
 use crate::store::{KeyFields, KeyRecord};
 use actix_web::http::StatusCode;
-use actix_web::web::Data;
+use actix_web::web::{Data, Query};
 use actix_web::HttpRequest;
 use askama::Template;
 use chrono_tz::Tz;
@@ -26,13 +28,19 @@ pub struct KeyForm {
     pub(super) scope_options: Vec<(&'static str, bool)>,
     pub(super) models: String,
     pub(super) model_aliases: String,
+    /// The key's user's id as text; empty for none.
+    pub(super) user_id: String,
+    /// Every user, as (id, name, selected), for the user field.
+    pub(super) user_options: Vec<(i64, String, bool)>,
+    /// Limits per model, one entry a line (`model_limits`).
+    pub(super) model_limits: String,
     pub(super) limits: Vec<(&'static str, &'static str, String)>,
     pub(super) clamps: Vec<(&'static str, &'static str, String)>,
     pub(super) allow_keep_alive_extremes: bool,
     pub(super) errors: Vec<FieldError>,
 }
 
-const LIMIT_FIELDS: [(&str, &str); 8] = [
+pub const LIMIT_FIELDS: [(&str, &str); 8] = [
     ("requests_per_minute", "Requests per minute"),
     ("tokens_per_minute", "Tokens per minute"),
     ("daily_requests", "Requests per day"),
@@ -61,6 +69,14 @@ impl KeyForm {
         KeyForm::from_record(None)
     }
 
+    /// Fills the user field's choices, marking the form's user.
+    pub async fn with_users(mut self, state: &AdminState) -> Result<KeyForm, crate::store::StoreError> {
+        let users = state.store.list_users().await?;
+        self.user_options =
+            users.into_iter().map(|u| (u.id, u.name, u.id.to_string() == self.user_id)).collect();
+        Ok(self)
+    }
+
     pub fn from_record(k: Option<&KeyRecord>) -> KeyForm {
         let f = k.map(|k| &k.fields);
         let limits = f.map(|f| f.limits).unwrap_or_default();
@@ -78,6 +94,9 @@ impl KeyForm {
                 .and_then(|f| f.aliases.as_ref())
                 .map(|a| a.0.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join("\n"))
                 .unwrap_or_default(),
+            user_id: f.and_then(|f| f.user_id).map(|id| id.to_string()).unwrap_or_default(),
+            user_options: vec![],
+            model_limits: k.map(|k| model_limits::to_text(&k.model_limits)).unwrap_or_default(),
             limits: LIMIT_FIELDS.iter().map(|(n, l)| (*n, *l, text(named(n)))).collect(),
             clamps: [clamps.max_num_ctx, clamps.max_output_tokens, clamps.max_images]
                 .iter()
@@ -102,6 +121,9 @@ impl KeyForm {
                 .collect(),
             models: form.get("models").to_owned(),
             model_aliases: form.get("model_aliases").to_owned(),
+            user_id: form.get("user_id").trim().to_owned(),
+            user_options: vec![],
+            model_limits: form.get("model_limits").to_owned(),
             limits: LIMIT_FIELDS.iter().map(|(n, l)| (*n, *l, form.get(n).to_owned())).collect(),
             clamps: CLAMP_FIELDS.iter().map(|(n, l)| (*n, *l, form.get(n).to_owned())).collect(),
             allow_keep_alive_extremes: form.get("allow_keep_alive_extremes") == "true",
@@ -110,7 +132,12 @@ impl KeyForm {
     }
 }
 
-fn number(form: &Form, name: &'static str, errors: &mut Vec<FieldError>, group: &'static str) -> Option<i64> {
+pub(super) fn number(
+    form: &Form,
+    name: &'static str,
+    errors: &mut Vec<FieldError>,
+    group: &'static str,
+) -> Option<i64> {
     let text = form.get(name).trim();
     if text.is_empty() {
         return None;
@@ -124,20 +151,20 @@ fn number(form: &Form, name: &'static str, errors: &mut Vec<FieldError>, group: 
     }
 }
 
+/// The limit fields of a key's, user's or team's form (empty: unlimited).
+pub(super) fn read_limits(form: &Form, errors: &mut Vec<FieldError>) -> Limits {
+    let mut limits = Limits::default();
+    for kind in LimitKind::ALL {
+        limits.set(kind, number(form, kind.field(), errors, "limits"));
+    }
+    limits
+}
+
 /// Reads the key form into the JSON API's create body; errors go next to their fields.
 fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
     let mut errors = vec![];
+    let limits = read_limits(form, &mut errors);
     let mut n = |name: &'static str, group: &'static str| number(form, name, &mut errors, group);
-    let limits = Limits {
-        requests_per_minute: n("requests_per_minute", "limits"),
-        tokens_per_minute: n("tokens_per_minute", "limits"),
-        daily_requests: n("daily_requests", "limits"),
-        daily_tokens: n("daily_tokens", "limits"),
-        monthly_requests: n("monthly_requests", "limits"),
-        monthly_tokens: n("monthly_tokens", "limits"),
-        total_tokens: n("total_tokens", "limits"),
-        max_concurrent: n("max_concurrent", "limits"),
-    };
     let clamps = Clamps {
         max_num_ctx: n("max_num_ctx", "clamps"),
         max_output_tokens: n("max_output_tokens", "clamps"),
@@ -169,12 +196,19 @@ fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
             }
         },
     };
+    let model_limits = match model_limits::parse(form.get("model_limits")) {
+        Ok(entries) => Some(entries),
+        Err(e) => {
+            errors.push(FieldError::new("model_limits", e));
+            None
+        }
+    };
     if !errors.is_empty() {
         return Err(Box::new(KeyForm { errors, ..KeyForm::from_form(form) }));
     }
     Ok(CreateKey {
         user_id,
-        model_limits: None,
+        model_limits,
         name: form.get("name").to_owned(),
         owner: Some(form.get("owner").to_owned()),
         expires_at: Some(form.get("expires_at").to_owned()),
@@ -186,11 +220,19 @@ fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
     })
 }
 
+/// A key as its form says: its fields and its limits per model.
+pub struct CheckedKey {
+    pub fields: KeyFields,
+    pub model_limits: Vec<ModelLimit>,
+}
+
 /// The form as the fields of a key, or the form back with its errors.
-pub fn checked(form: &Form, tz: Tz) -> Result<KeyFields, Box<KeyForm>> {
-    let input = read_key_form(form)?;
-    key_ops::new_fields(input, tz)
-        .map_err(|e| Box::new(KeyForm { errors: vec![e], ..KeyForm::from_form(form) }))
+pub fn checked(form: &Form, tz: Tz) -> Result<CheckedKey, Box<KeyForm>> {
+    let mut input = read_key_form(form)?;
+    let back = |e: FieldError| Box::new(KeyForm { errors: vec![e], ..KeyForm::from_form(form) });
+    let entries = key_ops::model_limits(input.model_limits.take().as_deref()).map_err(back)?;
+    let fields = key_ops::new_fields(input, tz).map_err(back)?;
+    Ok(CheckedKey { fields, model_limits: entries.unwrap_or_default() })
 }
 
 #[derive(Template)]
@@ -200,19 +242,35 @@ struct KeyNewPage {
     form: KeyForm,
 }
 
-pub async fn new_key_form(console: Console) -> Page {
-    render(&KeyNewPage { chrome: Chrome::new(&console.session, Nav::Keys), form: KeyForm::blank() })
+#[derive(serde::Deserialize)]
+pub struct NewKeyQuery {
+    /// Opens the form with this user chosen (a user's page links here).
+    user_id: Option<i64>,
+}
+
+pub async fn new_key_form(console: Console, state: Data<AdminState>, query: Query<NewKeyQuery>) -> Page {
+    let mut form = KeyForm::blank();
+    if let Some(id) = query.user_id {
+        form.user_id = id.to_string();
+    }
+    let form = form.with_users(&state).await?;
+    render(&KeyNewPage { chrome: Chrome::new(&console.session, Nav::Keys), form })
 }
 
 pub async fn create_key(req: HttpRequest, state: Data<AdminState>, post: CsrfForm) -> Page {
-    let fields = match checked(&post.form, state.settings.app_tz) {
-        Ok(fields) => fields,
+    let key = match checked(&post.form, state.settings.app_tz) {
+        Ok(key) => key,
         Err(form) => {
-            let page = KeyNewPage { chrome: Chrome::new(&post.session, Nav::Keys), form: *form };
+            let form = form.with_users(&state).await?;
+            let page = KeyNewPage { chrome: Chrome::new(&post.session, Nav::Keys), form };
             return render_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
     };
-    let (secret, record) = KeyOps::of(&state).create(fields).await?;
+    let ops = KeyOps::of(&state);
+    let (secret, mut record) = ops.create(key.fields).await?;
+    if !key.model_limits.is_empty() {
+        record = ops.set_model_limits(record.id, &key.model_limits).await?;
+    }
     log::info!("created API key {} ({}) from the console", record.id, record.key_hint);
     let heading = format!("Key “{}” created", record.fields.name);
     Ok(super::to_secret_page(&req, &state, &post.session, heading, secret.expose(), record.id))

@@ -2,6 +2,7 @@
 //! page, and the changes made there: save, activate or deactivate, rotate,
 //! delete. A new secret is shown once, on a page of its own.
 
+use super::bars::{Bars, LimitTable};
 use super::chart::DayChart;
 use super::key_form::{self, KeyForm};
 use super::usage::UsageRows;
@@ -14,48 +15,32 @@ use crate::admin::AdminState;
 use crate::domain::key::KeyStatus;
 use crate::domain::time::rfc3339;
 use crate::domain::windows::Windows;
-use crate::store::{KeyRecord, UsageFilter};
+use crate::store::{KeyRecord, StoreError, UsageFilter};
 use actix_web::http::{header, StatusCode};
 use actix_web::web::{Data, Path, Query};
 use actix_web::HttpRequest;
 use askama::Template;
 use serde::Deserialize;
+use std::collections::HashMap;
 
-struct Bar {
-    label: &'static str,
-    used: i64,
-    limit: i64,
-    high: i64,
-}
-
-struct KeyRowView {
+pub(super) struct KeyRowView {
     id: i64,
     name: String,
     owner: String,
+    /// The key's user: (id, name).
+    user: Option<(i64, String)>,
     hint: String,
     status: &'static str,
     expires: String,
-    bars: Vec<Bar>,
+    bars: Bars,
 }
 
-fn key_row(k: &KeyRecord, w: &Windows) -> KeyRowView {
-    let u = k.usage_at(w);
-    let l = &k.fields.limits;
-    let bars = [
-        ("requests/min", l.requests_per_minute, u.minute.requests),
-        ("tokens/min", l.tokens_per_minute, u.minute.tokens),
-        ("requests today", l.daily_requests, u.day.requests),
-        ("tokens today", l.daily_tokens, u.day.tokens),
-        ("requests/month", l.monthly_requests, u.month.requests),
-        ("tokens/month", l.monthly_tokens, u.month.tokens),
-        ("tokens in all", l.total_tokens, u.total.tokens),
-        ("in flight", l.max_concurrent, u.in_flight),
-    ]
-    .into_iter()
-    .filter_map(|(label, limit, used)| limit.map(|limit| Bar { label, used, limit, high: limit * 9 / 10 }))
-    .collect();
+/// A key as a row of a table; `users` names the key's user.
+pub(super) fn key_row(k: &KeyRecord, w: &Windows, users: &HashMap<i64, String>) -> KeyRowView {
+    let bars = Bars::new(&k.fields.limits, &k.usage_at(w));
     KeyRowView {
         id: k.id,
+        user: k.fields.user_id.map(|id| (id, users.get(&id).cloned().unwrap_or_else(|| format!("#{id}")))),
         name: k.fields.name.clone(),
         owner: k.fields.owner.clone().unwrap_or_default(),
         hint: k.key_hint.clone(),
@@ -68,8 +53,8 @@ fn key_row(k: &KeyRecord, w: &Windows) -> KeyRowView {
 /// The keys table: what the filter form swaps.
 #[derive(Template)]
 #[template(path = "admin/keys_partial.html")]
-struct KeysPartial {
-    keys: Vec<KeyRowView>,
+pub(super) struct KeysPartial {
+    pub(super) keys: Vec<KeyRowView>,
 }
 
 html_safe!(KeysPartial);
@@ -107,17 +92,19 @@ pub async fn keys_page(
     let q = query.q.clone().unwrap_or_default();
     let status = query.status.clone().unwrap_or_default();
     let needle = q.to_lowercase();
+    let users = user_names(&state).await?;
     let keys: Vec<KeyRowView> = state
         .store
         .list_keys()
         .await?
         .iter()
-        .map(|k| key_row(k, &w))
+        .map(|k| key_row(k, &w, &users))
         .filter(|k| status.is_empty() || k.status == status)
         .filter(|k| {
             needle.is_empty()
                 || k.name.to_lowercase().contains(&needle)
                 || k.owner.to_lowercase().contains(&needle)
+                || k.user.as_ref().is_some_and(|(_, name)| name.to_lowercase().contains(&needle))
                 || k.hint.to_lowercase().contains(&needle)
         })
         .collect();
@@ -131,11 +118,20 @@ pub async fn keys_page(
     render_swappable(&req, &KeysPage { chrome, q, status_options, table: KeysPartial { keys } })
 }
 
+/// Every user's name by id.
+pub(super) async fn user_names(state: &AdminState) -> Result<HashMap<i64, String>, StoreError> {
+    Ok(state.store.list_users().await?.into_iter().map(|u| (u.id, u.name)).collect())
+}
+
 #[derive(Template)]
 #[template(path = "admin/key_detail.html")]
 struct KeyDetailPage {
     chrome: Chrome,
     id: i64,
+    /// The key's user and their team: (id, name).
+    user: Option<(i64, String)>,
+    team: Option<(i64, String)>,
+    limits: LimitTable,
     hint: String,
     created: String,
     status: &'static str,
@@ -159,18 +155,25 @@ async fn detail_page(state: &AdminState, chrome: Chrome, k: &KeyRecord, form: Ke
     let page = KeyDetailPage {
         chrome,
         id: k.id,
+        user: k.user.as_ref().map(|p| (p.id, p.name.clone())),
+        team: k.team.as_ref().map(|p| (p.id, p.name.clone())),
+        limits: LimitTable::new(Bars::new(&k.fields.limits, &u), &k.model_limits, &w),
         hint: k.key_hint.clone(),
         created: rfc3339(k.created_at),
         status: k.status(w.now).as_str(),
         active: k.active,
-        form,
+        form: form.with_users(state).await?,
         chart: DayChart::tokens_per_day(state, Some(k.id)).await?,
         day_requests: u.day.requests,
         day_tokens: u.day.tokens,
         month_requests: u.month.requests,
         month_tokens: u.month.tokens,
         total_tokens: u.total.tokens,
-        recent: UsageRows::new(&state.store.usage_rows(&filter).await?, state.settings.app_tz),
+        recent: UsageRows::new(
+            &state.store.usage_rows(&filter).await?,
+            state.settings.app_tz,
+            &user_names(state).await?,
+        ),
     };
     render_status(status, &page)
 }
@@ -190,12 +193,16 @@ pub async fn update_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>
     let ops = KeyOps::of(&state);
     let k = ops.get(*id).await?;
     match key_form::checked(&post.form, state.settings.app_tz) {
-        Ok(mut fields) => {
-            // A form without the user field leaves the key's user as it is.
+        Ok(mut key) => {
+            // A form without the user field leaves the key's user as it is,
+            // and one without limits per model leaves those.
             if !post.form.has("user_id") {
-                fields.user_id = k.fields.user_id;
+                key.fields.user_id = k.fields.user_id;
             }
-            ops.save(k.id, &fields).await?;
+            ops.save(k.id, &key.fields).await?;
+            if post.form.has("model_limits") {
+                ops.set_model_limits(k.id, &key.model_limits).await?;
+            }
             Ok(redirect_notice(&req, &format!("/keys/{}", k.id), Notice::Saved))
         }
         Err(form) => detail_page(&state, Chrome::new(&post.session, Nav::Keys), &k, *form).await,

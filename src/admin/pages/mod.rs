@@ -3,15 +3,20 @@
 //! quicker. Every change is a POST followed by a redirect; the two that make a
 //! secret redirect to a page that shows it once (see `reveal`).
 
+mod bars;
 mod chart;
 mod connect;
 mod dashboard;
 mod key_form;
 mod keys;
 mod login;
+mod model_limits;
 mod models;
+mod person_form;
 mod settings;
+mod teams;
 mod usage;
+mod users;
 
 use super::error::{redirect, PageError};
 use actix_web::dev::Payload;
@@ -60,6 +65,8 @@ impl FromRequest for Form {
 pub enum Nav {
     Dashboard,
     Keys,
+    Users,
+    Teams,
     Usage,
     Models,
     Settings,
@@ -67,12 +74,23 @@ pub enum Nav {
 }
 
 impl Nav {
-    const ALL: [Nav; 6] = [Nav::Dashboard, Nav::Keys, Nav::Usage, Nav::Models, Nav::Settings, Nav::Connect];
+    const ALL: [Nav; 8] = [
+        Nav::Dashboard,
+        Nav::Keys,
+        Nav::Users,
+        Nav::Teams,
+        Nav::Usage,
+        Nav::Models,
+        Nav::Settings,
+        Nav::Connect,
+    ];
 
     fn href(self) -> &'static str {
         match self {
             Nav::Dashboard => "/",
             Nav::Keys => "/keys",
+            Nav::Users => "/users",
+            Nav::Teams => "/teams",
             Nav::Usage => "/usage",
             Nav::Models => "/models",
             Nav::Settings => "/settings",
@@ -84,6 +102,8 @@ impl Nav {
         match self {
             Nav::Dashboard => "Dashboard",
             Nav::Keys => "Keys",
+            Nav::Users => "Users",
+            Nav::Teams => "Teams",
             Nav::Usage => "Usage",
             Nav::Models => "Models",
             Nav::Settings => "Settings",
@@ -103,6 +123,8 @@ pub struct NavLink {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
     Deleted,
+    UserDeleted,
+    TeamDeleted,
     Saved,
     Activated,
     Deactivated,
@@ -110,8 +132,15 @@ pub enum Notice {
 }
 
 impl Notice {
-    const ALL: [Notice; 5] =
-        [Notice::Deleted, Notice::Saved, Notice::Activated, Notice::Deactivated, Notice::Password];
+    const ALL: [Notice; 7] = [
+        Notice::Deleted,
+        Notice::UserDeleted,
+        Notice::TeamDeleted,
+        Notice::Saved,
+        Notice::Activated,
+        Notice::Deactivated,
+        Notice::Password,
+    ];
 
     /// The notice a `?notice=` code names; unknown codes say nothing.
     pub fn parse(code: &str) -> Option<Notice> {
@@ -121,6 +150,8 @@ impl Notice {
     pub fn code(self) -> &'static str {
         match self {
             Notice::Deleted => "deleted",
+            Notice::UserDeleted => "user-deleted",
+            Notice::TeamDeleted => "team-deleted",
             Notice::Saved => "saved",
             Notice::Activated => "activated",
             Notice::Deactivated => "deactivated",
@@ -131,6 +162,8 @@ impl Notice {
     pub fn text(self) -> &'static str {
         match self {
             Notice::Deleted => "The key was deleted.",
+            Notice::UserDeleted => "The user was deleted; their keys keep working under their own limits.",
+            Notice::TeamDeleted => "The team was deleted; its users keep their own limits.",
             Notice::Saved => "Saved.",
             Notice::Activated => "The key is active.",
             Notice::Deactivated => "The key is deactivated: it is refused from the next request on.",
@@ -168,7 +201,7 @@ impl Chrome {
         Chrome { notice, ..self }
     }
 
-    pub fn links(&self) -> [NavLink; 6] {
+    pub fn links(&self) -> [NavLink; 8] {
         Nav::ALL.map(|n| NavLink { href: n.href(), label: n.label(), current: n == self.nav })
     }
 }
@@ -257,6 +290,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/keys/{id}/delete", web::get().to(keys::delete_key_form))
         .route("/keys/{id}/delete", web::post().to(keys::delete_key))
         .route("/keys/{id}/{action}", web::post().to(keys::set_active))
+        .route("/users", web::get().to(users::users_page))
+        .route("/users", web::post().to(users::create_user))
+        .route("/users/new", web::get().to(users::new_user_form))
+        .route("/users/{id}", web::get().to(users::user_detail))
+        .route("/users/{id}", web::post().to(users::update_user))
+        .route("/users/{id}/delete", web::get().to(users::delete_user_form))
+        .route("/users/{id}/delete", web::post().to(users::delete_user))
+        .route("/teams", web::get().to(teams::teams_page))
+        .route("/teams", web::post().to(teams::create_team))
+        .route("/teams/new", web::get().to(teams::new_team_form))
+        .route("/teams/{id}", web::get().to(teams::team_detail))
+        .route("/teams/{id}", web::post().to(teams::update_team))
+        .route("/teams/{id}/delete", web::get().to(teams::delete_team_form))
+        .route("/teams/{id}/delete", web::post().to(teams::delete_team))
         .route("/usage", web::get().to(usage::usage_page))
         .route("/usage.csv", web::get().to(usage::usage_csv))
         .route("/models", web::get().to(models::models_page))
