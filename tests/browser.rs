@@ -144,8 +144,20 @@ impl Run<'_> {
         field.send_keys(value).await.unwrap();
     }
 
+    /// The element's text; found again when htmx swapped it between the
+    /// finding and the reading (a stale element).
     async fn text(&self, css: &str) -> String {
-        self.find(Locator::Css(css)).await.text().await.unwrap()
+        let started = Instant::now();
+        loop {
+            match self.find(Locator::Css(css)).await.text().await {
+                Ok(text) => return text,
+                Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                    eprintln!("{}: reading {css} again: {e}", self.label);
+                    actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{}: {css} could not be read: {e}", self.label),
+            }
+        }
     }
 
     async fn body(&self) -> String {

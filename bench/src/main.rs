@@ -43,6 +43,11 @@ struct Cli {
     /// "before": before-and-after figures from one run.
     #[arg(long)]
     before_bin: Option<PathBuf>,
+    /// The gate lane's key belongs to a user in a team, and the key, the user
+    /// and the team each have every limit and a limit for every model: each
+    /// request is counted in six rows. The "before" lane keeps a key alone.
+    #[arg(long)]
+    people: bool,
     /// Leave out the nginx lane (a plain reverse proxy, the anchor of every ratio).
     #[arg(long)]
     no_nginx: bool,
@@ -121,6 +126,7 @@ fn main() -> anyhow::Result<()> {
         out: cli.out,
         gate_bin: cli.gate_bin,
         before_bin: cli.before_bin,
+        people: cli.people,
         nginx: !cli.no_nginx,
     }))
 }

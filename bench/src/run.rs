@@ -23,6 +23,8 @@ pub struct Options {
     pub out: Option<PathBuf>,
     pub gate_bin: Option<PathBuf>,
     pub before_bin: Option<PathBuf>,
+    /// The gate lane's key counts in its user's and team's limits too.
+    pub people: bool,
     pub nginx: bool,
 }
 
@@ -179,7 +181,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let gate_pid = gate.proc.pid();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_start = rss_kib(gate_pid).unwrap_or(0);
-    let key = create_key(gate.admin).await?;
+    let key =
+        if options.people { create_key_in_team(gate.admin).await? } else { create_key(gate.admin).await? };
 
     let mut nginx_proc: Option<Proc> = None;
     let mut nginx = None;
@@ -322,11 +325,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 
     println!();
     println!(
-        "ollama-gate benchmark{}: {} ; gate on core {}, mock and load client on core {} (taskset); SQLite; auth and quotas on",
+        "ollama-gate benchmark{}: {} ; gate on core {}, mock and load client on core {} (taskset); SQLite; auth and quotas on{}",
         if options.quick { " (quick)" } else { "" },
         machine(),
         procs::GATE_CORE,
-        procs::LOAD_CORE
+        procs::LOAD_CORE,
+        if options.people { "; the gate's key counts in its user and team, each with a limit per model" } else { "" }
     );
     println!();
     table.print(targets.nginx.is_some(), targets.before.is_some(), targets.peer.as_ref().map(|p| p.name));
@@ -336,7 +340,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     targets_table.print(false, targets.before.is_some(), None);
     let out = options.out.unwrap_or_else(|| work.join("results.json"));
     let doc = json!({
-        "when": stamp, "machine": machine(), "quick": options.quick,
+        "when": stamp, "machine": machine(), "quick": options.quick, "people": options.people,
         "pinning": {"gate_core": procs::GATE_CORE, "load_core": procs::LOAD_CORE},
         "table": table.rows, "targets": targets_table.rows, "raw": raw,
     });
@@ -357,25 +361,54 @@ fn machine() -> String {
     format!("{} cores of {model}", procs::online_cores())
 }
 
-/// A key with every limit set (high enough never to bind), so every request
-/// runs the whole quota check and settlement.
-async fn create_key(admin: std::net::SocketAddr) -> anyhow::Result<String> {
+/// Every limit, high enough never to bind.
+fn every_limit() -> Value {
     let big = 1_000_000_000_000i64;
-    let body = json!({
-        "name": "bench",
-        "limits": {
-            "requests_per_minute": big, "tokens_per_minute": big, "daily_requests": big, "daily_tokens": big,
-            "monthly_requests": big, "monthly_tokens": big, "total_tokens": big, "max_concurrent": 100_000,
-        }
+    json!({
+        "requests_per_minute": big, "tokens_per_minute": big, "daily_requests": big, "daily_tokens": big,
+        "monthly_requests": big, "monthly_tokens": big, "total_tokens": big, "max_concurrent": 100_000,
     })
-    .to_string();
-    let request = post(admin, "/api/api-keys", Some(ADMIN_PASSWORD), &body);
-    let (status, body) = call(admin, &request).await?;
-    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    match (status, v["key"].as_str()) {
-        (201, Some(key)) => Ok(key.to_string()),
-        _ => bail!("creating the bench key failed: {status} {}", String::from_utf8_lossy(&body)),
+}
+
+/// Creates something on the admin API and returns its answer.
+async fn admin_create(admin: std::net::SocketAddr, path: &str, body: Value) -> anyhow::Result<Value> {
+    let request = post(admin, path, Some(ADMIN_PASSWORD), &body.to_string());
+    let (status, answer) = call(admin, &request).await?;
+    if status != 201 {
+        bail!("creating {path} for the bench failed: {status} {}", String::from_utf8_lossy(&answer));
     }
+    Ok(serde_json::from_slice(&answer)?)
+}
+
+fn secret(key: &Value) -> anyhow::Result<String> {
+    key["key"].as_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("no secret in {key}"))
+}
+
+/// A key with every limit set, so every request runs the whole quota check
+/// and settlement.
+async fn create_key(admin: std::net::SocketAddr) -> anyhow::Result<String> {
+    secret(&admin_create(admin, "/api/api-keys", json!({"name": "bench", "limits": every_limit()})).await?)
+}
+
+/// A key of a user in a team; each of the three has every limit and a limit
+/// for every model (`*`), so each request is counted in six rows.
+async fn create_key_in_team(admin: std::net::SocketAddr) -> anyhow::Result<String> {
+    let per_model = json!([{"model": "*", "limits": every_limit()}]);
+    let team = admin_create(
+        admin,
+        "/api/teams",
+        json!({"name": "bench", "limits": every_limit(), "model_limits": per_model}),
+    )
+    .await?;
+    let user = admin_create(
+        admin,
+        "/api/users",
+        json!({"name": "bench", "team_id": team["id"], "limits": every_limit(), "model_limits": per_model}),
+    )
+    .await?;
+    let key =
+        json!({"name": "bench", "user_id": user["id"], "limits": every_limit(), "model_limits": per_model});
+    secret(&admin_create(admin, "/api/api-keys", key).await?)
 }
 
 async fn with_peak_rss<T>(pid: u32, work: impl std::future::Future<Output = T>) -> (T, u64) {
