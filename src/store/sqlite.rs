@@ -94,15 +94,15 @@ impl SqliteWriter {
     /// Sends the parts of a batch, the first beginning its transaction and
     /// the last committing it, and reads all they return: a batch read only
     /// in part never reaches its COMMIT.
-    async fn run_batch<'q, const N: usize>(
+    async fn run_batch<'q>(
         &mut self,
-        parts: [sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>; N],
-    ) -> StoreResult<Vec<SqliteRow>> {
+        parts: Vec<sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>>,
+    ) -> StoreResult<Vec<Vec<SqliteRow>>> {
         self.0.batch_unfinished = true;
         let mut rows = Vec::new();
         for part in parts {
             match part.fetch_all(&mut self.0.conn).await {
-                Ok(more) => rows.extend(more),
+                Ok(more) => rows.push(more),
                 Err(e) => {
                     self.roll_back_batch().await;
                     self.0.batch_unfinished = false;
@@ -279,35 +279,63 @@ impl Batches for WriterSlot {
     /// The jobs as one batch (`sqlite_batch`): settlements, then admissions,
     /// each kind in its order.
     async fn commit(&self, jobs: &[Job]) -> StoreResult<Vec<Done>> {
+        use sqlite_batch::{Part, Rows};
         let (settlements, admissions) = group::split(jobs);
-        let (s_places, a_places) =
-            (sqlite_batch::places(settlements.len()), sqlite_batch::places(admissions.len()));
-        let mut settle = sqlx::query(sqlite_batch::settlements(s_places));
-        for s in &settlements {
-            settle = SqliteStore::bind_settlement(settle, s);
+        // Each kind in two groups, keys alone and keys with budget rows, each
+        // group in its order; (the group, the jobs' places in their kind).
+        let rows_of = |budgets: bool| if budgets { Rows::WithBudgets } else { Rows::KeyOnly };
+        let mut groups: Vec<(bool, Rows, Vec<usize>)> = Vec::new();
+        for rows in [Rows::KeyOnly, Rows::WithBudgets] {
+            let s: Vec<usize> = (0..settlements.len())
+                .filter(|&i| rows_of(!settlements[i].budgets.is_empty()) == rows)
+                .collect();
+            groups.push((true, rows, s));
         }
-        for _ in 0..(s_places - settlements.len()) * sqlite_batch::SETTLEMENT_PARAMS {
-            settle = settle.bind(None::<i64>);
+        for rows in [Rows::WithBudgets, Rows::KeyOnly] {
+            let a: Vec<usize> = (0..admissions.len())
+                .filter(|&i| rows_of(!admissions[i].budgets.is_empty()) == rows)
+                .collect();
+            groups.push((false, rows, a));
         }
-        let mut admit = sqlx::query(sqlite_batch::admissions(a_places));
-        for a in &admissions {
-            admit = SqliteStore::bind_admission(admit, a);
+        groups.retain(|(_, _, jobs)| !jobs.is_empty());
+        let last = groups.len().saturating_sub(1);
+        let mut parts = Vec::with_capacity(groups.len());
+        for (n, (settle, rows, places_of)) in groups.iter().enumerate() {
+            let part = Part {
+                settle: *settle,
+                rows: *rows,
+                places: sqlite_batch::places(places_of.len()),
+                begin: n == 0,
+                commit: n == last,
+            };
+            let mut query = sqlx::query(part.text());
+            for &i in places_of {
+                query = if *settle {
+                    SqliteStore::bind_settlement(query, settlements[i])
+                } else {
+                    SqliteStore::bind_admission(query, admissions[i])
+                };
+            }
+            for _ in 0..(part.places - places_of.len()) * part.params() {
+                query = query.bind(None::<i64>);
+            }
+            parts.push(query);
         }
-        for _ in 0..(a_places - admissions.len()) * sqlite_batch::ADMISSION_PARAMS {
-            admit = admit.bind(None::<i64>);
-        }
-        let rows = self.acquire().await?.run_batch([settle, admit]).await?;
+        let answers = self.acquire().await?.run_batch(parts).await?;
 
         let mut settled = vec![false; settlements.len()];
         let mut counters: Vec<Option<CounterRow>> = (0..admissions.len()).map(|_| None).collect();
         let mut reserved: Vec<Option<i64>> = vec![None; admissions.len()];
-        for row in &rows {
-            let place = row.try_get::<i64, _>(0)? as usize;
-            match row.columns().first().map(|c| c.name()) {
-                Some("settled") => settled[place] = true,
-                Some("admitted") => counters[place] = Some(CounterRow::from_row(row)?),
-                Some("reserved") => reserved[place] = Some(row.try_get("id")?),
-                other => return Err(StoreError::Unsupported(format!("unexpected batch row {other:?}"))),
+        for ((_, _, places_of), rows) in groups.iter().zip(answers) {
+            for row in &rows {
+                // A row's place is in its group; the group knows the job's place in its kind.
+                let place = places_of[row.try_get::<i64, _>(0)? as usize];
+                match row.columns().first().map(|c| c.name()) {
+                    Some("settled") => settled[place] = true,
+                    Some("admitted") => counters[place] = Some(CounterRow::from_row(row)?),
+                    Some("reserved") => reserved[place] = Some(row.try_get("id")?),
+                    other => return Err(StoreError::Unsupported(format!("unexpected batch row {other:?}"))),
+                }
             }
         }
         let admitted = counters

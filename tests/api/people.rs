@@ -73,6 +73,32 @@ async fn a_team_limit_holds_exactly_across_its_users_and_their_keys() {
 }
 
 #[actix_web::test]
+async fn keys_alone_and_keys_of_a_team_stay_exact_in_the_same_batches() {
+    // On SQLite the two kinds run different statements in one transaction.
+    let app = spawn_app().await;
+    let chem = team(&app, json!({"name": "chem", "limits": {"daily_requests": 40}})).await;
+    let cy = user(&app, json!({"name": "cy", "team_id": chem["id"]})).await;
+    let (team_key, tk) = key_of(&app, &cy, json!({})).await;
+    let (lone_key, lk) = app.create_key(json!({"name": "lone", "limits": {"daily_requests": 30}})).await;
+    let replies = join_all((0..160).map(|n| {
+        let key = if n % 2 == 0 { &team_key } else { &lone_key };
+        app.generate(key, "llama3", false)
+    }))
+    .await;
+    let ok = |parity: usize| {
+        replies.iter().enumerate().filter(|(n, r)| n % 2 == parity && r.status == StatusCode::OK).count()
+    };
+    assert_eq!((ok(0), ok(1)), (40, 30));
+    assert_eq!(app.settled(&tk["id"]).await["usage"]["day"]["requests"], 40);
+    assert_eq!(app.settled(&lk["id"]).await["usage"]["day"]["requests"], 30);
+    let after = settled_at(&app, &format!("/teams/{}", chem["id"])).await;
+    assert_eq!(
+        (after["usage"]["day"]["requests"].as_i64(), after["usage"]["in_flight"].as_i64()),
+        (Some(40), Some(0))
+    );
+}
+
+#[actix_web::test]
 async fn a_user_limit_holds_exactly_across_their_keys_and_tokens_add_up() {
     let app = spawn_app().await;
     let ana = user(&app, json!({"name": "ana", "limits": {"daily_tokens": 100}})).await;
