@@ -283,20 +283,24 @@ impl Batches for WriterSlot {
         let (settlements, admissions) = group::split(jobs);
         // Each kind in two groups, keys alone and keys with budget rows, each
         // group in its order; (the group, the jobs' places in their kind).
-        let rows_of = |budgets: bool| if budgets { Rows::WithBudgets } else { Rows::KeyOnly };
-        let mut groups: Vec<(bool, Rows, Vec<usize>)> = Vec::new();
-        for rows in [Rows::KeyOnly, Rows::WithBudgets] {
-            let s: Vec<usize> = (0..settlements.len())
-                .filter(|&i| rows_of(!settlements[i].budgets.is_empty()) == rows)
-                .collect();
-            groups.push((true, rows, s));
-        }
-        for rows in [Rows::WithBudgets, Rows::KeyOnly] {
-            let a: Vec<usize> = (0..admissions.len())
-                .filter(|&i| rows_of(!admissions[i].budgets.is_empty()) == rows)
-                .collect();
-            groups.push((false, rows, a));
-        }
+        let rows_of = |budgets: &[i64]| if budgets.is_empty() { Rows::KeyOnly } else { Rows::WithBudgets };
+        let order = [
+            (true, Rows::KeyOnly),
+            (true, Rows::WithBudgets),
+            (false, Rows::WithBudgets),
+            (false, Rows::KeyOnly),
+        ];
+        let mut groups: Vec<(bool, Rows, Vec<usize>)> = order
+            .into_iter()
+            .map(|(settle, rows)| {
+                let places_of = if settle {
+                    (0..settlements.len()).filter(|&i| rows_of(&settlements[i].budgets) == rows).collect()
+                } else {
+                    (0..admissions.len()).filter(|&i| rows_of(&admissions[i].budgets) == rows).collect()
+                };
+                (settle, rows, places_of)
+            })
+            .collect();
         groups.retain(|(_, _, jobs)| !jobs.is_empty());
         let last = groups.len().saturating_sub(1);
         let mut parts = Vec::with_capacity(groups.len());

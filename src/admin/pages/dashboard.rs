@@ -2,6 +2,7 @@
 //! models, users and teams.
 
 use super::chart::DayChart;
+use super::names::Names;
 use super::{render, Chrome, Nav, Page};
 use crate::admin::auth::Console;
 use crate::admin::AdminState;
@@ -49,23 +50,17 @@ pub async fn dashboard(console: Console, state: Data<AdminState>, client: Data<a
     let (mut today, mut this_month) = ((0, 0), (0, 0));
     let mut per_key: Totals = HashMap::new();
     let mut per_model: Totals = HashMap::new();
-    let users: HashMap<i64, String> =
-        state.store.list_users().await?.into_iter().map(|u| (u.id, u.name)).collect();
-    let teams: HashMap<i64, String> =
-        state.store.list_teams().await?.into_iter().map(|t| (t.id, t.name)).collect();
+    let users = Names::users(&state).await?;
+    let teams = Names::teams(&state).await?;
     let mut per_user: Totals = HashMap::new();
     let mut per_team: Totals = HashMap::new();
-    // Usage keeps who a request was for; one deleted since shows by its id.
-    let named = |names: &HashMap<i64, String>, id: i64| {
-        names.get(&id).cloned().unwrap_or_else(|| format!("#{id} (deleted)"))
-    };
     for b in &buckets {
         this_month = (this_month.0 + b.requests, this_month.1 + b.total_tokens);
         if b.bucket >= w.day.start {
             today = (today.0 + b.requests, today.1 + b.total_tokens);
         }
-        let user = b.user_id.map(|id| named(&users, id));
-        let team = b.team_id.map(|id| named(&teams, id));
+        let user = b.user_id.map(|id| users.name(id));
+        let team = b.team_id.map(|id| teams.name(id));
         let levels = [
             (&mut per_key, Some(b.key_name.clone())),
             (&mut per_model, Some(b.model.clone())),

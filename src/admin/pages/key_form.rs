@@ -3,6 +3,7 @@
 //! new-key page.
 
 use super::model_limits;
+use super::names::Names;
 use super::{render, render_status, Chrome, Form, Nav, Page};
 use crate::admin::auth::{Console, CsrfForm};
 use crate::admin::keys::{self as key_ops, CreateKey, FieldError, KeyOps};
@@ -40,7 +41,7 @@ pub struct KeyForm {
     pub(super) errors: Vec<FieldError>,
 }
 
-pub const LIMIT_FIELDS: [(&str, &str); 8] = [
+const LIMIT_FIELDS: [(&str, &str); 8] = [
     ("requests_per_minute", "Requests per minute"),
     ("tokens_per_minute", "Tokens per minute"),
     ("daily_requests", "Requests per day"),
@@ -70,11 +71,9 @@ impl KeyForm {
     }
 
     /// Fills the user field's choices, marking the form's user.
-    pub async fn with_users(mut self, state: &AdminState) -> Result<KeyForm, crate::store::StoreError> {
-        let users = state.store.list_users().await?;
-        self.user_options =
-            users.into_iter().map(|u| (u.id, u.name, u.id.to_string() == self.user_id)).collect();
-        Ok(self)
+    pub fn with_users(mut self, users: &Names) -> KeyForm {
+        self.user_options = users.options(self.user_id.parse().ok());
+        self
     }
 
     pub fn from_record(k: Option<&KeyRecord>) -> KeyForm {
@@ -83,7 +82,6 @@ impl KeyForm {
         let clamps = f.map(|f| f.clamps).unwrap_or_default();
         let scopes = f.map(|f| f.scopes).unwrap_or_else(crate::domain::scopes::Scopes::default_for_new_keys);
         let text = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
-        let named = |name: &str| limits.named().iter().find(|(n, _)| *n == name).and_then(|(_, v)| *v);
         KeyForm {
             name: f.map(|f| f.name.clone()).unwrap_or_default(),
             owner: f.and_then(|f| f.owner.clone()).unwrap_or_default(),
@@ -97,7 +95,7 @@ impl KeyForm {
             user_id: f.and_then(|f| f.user_id).map(|id| id.to_string()).unwrap_or_default(),
             user_options: vec![],
             model_limits: k.map(|k| model_limits::to_text(&k.model_limits)).unwrap_or_default(),
-            limits: LIMIT_FIELDS.iter().map(|(n, l)| (*n, *l, text(named(n)))).collect(),
+            limits: stored_limits(&limits),
             clamps: [clamps.max_num_ctx, clamps.max_output_tokens, clamps.max_images]
                 .iter()
                 .zip(CLAMP_FIELDS)
@@ -124,7 +122,7 @@ impl KeyForm {
             user_id: form.get("user_id").trim().to_owned(),
             user_options: vec![],
             model_limits: form.get("model_limits").to_owned(),
-            limits: LIMIT_FIELDS.iter().map(|(n, l)| (*n, *l, form.get(n).to_owned())).collect(),
+            limits: typed_limits(form),
             clamps: CLAMP_FIELDS.iter().map(|(n, l)| (*n, *l, form.get(n).to_owned())).collect(),
             allow_keep_alive_extremes: form.get("allow_keep_alive_extremes") == "true",
             errors: vec![],
@@ -132,12 +130,18 @@ impl KeyForm {
     }
 }
 
-pub(super) fn number(
-    form: &Form,
-    name: &'static str,
-    errors: &mut Vec<FieldError>,
-    group: &'static str,
-) -> Option<i64> {
+/// The limit fields (name, label, text) as stored: empty for unlimited.
+pub(super) fn stored_limits(limits: &Limits) -> Vec<(&'static str, &'static str, String)> {
+    let text = |name: &str| limits.named().iter().find(|(n, _)| *n == name).and_then(|(_, v)| *v);
+    LIMIT_FIELDS.iter().map(|(n, l)| (*n, *l, text(n).map(|v| v.to_string()).unwrap_or_default())).collect()
+}
+
+/// The limit fields (name, label, text) as typed.
+pub(super) fn typed_limits(form: &Form) -> Vec<(&'static str, &'static str, String)> {
+    LIMIT_FIELDS.iter().map(|(n, l)| (*n, *l, form.get(n).to_owned())).collect()
+}
+
+fn number(form: &Form, name: &'static str, errors: &mut Vec<FieldError>, group: &'static str) -> Option<i64> {
     let text = form.get(name).trim();
     if text.is_empty() {
         return None;
@@ -253,7 +257,7 @@ pub async fn new_key_form(console: Console, state: Data<AdminState>, query: Quer
     if let Some(id) = query.user_id {
         form.user_id = id.to_string();
     }
-    let form = form.with_users(&state).await?;
+    let form = form.with_users(&Names::users(&state).await?);
     render(&KeyNewPage { chrome: Chrome::new(&console.session, Nav::Keys), form })
 }
 
@@ -261,7 +265,7 @@ pub async fn create_key(req: HttpRequest, state: Data<AdminState>, post: CsrfFor
     let key = match checked(&post.form, state.settings.app_tz) {
         Ok(key) => key,
         Err(form) => {
-            let form = form.with_users(&state).await?;
+            let form = form.with_users(&Names::users(&state).await?);
             let page = KeyNewPage { chrome: Chrome::new(&post.session, Nav::Keys), form };
             return render_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }

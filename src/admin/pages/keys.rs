@@ -5,6 +5,7 @@
 use super::bars::{Bars, LimitTable};
 use super::chart::DayChart;
 use super::key_form::{self, KeyForm};
+use super::names::Names;
 use super::usage::UsageRows;
 use super::{html_safe, redirect_notice, render, render_status, render_swappable, to_secret_page};
 use super::{Chrome, Nav, Notice, NoticeQuery, Page, Swappable};
@@ -15,13 +16,12 @@ use crate::admin::AdminState;
 use crate::domain::key::KeyStatus;
 use crate::domain::time::rfc3339;
 use crate::domain::windows::Windows;
-use crate::store::{KeyRecord, StoreError, UsageFilter};
+use crate::store::{KeyRecord, UsageFilter};
 use actix_web::http::{header, StatusCode};
 use actix_web::web::{Data, Path, Query};
 use actix_web::HttpRequest;
 use askama::Template;
 use serde::Deserialize;
-use std::collections::HashMap;
 
 pub(super) struct KeyRowView {
     id: i64,
@@ -36,11 +36,11 @@ pub(super) struct KeyRowView {
 }
 
 /// A key as a row of a table; `users` names the key's user.
-pub(super) fn key_row(k: &KeyRecord, w: &Windows, users: &HashMap<i64, String>) -> KeyRowView {
+pub(super) fn key_row(k: &KeyRecord, w: &Windows, users: &Names) -> KeyRowView {
     let bars = Bars::new(&k.fields.limits, &k.usage_at(w));
     KeyRowView {
         id: k.id,
-        user: k.fields.user_id.map(|id| (id, users.get(&id).cloned().unwrap_or_else(|| format!("#{id}")))),
+        user: users.link(k.fields.user_id),
         name: k.fields.name.clone(),
         owner: k.fields.owner.clone().unwrap_or_default(),
         hint: k.key_hint.clone(),
@@ -92,7 +92,7 @@ pub async fn keys_page(
     let q = query.q.clone().unwrap_or_default();
     let status = query.status.clone().unwrap_or_default();
     let needle = q.to_lowercase();
-    let users = user_names(&state).await?;
+    let users = Names::users(&state).await?;
     let keys: Vec<KeyRowView> = state
         .store
         .list_keys()
@@ -116,11 +116,6 @@ pub async fn keys_page(
     let notice = query.notice.as_deref().and_then(Notice::parse);
     let chrome = Chrome::new(&console.session, Nav::Keys).with_notice(notice);
     render_swappable(&req, &KeysPage { chrome, q, status_options, table: KeysPartial { keys } })
-}
-
-/// Every user's name by id.
-pub(super) async fn user_names(state: &AdminState) -> Result<HashMap<i64, String>, StoreError> {
-    Ok(state.store.list_users().await?.into_iter().map(|u| (u.id, u.name)).collect())
 }
 
 #[derive(Template)]
@@ -150,6 +145,7 @@ struct KeyDetailPage {
 async fn detail_page(state: &AdminState, chrome: Chrome, k: &KeyRecord, form: KeyForm) -> Page {
     let w = state.windows();
     let u = k.usage_at(&w);
+    let users = Names::users(state).await?;
     let filter = UsageFilter { key_id: Some(k.id), limit: 20, ..UsageFilter::default() };
     let status = if form.has_errors() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let page = KeyDetailPage {
@@ -162,18 +158,14 @@ async fn detail_page(state: &AdminState, chrome: Chrome, k: &KeyRecord, form: Ke
         created: rfc3339(k.created_at),
         status: k.status(w.now).as_str(),
         active: k.active,
-        form: form.with_users(state).await?,
+        form: form.with_users(&users),
         chart: DayChart::tokens_per_day(state, Some(k.id)).await?,
         day_requests: u.day.requests,
         day_tokens: u.day.tokens,
         month_requests: u.month.requests,
         month_tokens: u.month.tokens,
         total_tokens: u.total.tokens,
-        recent: UsageRows::new(
-            &state.store.usage_rows(&filter).await?,
-            state.settings.app_tz,
-            &user_names(state).await?,
-        ),
+        recent: UsageRows::new(&state.store.usage_rows(&filter).await?, state.settings.app_tz, &users),
     };
     render_status(status, &page)
 }

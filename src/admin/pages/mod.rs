@@ -12,6 +12,7 @@ mod keys;
 mod login;
 mod model_limits;
 mod models;
+mod names;
 mod person_form;
 mod settings;
 mod teams;

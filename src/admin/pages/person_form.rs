@@ -2,11 +2,11 @@
 //! and the same limits and limits per model as a key. Reading a form checks
 //! every field before anything changes; errors stand next to their fields.
 
-use super::key_form::{read_limits, LIMIT_FIELDS};
+use super::key_form::{read_limits, stored_limits, typed_limits};
+use super::names::Names;
 use super::{model_limits, Form};
 use crate::admin::keys::FieldError;
 use crate::admin::people::{self, PeopleError};
-use crate::admin::AdminState;
 use crate::domain::limits::Limits;
 use crate::domain::people::{check_model_limits, Budget, ModelLimit};
 use crate::store::{StoreError, TeamRecord, UserRecord};
@@ -43,16 +43,12 @@ impl PersonForm {
     }
 
     fn stored(name: &str, limits: &Limits, models: &[Budget]) -> PersonForm {
-        let named = |field: &str| limits.named().iter().find(|(n, _)| *n == field).and_then(|(_, v)| *v);
         PersonForm {
             name: name.to_owned(),
             email: String::new(),
             team_id: String::new(),
             team_options: vec![],
-            limits: LIMIT_FIELDS
-                .iter()
-                .map(|(n, l)| (*n, *l, named(n).map(|v| v.to_string()).unwrap_or_default()))
-                .collect(),
+            limits: stored_limits(limits),
             model_limits: model_limits::to_text(models),
             errors: vec![],
         }
@@ -80,7 +76,7 @@ impl PersonForm {
             email: form.get("email").to_owned(),
             team_id: form.get("team_id").trim().to_owned(),
             team_options: vec![],
-            limits: LIMIT_FIELDS.iter().map(|(n, l)| (*n, *l, form.get(n).to_owned())).collect(),
+            limits: typed_limits(form),
             model_limits: form.get("model_limits").to_owned(),
             errors,
         }
@@ -97,11 +93,9 @@ impl PersonForm {
     }
 
     /// Fills the team field's choices, marking the form's team.
-    pub async fn with_teams(mut self, state: &AdminState) -> Result<PersonForm, StoreError> {
-        let teams = state.store.list_teams().await?;
-        self.team_options =
-            teams.into_iter().map(|t| (t.id, t.name, t.id.to_string() == self.team_id)).collect();
-        Ok(self)
+    pub fn with_teams(mut self, teams: &Names) -> PersonForm {
+        self.team_options = teams.options(self.team_id.parse().ok());
+        self
     }
 }
 

@@ -2,7 +2,7 @@
 //! keys, and its requests, and the changes made there: create, save, delete.
 
 use super::bars::{Bars, LimitTable};
-use super::keys::user_names;
+use super::names::Names;
 use super::person_form::{self, PersonForm};
 use super::usage::UsageRows;
 use super::users::PersonDeletePage;
@@ -151,10 +151,10 @@ struct TeamDetailPage {
 async fn detail_page(state: &AdminState, chrome: Chrome, t: &TeamRecord, form: PersonForm) -> Page {
     let w = state.windows();
     let keys = state.store.list_keys().await?;
-    let members = state
-        .store
-        .list_users()
-        .await?
+    let users = state.store.list_users().await?;
+    // The team's requests may be of users who have left it since.
+    let names = Names::of(users.iter().map(|u| (u.id, u.name.clone())));
+    let members = users
         .into_iter()
         .filter(|u| u.team_id == Some(t.id))
         .map(|u| MemberView {
@@ -178,11 +178,7 @@ async fn detail_page(state: &AdminState, chrome: Chrome, t: &TeamRecord, form: P
         created: rfc3339(t.created_at),
         limits: LimitTable::new(Bars::of(&t.own, &w), &t.models, &w),
         members,
-        recent: UsageRows::new(
-            &state.store.usage_rows(&filter).await?,
-            state.settings.app_tz,
-            &user_names(state).await?,
-        ),
+        recent: UsageRows::new(&state.store.usage_rows(&filter).await?, state.settings.app_tz, &names),
         form,
     };
     render_status(status, &page)

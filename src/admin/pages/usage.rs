@@ -1,6 +1,7 @@
 //! The usage log: filters, pages of 50 rows (the rows and pager swapped by
 //! htmx as the filter changes), and the CSV export.
 
+use super::names::Names;
 use super::{html_safe, render_swappable, Chrome, Nav, Page, Swappable};
 use crate::admin::auth::Console;
 use crate::admin::error::{AdminError, PageError};
@@ -15,7 +16,6 @@ use actix_web::web::{Data, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use chrono_tz::Tz;
-use std::collections::HashMap;
 
 const PAGE_SIZE: i64 = 50;
 
@@ -35,14 +35,14 @@ struct UsageRowView {
     latency: i64,
 }
 
-fn usage_view(r: &UsageRow, tz: Tz, users: &HashMap<i64, String>) -> UsageRowView {
+fn usage_view(r: &UsageRow, tz: Tz, users: &Names) -> UsageRowView {
     UsageRowView {
         time: chrono::DateTime::from_timestamp(r.created_at, 0)
             .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
             .unwrap_or_default(),
         key_id: r.key_id,
         key_name: r.key_name.clone(),
-        user: r.user_id.map(|id| (id, users.get(&id).cloned().unwrap_or_else(|| format!("#{id} (deleted)")))),
+        user: users.link(r.user_id),
         model: r.model.clone(),
         route: r.route.clone(),
         status: r.status.clone(),
@@ -69,7 +69,7 @@ html_safe!(UsageRows);
 
 impl UsageRows {
     /// `users` names the users the rows were for.
-    pub fn new(rows: &[UsageRow], tz: Tz, users: &HashMap<i64, String>) -> UsageRows {
+    pub fn new(rows: &[UsageRow], tz: Tz, users: &Names) -> UsageRows {
         UsageRows { rows: rows.iter().map(|r| usage_view(r, tz, users)).collect() }
     }
 }
@@ -166,9 +166,7 @@ pub async fn usage_page(
     let by = group_by(&query)?;
     // One more row than shown tells whether there is a next page.
     let filter = query.filter_rows(&state, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)?;
-    let users: Vec<(i64, String)> =
-        state.store.list_users().await?.into_iter().map(|u| (u.id, u.name)).collect();
-    let user_map: HashMap<i64, String> = users.iter().cloned().collect();
+    let users = Names::users(&state).await?;
     let tz = state.settings.app_tz;
     let (rows, groups, more) = match by {
         None => {
@@ -183,7 +181,7 @@ pub async fn usage_page(
         }
     };
     let keys = state.store.list_keys().await?.into_iter().map(|k| (k.id, k.fields.name)).collect();
-    let teams = state.store.list_teams().await?.into_iter().map(|t| (t.id, t.name)).collect();
+    let teams = Names::teams(&state).await?;
     let group_options = std::iter::once(("", "each request"))
         .chain(GROUP_BY.map(|g| (g, g)))
         .map(|(v, l)| (v, l, Some(v) == by.or(Some(""))))
@@ -191,7 +189,7 @@ pub async fn usage_page(
     let results = UsagePartial {
         group_by: by,
         groups,
-        rows: UsageRows::new(&rows, tz, &user_map),
+        rows: UsageRows::new(&rows, tz, &users),
         query: query.query_string(),
         page,
         prev_page: (page > 1 && by.is_none()).then_some(page - 1),
@@ -202,8 +200,8 @@ pub async fn usage_page(
         &UsagePage {
             chrome: Chrome::new(&console.session, Nav::Usage),
             key_options: options(keys, filter.key_id),
-            user_options: options(users, filter.user_id),
-            team_options: options(teams, filter.team_id),
+            user_options: users.options(filter.user_id),
+            team_options: teams.options(filter.team_id),
             group_options,
             model: query.model.clone().unwrap_or_default(),
             status: query.status.clone().unwrap_or_default(),
@@ -234,8 +232,7 @@ pub async fn usage_csv(_: Console, state: Data<AdminState>, query: Query<UsageQu
 }
 
 async fn rows_csv(state: &AdminState, filter: &UsageFilter) -> Result<String, PageError> {
-    let users: HashMap<i64, String> =
-        state.store.list_users().await?.into_iter().map(|u| (u.id, u.name)).collect();
+    let users = Names::users(state).await?;
     let mut out = String::from(
         // New columns go at the end: spreadsheets and scripts read by position.
         "time,key_id,key_name,model,route,status,http_status,prompt_tokens,completion_tokens,total_tokens,\
@@ -243,7 +240,7 @@ async fn rows_csv(state: &AdminState, filter: &UsageFilter) -> Result<String, Pa
     );
     let id = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
     for r in state.store.usage_rows(filter).await? {
-        let user_name = r.user_id.and_then(|u| users.get(&u)).map_or("", String::as_str);
+        let user_name = r.user_id.and_then(|u| users.get(u)).unwrap_or_default();
         out.push_str(&format!(
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             rfc3339(r.created_at),

@@ -3,7 +3,8 @@
 //! there: create, save, delete.
 
 use super::bars::{Bars, LimitTable};
-use super::keys::{key_row, user_names, KeysPartial};
+use super::keys::{key_row, KeysPartial};
+use super::names::Names;
 use super::person_form::{self, PersonForm};
 use super::usage::UsageRows;
 use super::{html_safe, redirect_notice, render, render_status, render_swappable};
@@ -13,36 +14,32 @@ use crate::admin::people::{CreateUser, PatchUser, PeopleOps};
 use crate::admin::AdminState;
 use crate::domain::limits::LimitsPatch;
 use crate::domain::time::rfc3339;
+use crate::domain::windows::Windows;
 use crate::store::{UsageFilter, UserRecord};
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path, Query};
 use actix_web::HttpRequest;
 use askama::Template;
 use serde::Deserialize;
-use std::collections::HashMap;
 
-pub(super) struct UserRowView {
-    pub(super) id: i64,
-    pub(super) name: String,
-    pub(super) email: String,
-    pub(super) team: Option<(i64, String)>,
-    pub(super) keys: usize,
-    pub(super) bars: Bars,
+struct UserRowView {
+    id: i64,
+    name: String,
+    email: String,
+    team: Option<(i64, String)>,
+    keys: usize,
+    bars: Bars,
 }
 
-pub(super) fn user_row(u: &UserRecord, state: &AdminState, teams: &HashMap<i64, String>) -> UserRowView {
+fn user_row(u: &UserRecord, w: &Windows, teams: &Names) -> UserRowView {
     UserRowView {
         id: u.id,
         name: u.name.clone(),
         email: u.email.clone().unwrap_or_default(),
-        team: u.team_id.map(|id| (id, teams.get(&id).cloned().unwrap_or_else(|| format!("#{id}")))),
+        team: teams.link(u.team_id),
         keys: u.key_ids.len(),
-        bars: Bars::of(&u.own, &state.windows()),
+        bars: Bars::of(&u.own, w),
     }
-}
-
-async fn team_names(state: &AdminState) -> Result<HashMap<i64, String>, crate::store::StoreError> {
-    Ok(state.store.list_teams().await?.into_iter().map(|t| (t.id, t.name)).collect())
 }
 
 /// The users table: what the filter form swaps.
@@ -87,23 +84,22 @@ pub async fn users_page(
     let q = query.q.clone().unwrap_or_default();
     let needle = q.to_lowercase();
     let team = query.team_id.clone().unwrap_or_default();
-    let teams = team_names(&state).await?;
+    let teams = Names::teams(&state).await?;
+    let w = state.windows();
     let users = state
         .store
         .list_users()
         .await?
         .iter()
         .filter(|u| team.is_empty() || u.team_id.map(|t| t.to_string()) == Some(team.clone()))
-        .map(|u| user_row(u, &state, &teams))
+        .map(|u| user_row(u, &w, &teams))
         .filter(|u| {
             needle.is_empty()
                 || u.name.to_lowercase().contains(&needle)
                 || u.email.to_lowercase().contains(&needle)
         })
         .collect();
-    let mut team_options: Vec<(i64, String, bool)> =
-        teams.into_iter().map(|(id, name)| (id, name, id.to_string() == team)).collect();
-    team_options.sort_by(|a, b| a.1.cmp(&b.1));
+    let team_options = teams.options(team.parse().ok());
     let notice = query.notice.as_deref().and_then(Notice::parse);
     let chrome = Chrome::new(&console.session, Nav::Users).with_notice(notice);
     render_swappable(&req, &UsersPage { chrome, q, team_options, table: UsersPartial { users } })
@@ -125,13 +121,13 @@ pub struct NewUserQuery {
 pub async fn new_user_form(console: Console, state: Data<AdminState>, query: Query<NewUserQuery>) -> Page {
     let mut form = PersonForm::blank();
     form.team_id = query.team_id.map(|t| t.to_string()).unwrap_or_default();
-    let form = form.with_teams(&state).await?;
+    let form = form.with_teams(&Names::teams(&state).await?);
     render(&UserNewPage { chrome: Chrome::new(&console.session, Nav::Users), form })
 }
 
 /// The new-user form back with its errors.
 async fn new_user_refused(state: &AdminState, post: &CsrfForm, form: PersonForm) -> Page {
-    let form = form.with_teams(state).await?;
+    let form = form.with_teams(&Names::teams(state).await?);
     let page = UserNewPage { chrome: Chrome::new(&post.session, Nav::Users), form };
     render_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }
@@ -175,8 +171,9 @@ struct UserDetailPage {
 /// A user's page; with a form that has errors, those and a 422.
 async fn detail_page(state: &AdminState, chrome: Chrome, u: &UserRecord, form: PersonForm) -> Page {
     let w = state.windows();
-    let teams = team_names(state).await?;
-    let users = user_names(state).await?;
+    let teams = Names::teams(state).await?;
+    // The user's keys and requests are all theirs.
+    let users = Names::of([(u.id, u.name.clone())]);
     let keys = state
         .store
         .list_keys()
@@ -192,12 +189,12 @@ async fn detail_page(state: &AdminState, chrome: Chrome, u: &UserRecord, form: P
         id: u.id,
         name: u.name.clone(),
         email: u.email.clone().unwrap_or_default(),
-        team: u.team_id.map(|id| (id, teams.get(&id).cloned().unwrap_or_else(|| format!("#{id}")))),
+        team: teams.link(u.team_id),
         created: rfc3339(u.created_at),
         limits: LimitTable::new(Bars::of(&u.own, &w), &u.models, &w),
         keys: KeysPartial { keys },
         recent: UsageRows::new(&state.store.usage_rows(&filter).await?, state.settings.app_tz, &users),
-        form: form.with_teams(state).await?,
+        form: form.with_teams(&teams),
     };
     render_status(status, &page)
 }
