@@ -91,6 +91,7 @@ mod tests {
             ("m tokens=5", "'tokens' in 'm tokens=5' is not a limit"),
             ("m daily_tokens=-1", "must be a whole number"),
             ("m daily_tokens=1e3", "must be a whole number"),
+            ("m daily_tokens=99999999999999999999", "must be a whole number"),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.contains(says), "{text}: {e}");

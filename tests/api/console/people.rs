@@ -297,3 +297,33 @@ async fn names_with_html_are_escaped_on_every_people_page() {
         assert!(escaped(&page.body) && !page.body.contains(name), "{path}");
     }
 }
+
+#[actix_web::test]
+async fn forged_form_fields_change_nothing() {
+    let app = spawn_app().await;
+    let mut browser = Browser::new(&app);
+    browser.log_in(ADMIN_PASSWORD).await;
+    let csrf = browser.csrf().await;
+    // A user that does not exist, and one that is not a number.
+    for user_id in ["999", "1 OR 1=1"] {
+        let page = browser
+            .post(
+                "/keys",
+                &[("csrf_token", &csrf), ("name", "forged"), ("scopes", "inference"), ("user_id", user_id)],
+            )
+            .await;
+        assert!(page.status.is_client_error(), "{user_id}: {}", page.status);
+    }
+    assert_eq!(app.admin("GET", "/api-keys", None).await.json().as_array().map(Vec::len), Some(0));
+    let long = "n".repeat(300);
+    let page = browser.post("/users", &[("csrf_token", &csrf), ("name", &long)]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(field(&page, "name").contains("name must be 1 to"), "{}", field(&page, "name"));
+    let page = browser.post("/teams", &[("csrf_token", &csrf), ("name", "  ")]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Without the session's token nothing is created.
+    let page = browser.post("/teams", &[("csrf_token", "forged"), ("name", "chem")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.admin("GET", "/teams", None).await.json(), json!([]));
+    assert_eq!(app.admin("GET", "/users", None).await.json(), json!([]));
+}
