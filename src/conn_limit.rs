@@ -79,6 +79,24 @@ pub struct Slot {
     conn: Arc<Conn>,
 }
 
+impl Slot {
+    /// The client has closed its side of the connection (or it broke). A
+    /// request waiting for a backend looks, since actix notices a hang-up
+    /// only when it writes the answer.
+    pub fn peer_gone(&self) -> bool {
+        peer_gone(self.conn.socket.as_raw_fd())
+    }
+}
+
+/// Whether the peer has hung up, without reading or waiting.
+fn peer_gone(fd: std::os::fd::RawFd) -> bool {
+    let mut poll = libc::pollfd { fd, events: libc::POLLRDHUP, revents: 0 };
+    // SAFETY: poll(2) on one valid pollfd that lives across the call, with a
+    // zero timeout: it never blocks and touches nothing else.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready > 0 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+}
+
 /// Marks a connection refused over a cap, for a request that was already queued.
 struct Refused;
 

@@ -3,17 +3,16 @@
 //! in the database, where they win over the environment, and reloaded by
 //! every replica in its upkeep.
 
-use crate::config::parse_upstream;
+use crate::domain::backend::{parse_list, BackendSpec};
 use crate::domain::people::ModelWeights;
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstreams;
 use std::sync::{Arc, RwLock};
-use url::Url;
 
 /// The names under which run-time settings are kept in the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettingName {
-    /// Comma-separated upstream URLs.
+    /// Comma-separated backends, each spelled as in `OLLAMA_URL` with its options.
     Upstreams,
     /// A model name; empty for none.
     AnthropicDefaultModel,
@@ -50,7 +49,7 @@ pub struct Runtime {
 /// the caller before it is applied.
 #[derive(Debug, Default)]
 pub struct Change {
-    pub upstreams: Option<Vec<Url>>,
+    pub upstreams: Option<Vec<BackendSpec>>,
     /// `Some(None)`: no default model.
     pub anthropic_default_model: Option<Option<String>>,
 }
@@ -59,9 +58,10 @@ impl Runtime {
     /// What was saved, else the environment's values.
     pub async fn load(
         store: &dyn Store,
-        from_env: (&[Url], Option<&str>),
-    ) -> Result<(Vec<Url>, Runtime), StoreError> {
-        let urls = saved_urls(store).await?.unwrap_or_else(|| from_env.0.to_vec());
+        from_env: (&[BackendSpec], Option<&str>),
+        default_slots: u32,
+    ) -> Result<(Vec<BackendSpec>, Runtime), StoreError> {
+        let urls = saved_backends(store, default_slots).await?.unwrap_or_else(|| from_env.0.to_vec());
         let model = match saved_model(store).await? {
             Some(saved) => saved,
             None => from_env.1.map(str::to_owned),
@@ -107,10 +107,10 @@ impl Runtime {
         upstreams: &Upstreams,
         change: Change,
     ) -> Result<(), StoreError> {
-        if let Some(urls) = change.upstreams {
-            let text = urls.iter().map(Url::as_str).collect::<Vec<_>>().join(",");
+        if let Some(backends) = change.upstreams {
+            let text = backends.iter().map(BackendSpec::to_text).collect::<Vec<_>>().join(",");
             store.put_setting(SettingName::Upstreams.as_str(), &text).await?;
-            upstreams.set_urls(urls);
+            upstreams.set_backends(backends);
         }
         if let Some(model) = change.anthropic_default_model {
             store
@@ -123,9 +123,9 @@ impl Runtime {
 
     /// Picks up what another replica saved.
     pub async fn reload(&self, store: &dyn Store, upstreams: &Upstreams) -> Result<(), StoreError> {
-        if let Some(urls) = saved_urls(store).await? {
-            if *upstreams.urls() != urls {
-                upstreams.set_urls(urls);
+        if let Some(backends) = saved_backends(store, upstreams.default_slots).await? {
+            if upstreams.specs() != backends {
+                upstreams.set_backends(backends);
             }
         }
         if let Some(model) = saved_model(store).await? {
@@ -140,10 +140,18 @@ impl Runtime {
 }
 
 /// The saved upstream list; `None` when none was saved (or none of it parses).
-async fn saved_urls(store: &dyn Store) -> Result<Option<Vec<Url>>, StoreError> {
+async fn saved_backends(
+    store: &dyn Store,
+    default_slots: u32,
+) -> Result<Option<Vec<BackendSpec>>, StoreError> {
     let Some(saved) = store.get_setting(SettingName::Upstreams.as_str()).await? else { return Ok(None) };
-    let urls: Vec<Url> = saved.split(',').filter_map(|u| parse_upstream(u).ok()).collect();
-    Ok(Some(urls).filter(|u| !u.is_empty()))
+    match parse_list(saved.split(','), default_slots) {
+        Ok(backends) => Ok(Some(backends)),
+        Err(e) => {
+            log::warn!("the saved backends do not read ({e}); OLLAMA_URL is used instead");
+            Ok(None)
+        }
+    }
 }
 
 /// The saved default model: `Some(None)` when it was saved as none.

@@ -12,7 +12,7 @@ use crate::proxy::{handler, info};
 use crate::runtime::{Runtime, SettingName};
 use crate::state::Shared;
 use crate::store::{self, Store, StoreOptions};
-use crate::upstream::{build_client, Upstreams};
+use crate::upstream::{build_client, QueueLimits, Upstreams};
 use crate::usage_log::UsageLog;
 use actix_session::{storage::CookieSessionStore, SessionMiddleware};
 use actix_web::cookie::{Key, SameSite};
@@ -77,7 +77,9 @@ impl Application {
         let store = open_store(&settings).await?;
         let admin_password = admin_password(&settings, store.as_ref()).await?;
         let env_model = settings.anthropic_default_model.as_deref();
-        let (upstreams, runtime) = Runtime::load(store.as_ref(), (&settings.ollama_urls, env_model)).await?;
+        let (backends, runtime) =
+            Runtime::load(store.as_ref(), (&settings.backends, env_model), settings.backend_default_slots)
+                .await?;
         let usage_log = match &settings.log_file {
             Some(path) => UsageLog::start(path, settings.log_max_bytes, settings.log_keep)
                 .with_context(|| format!("invalid LOG_FILE: cannot open {}", path.display()))?,
@@ -86,10 +88,12 @@ impl Application {
         let instance_id = crate::instance::new_instance_id();
         let shared = Arc::new(Shared {
             keys: KeyCache::new(settings.key_cache_ttl),
-            upstreams: Upstreams::new(
-                upstreams,
+            upstreams: Arc::new(Upstreams::new(
+                backends,
                 settings.ollama_api_keys.iter().map(|k| k.expose().clone()).collect(),
-            ),
+                QueueLimits { max_wait: settings.queue_max_wait, max_per_key: settings.queue_max_per_key },
+                settings.backend_default_slots,
+            )),
             usage_log,
             instance_id,
             runtime,
@@ -197,6 +201,7 @@ impl Application {
         actix_web::rt::spawn(admin_limits.watch());
         actix_web::rt::spawn(crate::proxy::stream_watch::recheck(proxy_state.clone()));
         actix_web::rt::spawn(crate::upkeep::return_freed_memory());
+        actix_web::rt::spawn(shared.upstreams.clone().watch(build_client(settings)));
         Ok(Application { proxy_port, admin_port, proxy, admin, shared, proxy_state, admin_state })
     }
 

@@ -19,7 +19,7 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub keys: KeyCache,
-    pub upstreams: Upstreams,
+    pub upstreams: std::sync::Arc<Upstreams>,
     pub usage_log: UsageLog,
     /// Names this process's reservations, so a restart can tell whose are stale.
     pub instance_id: String,

@@ -3,6 +3,7 @@
 //! Every setting has one upper-case name used in all layers (a TOML file may also
 //! spell it in lower case). Anything invalid stops startup with a line naming it.
 
+use crate::domain::backend::{self, BackendSpec};
 use anyhow::{anyhow, bail, Context};
 use base64::Engine;
 use chrono_tz::Tz;
@@ -48,7 +49,12 @@ pub struct Settings {
     pub admin_host: String,
     pub admin_port: u16,
     pub database_url: DatabaseUrl,
-    pub ollama_urls: Vec<Url>,
+    /// `OLLAMA_URL`, each with its options read.
+    pub backends: Vec<BackendSpec>,
+    /// Slots of a backend whose URL sets none.
+    pub backend_default_slots: u32,
+    pub queue_max_wait: Duration,
+    pub queue_max_per_key: u32,
     pub ollama_api_keys: Vec<Secret<String>>,
     pub app_tz: Tz,
     /// `None` when `LOG_FILE` is set to an empty string.
@@ -179,13 +185,17 @@ impl Settings {
         }
         let database_url =
             DatabaseUrl::parse(&get("DATABASE_URL")).map_err(|e| anyhow!("invalid DATABASE_URL: {e}"))?;
-        let ollama_urls = list("OLLAMA_URL")
-            .iter()
-            .map(|u| parse_upstream(u).map_err(|e| anyhow!("invalid OLLAMA_URL: {e}")))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        if ollama_urls.is_empty() {
-            bail!("invalid OLLAMA_URL: at least one upstream URL is needed");
+        let backend_default_slots = num("BACKEND_DEFAULT_SLOTS")?;
+        if !(1..=backend::MAX_SLOTS as u64).contains(&backend_default_slots) {
+            bail!(
+                "invalid BACKEND_DEFAULT_SLOTS: {backend_default_slots} (expected 1 to {})",
+                backend::MAX_SLOTS
+            );
         }
+        let backend_default_slots = backend_default_slots as u32;
+        let backends =
+            backend::parse_list(list("OLLAMA_URL").iter().map(String::as_str), backend_default_slots)
+                .map_err(|e| anyhow!("invalid OLLAMA_URL: {e}"))?;
         let tz_name = get("APP_TZ");
         let app_tz: Tz = tz_name.trim().parse().map_err(|_| {
             anyhow!("invalid APP_TZ: '{tz_name}' is not an IANA time zone (such as Europe/Berlin)")
@@ -245,7 +255,10 @@ impl Settings {
             admin_host: get("ADMIN_HOST").trim().to_owned(),
             admin_port: port("ADMIN_PORT")?,
             database_url,
-            ollama_urls,
+            backends,
+            backend_default_slots,
+            queue_max_wait: Duration::from_secs(num("QUEUE_MAX_WAIT_SECS")?.max(1)),
+            queue_max_per_key: num("QUEUE_MAX_PER_KEY")?.clamp(0, u32::MAX as u64) as u32,
             ollama_api_keys: list("OLLAMA_API_KEYS").into_iter().map(Secret).collect(),
             app_tz,
             log_file: (!log_file.is_empty()).then(|| PathBuf::from(log_file)),
@@ -318,14 +331,6 @@ fn keep_alive_limit(text: &str) -> anyhow::Result<Duration> {
         bail!("invalid MAX_KEEP_ALIVE: '{text}' is under one second");
     }
     Ok(Duration::from_nanos(nanos as u64))
-}
-
-pub fn parse_upstream(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw.trim()).map_err(|e| format!("'{raw}': {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("'{raw}' is not an http(s) URL"));
-    }
-    Ok(url)
 }
 
 fn parse_bool(v: &str) -> Option<bool> {

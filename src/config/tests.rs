@@ -11,7 +11,7 @@ fn defaults_match_the_contract() {
     assert_eq!((s.proxy_host.as_str(), s.proxy_port), ("0.0.0.0", 8000));
     assert_eq!((s.admin_host.as_str(), s.admin_port), ("127.0.0.1", 8001));
     assert_eq!(s.database_url, DatabaseUrl::Sqlite { path: "data/ollama-gate.db".into() });
-    assert_eq!(s.ollama_urls[0].as_str(), "http://localhost:11434/");
+    assert_eq!(s.backends[0].url.as_str(), "http://localhost:11434/");
     assert_eq!(s.body_limit, 32 * 1024 * 1024);
     assert_eq!(s.cookie_secure, CookieSecure::Auto);
     assert!(!s.allow_key_in_query && !s.allow_key_in_body);
@@ -63,7 +63,12 @@ fn image_fetch_bounds_have_defaults_and_are_named_when_invalid() {
 #[test]
 fn several_upstreams_are_a_comma_separated_list() {
     let s = with(&[("OLLAMA_URL", "http://a:11434, http://b:11434")]).unwrap();
-    assert_eq!(s.ollama_urls.len(), 2);
+    assert_eq!(s.backends.len(), 2);
+    assert_eq!((s.backends[0].slots, s.queue_max_per_key), (1, 64));
+    let s = with(&[("OLLAMA_URL", "http://a?slots=3"), ("BACKEND_DEFAULT_SLOTS", "9")]).unwrap();
+    assert_eq!(s.backends[0].slots, 3);
+    assert!(with(&[("BACKEND_DEFAULT_SLOTS", "0")]).is_err());
+    assert!(with(&[("OLLAMA_URL", "http://a?slot=3")]).is_err());
 }
 
 #[test]

@@ -148,6 +148,7 @@ pub async fn admit(
         terms: Terms { reports_usage: route.kind.reports_usage(), prompt_estimate },
         weight,
         budgets,
+        slot: None,
     })
 }
 

@@ -29,6 +29,12 @@ pub enum ProxyError {
     GatewayTimeout(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The fair queue is full for this key, or the wait ran out.
+    #[error("{message}")]
+    QueueFull { retry_after: u64, message: String },
+    /// The client hung up while its request waited; nobody reads this answer.
+    #[error("the client closed the connection")]
+    ClientGone,
 }
 
 impl ProxyError {
@@ -52,6 +58,8 @@ impl ProxyError {
             ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ProxyError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::ClientGone => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
         }
     }
 
@@ -69,6 +77,8 @@ impl ProxyError {
             ProxyError::BadGateway(_) => "upstream_unreachable",
             ProxyError::GatewayTimeout(_) => "upstream_timeout",
             ProxyError::Unavailable(_) => "service_unavailable",
+            ProxyError::QueueFull { .. } => "queue_full",
+            ProxyError::ClientGone => "client_closed",
         }
     }
 
@@ -82,6 +92,7 @@ impl ProxyError {
             ProxyError::Forbidden(_) => "permission_error",
             ProxyError::Limited { kind, .. } if kind.is_rate() => "requests",
             ProxyError::Limited { .. } => "insufficient_quota",
+            ProxyError::QueueFull { .. } => "requests",
             _ => "server_error",
         }
     }
@@ -93,7 +104,7 @@ impl ProxyError {
             ProxyError::Forbidden(_) => "permission_error",
             ProxyError::NotFound(_) => "not_found_error",
             ProxyError::TooLarge(_) => "request_too_large",
-            ProxyError::Limited { .. } => "rate_limit_error",
+            ProxyError::Limited { .. } | ProxyError::QueueFull { .. } => "rate_limit_error",
             ProxyError::Unavailable(_) => "overloaded_error",
             _ => "api_error",
         }
@@ -122,6 +133,9 @@ impl ProxyError {
             if !kind.is_rate() {
                 response.insert_header(("x-should-retry", "false"));
             }
+        }
+        if let ProxyError::QueueFull { retry_after, .. } = self {
+            response.insert_header(("retry-after", retry_after.to_string()));
         }
         if matches!(self, ProxyError::Unavailable(_)) {
             // Every 503 here is a queue or the database catching up: soon, not never.

@@ -1,13 +1,20 @@
-//! Sending a request upstream: backend failover, upstream keys, header hygiene.
+//! Sending a request upstream: a slot in turn, backend failover and
+//! retries, upstream keys, header hygiene.
 
 use super::body_pace::Paced;
 use super::error::ProxyError;
+use crate::domain::lengths::shown;
+use crate::upstream::pool::Backend;
+use crate::upstream::queue::Who;
+use crate::upstream::slots::{Acquired, Refused, Slot, Waiter};
 use crate::upstream::{self, Upstreams};
 use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::{self, Bytes};
-use awc::error::SendRequestError;
+use awc::error::{ConnectError, SendRequestError};
 use awc::ClientResponse;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub enum Outbound {
     Empty,
@@ -100,8 +107,6 @@ impl ResponseHeaders {
     }
 }
 
-/// Sends the request to the first upstream that answers. A blob upload whose
-/// body fell behind its pace is the client's fault: 408, not 502.
 /// The request as it goes upstream, but for its body.
 pub struct Outgoing<'a> {
     pub method: &'a Method,
@@ -110,17 +115,69 @@ pub struct Outgoing<'a> {
     pub headers: &'a HeaderMap,
 }
 
+/// Where a request may go.
+pub enum Target<'a> {
+    /// A generation: a slot on a backend that serves the model, waiting in
+    /// the fair queue while every slot is busy.
+    Slot(Queued<'a>),
+    /// Listings and model details: a backend that has the model (or any), no slot.
+    Any { model: &'a str },
+    /// Manage routes: the backend named, else the first; never retried, as
+    /// a pull or a delete is not the same on another backend.
+    Named(Option<&'a str>),
+}
+
+/// A generation's place in the queue.
+pub struct Queued<'a> {
+    pub model: &'a str,
+    pub who: Who,
+    /// The longest it may wait for a slot, retries included.
+    pub deadline: Instant,
+    /// True once the client has hung up: it leaves the queue.
+    pub gone: &'a dyn Fn() -> bool,
+}
+
+/// The upstream's answer, and the slot it holds until the answer ends.
+pub struct Sent {
+    pub response: ClientResponse,
+    pub slot: Option<Slot>,
+}
+
+/// Sends the request where the target allows. A blob upload whose body fell
+/// behind its pace is the client's fault: 408, not 502.
 pub async fn send(
     client: &awc::Client,
-    upstreams: &Upstreams,
+    upstreams: &Arc<Upstreams>,
     outgoing: Outgoing<'_>,
     body: Outbound,
-) -> Result<ClientResponse, ProxyError> {
+    target: Target<'_>,
+) -> Result<Sent, ProxyError> {
     let timed_out = match &body {
         Outbound::Stream(paced) => Some(paced.timed_out()),
         _ => None,
     };
-    let sent = send_to_first(client, upstreams, &outgoing, body).await;
+    let sent = match target {
+        Target::Slot(queued) => send_in_turn(client, upstreams, &outgoing, body, queued).await,
+        Target::Any { model } => {
+            let backends = upstreams.in_turn(upstreams.pool().for_model(model));
+            send_to_first(client, upstreams, &outgoing, body, backends).await
+        }
+        Target::Named(name) => {
+            let pool = upstreams.pool();
+            let backend = match name {
+                Some(name) => pool.named(name).cloned().ok_or_else(|| {
+                    ProxyError::BadRequest(format!("no backend is named '{}'", shown(name)))
+                })?,
+                None => pool
+                    .reachable()
+                    .into_iter()
+                    .next()
+                    .or_else(|| pool.backends.iter().find(|b| b.spec.enabled).cloned())
+                    .ok_or_else(|| ProxyError::Unavailable("every backend is disabled".into()))?,
+            };
+            send_to_first(client, upstreams, &outgoing, body, vec![backend]).await
+        }
+    };
     sent.map_err(|e| match timed_out {
         Some(flag) if flag.load(std::sync::atomic::Ordering::Acquire) => ProxyError::RequestTimeout(
             "the request body arrived too slowly (REQUEST_BODY_TIMEOUT_SECS and REQUEST_BODY_MIN_RATE)"
@@ -130,21 +187,148 @@ pub async fn send(
     })
 }
 
+/// A generation: a slot, then the backend; on a connection error or a 5xx
+/// before the first byte, another backend with a free slot, while the
+/// request's deadline lasts. Nothing has reached the client yet.
+async fn send_in_turn(
+    client: &awc::Client,
+    upstreams: &Arc<Upstreams>,
+    outgoing: &Outgoing<'_>,
+    body: Outbound,
+    queued: Queued<'_>,
+) -> Result<Sent, ProxyError> {
+    let mut body = Some(body);
+    let mut tried: Vec<String> = Vec::new();
+    let mut last: Option<Result<ClientResponse, ProxyError>> = None;
+    loop {
+        let slot = match upstreams.acquire(queued.model, queued.who, &tried) {
+            Ok(Acquired::Now(slot)) => slot,
+            Ok(Acquired::Wait(waiter)) => wait_in_queue(waiter, &queued, upstreams).await?,
+            Err(Refused::KeyFull(n)) => {
+                return Err(ProxyError::QueueFull {
+                    retry_after: 1,
+                    message: format!(
+                        "this key already has {n} requests waiting for a free slot (QUEUE_MAX_PER_KEY)"
+                    ),
+                })
+            }
+            Err(Refused::NoBackend) => {
+                return match last {
+                    Some(Ok(response)) => Ok(Sent { response, slot: None }),
+                    Some(Err(e)) => Err(e),
+                    None => Err(ProxyError::Unavailable(format!(
+                        "no backend that is up serves model '{}'",
+                        shown(queued.model)
+                    ))),
+                }
+            }
+        };
+        let backend = slot.backend.clone();
+        let Some(this_body) = body.take() else { break };
+        let (result, again) = send_once(client, upstreams, &backend, outgoing, this_body).await;
+        let retryable = again.is_some() && Instant::now() < queued.deadline;
+        match result {
+            Ok(response) if response.status().is_server_error() && retryable => {
+                log::warn!("backend {} answered {}; trying another", backend.spec.name, response.status());
+                last = Some(Ok(response));
+            }
+            Ok(response) => return Ok(Sent { response, slot: Some(slot) }),
+            Err(Failure::Timeout(e)) => return Err(e),
+            Err(Failure::Other(e)) if retryable => last = Some(Err(e)),
+            Err(Failure::Other(e)) => return Err(e),
+        }
+        tried.push(backend.url().to_string());
+        body = again;
+    }
+    match last {
+        Some(Ok(response)) => Ok(Sent { response, slot: None }),
+        Some(Err(e)) => Err(e),
+        None => Err(ProxyError::BadGateway("no upstream configured".into())),
+    }
+}
+
+/// Waits for this request's turn; gives up at the deadline or when the
+/// client hangs up (the waiter leaves the queue as it is dropped).
+async fn wait_in_queue(
+    mut waiter: Waiter,
+    queued: &Queued<'_>,
+    upstreams: &Upstreams,
+) -> Result<Slot, ProxyError> {
+    let mut look = tokio::time::interval(HANG_UP_CHECK);
+    let deadline = tokio::time::Instant::from_std(queued.deadline);
+    loop {
+        tokio::select! {
+            slot = waiter.slot() => {
+                return slot.ok_or_else(|| ProxyError::Unavailable("the queue was closed".into()));
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                let waited = upstreams.queue_limits.max_wait.as_secs();
+                return Err(ProxyError::QueueFull {
+                    retry_after: (waited / 4).clamp(1, 30),
+                    message: format!(
+                        "no slot for model '{}' came free within {waited} s (QUEUE_MAX_WAIT_SECS); {} requests are waiting",
+                        shown(queued.model),
+                        waiter.queued()
+                    ),
+                });
+            }
+            _ = look.tick() => {
+                if (queued.gone)() {
+                    return Err(ProxyError::ClientGone);
+                }
+            }
+        }
+    }
+}
+
+/// How often a waiting request looks whether its client is still there.
+const HANG_UP_CHECK: Duration = Duration::from_millis(100);
+
+/// Tries the backends in order; the next one only when one cannot be reached.
 async fn send_to_first(
     client: &awc::Client,
     upstreams: &Upstreams,
     outgoing: &Outgoing<'_>,
     body: Outbound,
-) -> Result<ClientResponse, ProxyError> {
+    backends: Vec<Arc<Backend>>,
+) -> Result<Sent, ProxyError> {
+    let mut body = Some(body);
+    let mut last_error = ProxyError::Unavailable("no backend is up".into());
+    for backend in backends {
+        let Some(this_body) = body.take() else { break };
+        let (result, again) = send_once(client, upstreams, &backend, outgoing, this_body).await;
+        match result {
+            Ok(response) => return Ok(Sent { response, slot: None }),
+            Err(Failure::Timeout(e)) => return Err(e),
+            Err(Failure::Other(e)) => last_error = e,
+        }
+        body = again;
+    }
+    Err(last_error)
+}
+
+enum Failure {
+    /// No answer in time: the request may be running there; not retried.
+    Timeout(ProxyError),
+    Other(ProxyError),
+}
+
+/// One backend, with upstream API keys rotated on its 429. Returns the body
+/// back when it can be sent again.
+async fn send_once(
+    client: &awc::Client,
+    upstreams: &Upstreams,
+    backend: &Backend,
+    outgoing: &Outgoing<'_>,
+    body: Outbound,
+) -> (Result<ClientResponse, Failure>, Option<Outbound>) {
     let Outgoing { method, path_and_query, headers: incoming } = *outgoing;
     let listed = connection_listed(incoming);
-    let mut body = Some(body);
+    let url = backend.url();
+    let name = &backend.spec.name;
+    let mut body = body;
     let mut key_attempts = upstreams.api_key_count().max(1);
-    let mut last_error = ProxyError::BadGateway("no upstream configured".into());
-    let backends = upstreams.in_turn();
-    let mut i = 0;
-    while i < backends.len() {
-        let url = &backends[i];
+    loop {
         // The caller's Host and credentials are among the dropped headers.
         let mut request = upstream::request(upstreams, client, method.clone(), url, path_and_query);
         for (name, value) in incoming.iter() {
@@ -152,45 +336,47 @@ async fn send_to_first(
                 request = request.append_header((name.clone(), value.clone()));
             }
         }
-        let (result, retryable_body) = match body.take() {
-            Some(Outbound::Empty) | None => (request.send().await, Some(Outbound::Empty)),
-            Some(Outbound::Bytes(bytes)) => {
-                (request.send_body(bytes.clone()).await, Some(Outbound::Bytes(bytes)))
-            }
-            Some(Outbound::Stream(payload)) => (request.send_stream(payload).await, None),
+        let (result, again) = match body {
+            Outbound::Empty => (request.send().await, Some(Outbound::Empty)),
+            Outbound::Bytes(bytes) => (request.send_body(bytes.clone()).await, Some(Outbound::Bytes(bytes))),
+            Outbound::Stream(payload) => (request.send_stream(payload).await, None),
         };
-        match result {
+        let failure = match result {
             Ok(response)
                 if response.status() == StatusCode::TOO_MANY_REQUESTS
                     && key_attempts > 1
-                    && retryable_body.is_some() =>
+                    && again.is_some() =>
             {
-                log::warn!("upstream {} answered 429; trying the next upstream API key", url);
+                log::warn!("backend {name} answered 429; trying the next upstream API key");
                 upstreams.rotate_api_key();
                 key_attempts -= 1;
-                body = retryable_body;
+                body = again.expect("checked above");
                 continue;
             }
-            Ok(response) => return Ok(response),
-            Err(SendRequestError::Timeout) => {
-                return Err(ProxyError::GatewayTimeout(
-                    "upstream did not answer in time (FIRST_BYTE_TIMEOUT_SECS)".into(),
-                ))
+            Ok(response) => return (Ok(response), again),
+            Err(SendRequestError::Timeout) => Failure::Timeout(ProxyError::GatewayTimeout(
+                "upstream did not answer in time (FIRST_BYTE_TIMEOUT_SECS)".into(),
+            )),
+            // The connection closed before an answer (a kept-alive one the
+            // backend had just dropped, or a crash mid-request): not proof
+            // that the backend is gone.
+            Err(SendRequestError::Connect(e @ ConnectError::Disconnected)) => {
+                log::warn!("backend {name} closed the connection before answering: {e}");
+                Failure::Other(ProxyError::BadGateway("upstream Ollama is unreachable".into()))
             }
             Err(SendRequestError::Connect(e)) => {
-                log::warn!("upstream {url} unreachable: {e}");
-                last_error = ProxyError::BadGateway("upstream Ollama is unreachable".into());
+                if backend.unreachable(format!("connection failed: {e}")) {
+                    log::warn!("backend {name} is out: {e}");
+                } else {
+                    log::warn!("backend {name} unreachable: {e}");
+                }
+                Failure::Other(ProxyError::BadGateway("upstream Ollama is unreachable".into()))
             }
             Err(e) => {
-                log::warn!("upstream {url} failed: {e}");
-                last_error = ProxyError::BadGateway("upstream Ollama failed to answer".into());
+                log::warn!("backend {name} failed: {e}");
+                Failure::Other(ProxyError::BadGateway("upstream Ollama failed to answer".into()))
             }
-        }
-        match retryable_body {
-            Some(b) => body = Some(b),
-            None => break,
-        }
-        i += 1;
+        };
+        return (Err(failure), again);
     }
-    Err(last_error)
 }

@@ -2,18 +2,24 @@
 //! phase, over one per-request [`Exchange`].
 //!
 //! authenticate → plan (route policy, rewrites) → admit (one trip to the
-//! database, a [`Ticket`](super::settle::Ticket)) → forward → relay the answer
-//! through the usage tap → settle, exactly once, however the request ends.
+//! database, a [`Ticket`](super::settle::Ticket)) → a backend's slot, in fair
+//! turn → forward → relay the answer through the usage tap → settle, exactly
+//! once, however the request ends.
 
 use super::error::ProxyError;
 use super::exchange::Exchange;
+use super::forward::{Queued, Target};
 use super::policy::images::ImageClient;
+use super::policy::plan::Plan;
 use super::policy::plan::{self, Incoming};
 use super::policy::routes::{self, Kind};
-use super::settle::End;
+use super::settle::{End, Held};
 use super::{admission, auth, forward, respond, ProxyState};
+use crate::store::KeyRecord;
+use crate::upstream::queue::{Flow, Who};
 use actix_web::web::{self, Data};
 use actix_web::{HttpRequest, HttpResponse};
+use std::time::Instant;
 
 pub async fn proxy(
     req: HttpRequest,
@@ -58,14 +64,62 @@ async fn run(
         return respond::count_tokens(state, &key, &plan, ticket, ex).await;
     }
 
+    // Listings of several backends are merged by the gate.
+    if plan.route.kind.is_listing() && state.upstreams.pool().reachable().len() > 1 {
+        return respond::merged_listing(state, client, &key, &plan, ticket, ex).await;
+    }
+
     // Forward, with remote images fetched in now that the request is admitted.
     let (ticket, outbound) = plan.outbound(ticket, images, &state.settings).await?;
-    let sent = forward::send(client, &state.upstreams, plan.outgoing(req), outbound).await;
+    let gone = || req.conn_data::<crate::conn_limit::Slot>().is_some_and(|c| c.peer_gone());
+    let model = ticket.model.clone();
+    let target = target(state, &key, &plan, &model, &gone);
+    // Held: a request dropped while it waits for a slot gives its reservation back.
+    let mut held = Held::new(ticket);
+    let sent = forward::send(client, &state.upstreams, plan.outgoing(req), outbound, target).await;
+    let Some(mut ticket) = held.take() else {
+        return Err(ProxyError::Unavailable("the request was settled while it waited".into()));
+    };
     let reply = match sent {
-        Ok(reply) => reply,
+        Ok(sent) => {
+            ticket.slot = sent.slot;
+            sent.response
+        }
+        Err(e @ (ProxyError::QueueFull { .. } | ProxyError::ClientGone)) => {
+            return Err(ticket.give_back(End::NotForwarded, e))
+        }
         Err(e) => return Err(ticket.give_back(End::UpstreamUnreachable, e)),
     };
 
     // The answer, through the usage tap; the ticket settles when it ends.
     respond::relay(reply, state, &key, &plan, ticket, ex).await
+}
+
+/// Where the request may go: generations take a slot in fair turn, manage
+/// routes go to the backend named, the rest to any backend with the model.
+fn target<'a>(
+    state: &ProxyState,
+    key: &KeyRecord,
+    plan: &'a Plan,
+    model: &'a str,
+    gone: &'a dyn Fn() -> bool,
+) -> Target<'a> {
+    let kind = plan.route.kind;
+    if kind.is_manage() {
+        return Target::Named(plan.backend.as_deref());
+    }
+    if !kind.runs_a_model() {
+        return Target::Any { model };
+    }
+    let flow = match (&key.team, &key.user) {
+        (Some(team), _) => Flow::Team(team.id),
+        (None, Some(user)) => Flow::User(user.id),
+        (None, None) => Flow::Key(key.id),
+    };
+    Target::Slot(Queued {
+        model,
+        who: Who { key_id: key.id, flow, weight: 1 },
+        deadline: Instant::now() + state.upstreams.queue_limits.max_wait,
+        gone,
+    })
 }

@@ -32,6 +32,7 @@ pub async fn health(state: Data<ProxyState>, client: Data<awc::Client>) -> HttpR
         "status": if database_ok { "ok" } else { "degraded" },
         "database": if database_ok { "ok" } else { "down" },
         "upstream": upstream,
+        "backends": state.upstreams.backends_json(false),
     });
     // Only when down, so a healthy answer stays exactly the documented one.
     if let Err(problem) = database {

@@ -35,7 +35,7 @@ pub async fn relay(
     let kind = plan.route.kind;
     let head = Head::of(&reply, ex);
     // A key with a model allow-list sees only its models in the listings.
-    if let (Some(models), true) = (&key.fields.models, is_listing(kind) && status.is_success()) {
+    if let (Some(models), true) = (&key.fields.models, kind.is_listing() && status.is_success()) {
         return listing(reply, head.builder, ticket, kind, models).await;
     }
     let Head { mut builder, content_type, length } = head;
@@ -118,8 +118,34 @@ pub async fn count_tokens(
     Ok(reply.json(serde_json::json!({ "input_tokens": tokens })))
 }
 
-fn is_listing(kind: Kind) -> bool {
-    matches!(kind, Kind::Tags | Kind::Ps | Kind::OpenAiModels)
+/// A listing of several backends, each model once, filtered to the key's models.
+pub async fn merged_listing(
+    state: &ProxyState,
+    client: &awc::Client,
+    key: &KeyRecord,
+    plan: &Plan,
+    ticket: Ticket,
+    ex: &Exchange,
+) -> Result<HttpResponse, ProxyError> {
+    let kind = plan.route.kind;
+    let merged = match state.upstreams.merged(client, &plan.route.upstream_path).await {
+        Ok(merged) => merged,
+        Err(e) => {
+            log::warn!("listing {}: {e}", plan.route.upstream_path);
+            let error = ProxyError::BadGateway("no backend answered the listing".into());
+            return Err(ticket.give_back(End::UpstreamUnreachable, error));
+        }
+    };
+    ticket.settle(End::Completed, 200, None);
+    let raw = Bytes::from(serde_json::to_vec(&merged).unwrap_or_default());
+    let body = match &key.fields.models {
+        Some(models) => filter_listing(kind, &raw, models),
+        None => raw,
+    };
+    let mut builder = HttpResponse::Ok();
+    builder.content_type("application/json; charset=utf-8");
+    ex.add_headers(&mut builder);
+    Ok(builder.body(body))
 }
 
 /// A listing read whole and filtered to the key's models.

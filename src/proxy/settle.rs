@@ -199,12 +199,16 @@ pub struct Ticket {
     pub weight: i64,
     /// The budget rows the reservation holds room on.
     pub budgets: Vec<i64>,
+    /// The backend slot the request runs in; freed as soon as it ends, not
+    /// once its settlement is written.
+    pub slot: Option<crate::upstream::slots::Slot>,
 }
 
 impl Ticket {
     /// Settles the request, however it ended: `read` is what the usage tap
     /// read of an answer that passed through one. Returns what was charged.
-    pub fn settle(self, end: End, http_status: u16, read: Option<Received>) -> Charge {
+    pub fn settle(mut self, end: End, http_status: u16, read: Option<Received>) -> Charge {
+        drop(self.slot.take());
         let charge = charge(end, http_status, read.as_ref(), self.terms);
         let latency_ms = self.started.elapsed().as_millis() as i64;
         let delivered = read.map(|r| r.delivered).unwrap_or_default();

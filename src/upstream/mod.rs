@@ -1,58 +1,93 @@
-//! The upstream Ollama servers: which one to call next, with which bearer key,
-//! and the one place requests to them are built.
+//! The upstream Ollama servers (backends): which one takes a request, the
+//! fair queue when all are busy, their health, with which bearer key, and the
+//! one place requests to them are built.
 
 pub mod catalog;
-pub mod probe;
+pub mod health;
+pub mod pool;
+pub mod queue;
+pub mod slots;
 
 use crate::config::Settings;
+use crate::domain::backend::BackendSpec;
 use actix_service::Service;
 use actix_tls::connect::{ConnectError, ConnectInfo, Connection, Connector as TcpConnector, Resolver};
 use actix_web::http::{Method, Uri};
 use awc::ClientRequest;
 use futures_util::future::LocalBoxFuture;
+use pool::Pool;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 use url::Url;
 
+/// How long a request may wait in the gate, and how many one key may have waiting.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    pub max_wait: Duration,
+    pub max_per_key: u32,
+}
+
 pub struct Upstreams {
-    urls: RwLock<Arc<Vec<Url>>>,
+    pool: RwLock<Arc<Pool>>,
+    /// Slots and the fair queue; taken after the pool, before a backend's health.
+    queue: Mutex<queue::Sched<tokio::sync::oneshot::Sender<slots::Grant>>>,
+    pub queue_limits: QueueLimits,
+    /// Slots of a backend saved or typed without `slots=`.
+    pub default_slots: u32,
     next: AtomicUsize,
     api_keys: Vec<String>,
     key_index: AtomicUsize,
-    /// What the upstreams have; forgotten when the URLs change.
-    catalog: catalog::Catalog,
-    probe: probe::Probe,
 }
 
 impl Upstreams {
-    pub fn new(urls: Vec<Url>, api_keys: Vec<String>) -> Self {
+    pub fn new(
+        specs: Vec<BackendSpec>,
+        api_keys: Vec<String>,
+        queue_limits: QueueLimits,
+        default_slots: u32,
+    ) -> Self {
         Upstreams {
-            urls: RwLock::new(Arc::new(urls)),
+            default_slots,
+            pool: RwLock::new(Arc::new(Pool::new(specs, None))),
+            queue: Mutex::new(Default::default()),
+            queue_limits,
             next: AtomicUsize::new(0),
             api_keys,
             key_index: AtomicUsize::new(0),
-            catalog: Default::default(),
-            probe: Default::default(),
         }
     }
 
-    pub fn urls(&self) -> Arc<Vec<Url>> {
-        self.urls.read().unwrap_or_else(|e| e.into_inner()).clone()
+    pub fn pool(&self) -> Arc<Pool> {
+        self.pool.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// New upstreams: what was known of the old ones is forgotten.
-    pub fn set_urls(&self, urls: Vec<Url>) {
-        *self.urls.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(urls);
-        self.catalog.clear();
-        self.probe.clear();
+    pub fn specs(&self) -> Vec<BackendSpec> {
+        self.pool().specs()
     }
 
-    /// All backends, starting with the next in round-robin order; later ones
-    /// are tried when an earlier one cannot be reached.
-    pub fn in_turn(&self) -> Vec<Url> {
-        let urls = self.urls();
+    fn lock_queue(&self) -> MutexGuard<'_, queue::Sched<tokio::sync::oneshot::Sender<slots::Grant>>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// New backends: those whose URL stays keep their health and running
+    /// requests; waiting requests may go to the new ones at once.
+    pub fn set_backends(&self, specs: Vec<BackendSpec>) {
+        {
+            let mut pool = self.pool.write().unwrap_or_else(|e| e.into_inner());
+            *pool = Arc::new(Pool::new(specs, Some(&pool)));
+        }
+        self.serve_all_waiting();
+    }
+
+    /// The backends that take work, starting with the next in round-robin
+    /// order; later ones are tried when an earlier one cannot be reached.
+    pub fn in_turn(&self, backends: Vec<Arc<pool::Backend>>) -> Vec<Arc<pool::Backend>> {
+        if backends.is_empty() {
+            return backends;
+        }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..urls.len()).map(|i| urls[(start + i) % urls.len()].clone()).collect()
+        (0..backends.len()).map(|i| backends[(start + i) % backends.len()].clone()).collect()
     }
 
     pub fn api_key_count(&self) -> usize {
@@ -155,21 +190,26 @@ pub fn request(
     request
 }
 
-impl Upstreams {
-    /// A GET of the first upstream, as JSON.
-    pub async fn get_json(&self, client: &awc::Client, path: &str) -> Result<serde_json::Value, String> {
-        let url = self.urls()[0].clone();
-        let request =
-            request(self, client, Method::GET, &url, path).timeout(std::time::Duration::from_secs(10));
-        let mut response =
-            request.send().await.map_err(|e| format!("upstream Ollama is unreachable: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("upstream Ollama answered {}", response.status()));
-        }
-        response
-            .json()
-            .limit(16 * 1024 * 1024)
-            .await
-            .map_err(|e| format!("upstream model list is not JSON: {e}"))
+/// What the gate's own requests to a backend say they are: probes tell
+/// themselves apart in the backend's logs.
+pub const PROBE_AGENT: &str = concat!("ollama-gate/", env!("CARGO_PKG_VERSION"), " (health probe)");
+
+/// A GET of one backend, as JSON; `probe` marks a health probe.
+pub async fn get_json(
+    upstreams: &Upstreams,
+    client: &awc::Client,
+    url: &Url,
+    path: &str,
+    timeout: Duration,
+    probe: bool,
+) -> Result<serde_json::Value, String> {
+    let mut request = request(upstreams, client, Method::GET, url, path).timeout(timeout);
+    if probe {
+        request = request.insert_header(("user-agent", PROBE_AGENT));
     }
+    let mut response = request.send().await.map_err(|e| format!("unreachable: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("answered {}", response.status()));
+    }
+    response.json().limit(16 * 1024 * 1024).await.map_err(|e| format!("{path} is not JSON: {e}"))
 }

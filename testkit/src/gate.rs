@@ -53,6 +53,8 @@ impl Gate {
             .env("ADMIN_PORT", "0")
             .env("DATABASE_URL", &self.database_url)
             .env("OLLAMA_URL", &self.upstream)
+            // Tests hold many requests at once; the fair queue has tests of its own.
+            .env("BACKEND_DEFAULT_SLOTS", "1024")
             .env("LOG_FILE", "logs/usage.log")
             .env("WORKERS", "1");
         for (k, v) in &self.extra {

@@ -73,6 +73,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ("LOG_FILE".into(), log_path.display().to_string()),
         ("WORKERS".into(), "2".into()),
         ("SHUTDOWN_TIMEOUT_SECS".into(), "1".into()),
+        // Most tests hold many requests at once and are not about the fair
+        // queue; the queue's own tests set `slots=` on the backend's URL.
+        ("BACKEND_DEFAULT_SLOTS".into(), "1024".into()),
     ]);
     for (k, v) in options.env {
         env.insert(k.to_owned(), v);

@@ -233,18 +233,28 @@ async fn service_info_and_health_need_no_key() {
     assert_eq!(info.json()["name"], "ollama-gate");
     let health = app.get("/health", None).await;
     assert_eq!(health.status, StatusCode::OK);
+    let mut body = health.json();
+    let backends = body.as_object_mut().unwrap().remove("backends").expect("backends listed");
     assert_eq!(
-        health.json(),
+        body,
         json!({"status": "ok", "database": "ok", "upstream": {"status": "ok", "version": "0.12.6"}})
     );
-    for _ in 0..5 {
+    let name = app.mock.url.trim_start_matches("http://").replace(':', "-");
+    assert_eq!(
+        backends,
+        json!([{"name": name, "url": format!("{}/", app.mock.url), "status": "ok", "slots": 1024,
+                "busy": 0, "queued": 0, "version": "0.12.6"}])
+    );
+    // Health is answered from the background probes.
+    let probes = app.mock.probes();
+    for _ in 0..20 {
         app.get("/health", None).await;
     }
-    assert_eq!(
-        app.mock.count_path("/api/version"),
-        1,
+    assert!(
+        app.mock.probes() <= probes + 6,
         "a load balancer's health checks must not become load on Ollama"
     );
+    assert_eq!(app.mock.count(), 0, "probes are not requests");
     let down =
         spawn_app_with(Options { upstream: Some("http://127.0.0.1:9".into()), ..Options::default() }).await;
     let health = down.get("/health", None).await;

@@ -74,25 +74,45 @@ pub async fn read_response(stream: &TcpStream) -> String {
 }
 
 /// Reads a request head (nothing more) from a client of a raw upstream.
-async fn read_head(stream: &TcpStream) -> bool {
+async fn read_head(stream: &TcpStream) -> Option<Vec<u8>> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     while !got.windows(4).any(|w| w == b"\r\n\r\n") {
         if stream.readable().await.is_err() {
-            return false;
+            return None;
         }
         match stream.try_read(&mut buf) {
-            Ok(0) => return false,
+            Ok(0) => return None,
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(_) => return false,
+            Err(_) => return None,
         }
     }
-    true
+    Some(got)
 }
 
+/// Opens a connection to the proxy and writes a whole `POST /api/generate`
+/// with this key and JSON body; the caller reads (or never reads) the answer.
+pub async fn post_generate(proxy: &str, key: &str, body: &serde_json::Value) -> TcpStream {
+    let stream = TcpStream::connect(proxy.trim_start_matches("http://")).await.unwrap();
+    let body = body.to_string();
+    let request = format!(
+        "POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    write_all(&stream, request.as_bytes()).await.unwrap();
+    stream
+}
+
+/// What the gate's health probes get from a hand-written upstream: a
+/// version and no models, then the connection closes.
+const PROBE_ANSWER: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 32\r\n\
+connection: close\r\n\r\n{\"version\":\"0.12.6\",\"models\":[]}";
+
 /// An upstream written by hand: every connection's request head is read,
-/// then `answer` has the connection. Returns its base URL.
+/// then `answer` has the connection (the gate's health probes are answered
+/// here). Returns its base URL.
 pub async fn upstream<F, Fut>(answer: F) -> String
 where
     F: Fn(TcpStream) -> Fut + 'static,
@@ -105,7 +125,10 @@ where
         while let Ok((stream, _)) = listener.accept().await {
             let answer = answer.clone();
             actix_web::rt::spawn(async move {
-                if read_head(&stream).await {
+                let Some(head) = read_head(&stream).await else { return };
+                if String::from_utf8_lossy(&head).contains("(health probe)") {
+                    let _ = write_all(&stream, PROBE_ANSWER.as_bytes()).await;
+                } else {
                     answer(stream).await;
                 }
             });

@@ -216,14 +216,8 @@ async fn a_client_that_stops_reading_a_stream_is_cut_off_after_the_longest_durat
     .await;
     let (key, record) = app.create_key(json!({"name": "never-reads"})).await;
     let client =
-        actix_web::rt::net::TcpStream::connect(app.proxy.trim_start_matches("http://")).await.unwrap();
-    let body = json!({"model": "fast", "prompt": "one two three"}).to_string();
-    let request = format!(
-        "POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    crate::raw::write_all(&client, request.as_bytes()).await.unwrap();
+        crate::raw::post_generate(&app.proxy, &key, &json!({"model": "fast", "prompt": "one two three"}))
+            .await;
     // Never read: the gate must give up on this client and hang up upstream.
     let started = Instant::now();
     while !hung_up.get() {

@@ -29,7 +29,7 @@ pub async fn models_page(console: Console, state: Data<AdminState>, client: Data
         Ok(tags) => (tags, None),
         Err(e) => (Value::Null, Some(e)),
     };
-    let loaded: Vec<String> = match state.upstreams.get_json(&client, "/api/ps").await {
+    let loaded: Vec<String> = match state.upstreams.merged(&client, "/api/ps").await {
         Ok(ps) => ps["models"]
             .as_array()
             .map(|a| a.iter().filter_map(|m| m["name"].as_str().map(str::to_owned)).collect())

@@ -33,7 +33,7 @@ impl SettingsPage {
     fn new(state: &AdminState, session: &SessionData) -> SettingsPage {
         SettingsPage {
             chrome: Chrome::new(session, Nav::Settings),
-            ollama_urls: state.upstreams.urls().iter().map(|u| u.to_string()).collect::<Vec<_>>().join("\n"),
+            ollama_urls: state.upstreams.specs().iter().map(|b| b.to_text()).collect::<Vec<_>>().join("\n"),
             anthropic_default_model: state.runtime.anthropic_default_model().unwrap_or_default(),
             upstream_error: None,
             password_from_env: password_from_env(state),
@@ -58,6 +58,7 @@ pub async fn save_settings(req: HttpRequest, state: Data<AdminState>, post: Csrf
     let change = SettingsChange {
         ollama_urls: Some(form.get("ollama_urls").lines().map(str::to_owned).collect()),
         ollama_url: None,
+        backends: None,
         anthropic_default_model: Some(Some(form.get("anthropic_default_model").to_owned())),
     };
     if let Err(e) = apply_settings(&state, change).await {

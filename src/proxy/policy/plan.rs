@@ -115,6 +115,8 @@ pub struct Plan {
     /// Remote images are only looked at here; they are fetched once admitted.
     remote_images: bool,
     pub path_and_query: String,
+    /// The backend a manage request names, if any.
+    pub backend: Option<String>,
 }
 
 /// The route, if this gate forwards it and the key has its scope.
@@ -153,7 +155,7 @@ pub async fn plan(
 ) -> Result<Plan, ProxyError> {
     let settings = &state.settings;
     let kind = route.kind;
-    let path_and_query = upstream_path_and_query(req, &route, settings.allow_key_in_query);
+    let (path_and_query, backend) = upstream_path_and_query(req, &route, settings.allow_key_in_query);
     let mut plan = Plan {
         route,
         body: None,
@@ -162,6 +164,7 @@ pub async fn plan(
         strip_usage: false,
         remote_images: false,
         path_and_query,
+        backend,
     };
     if kind.has_json_body() {
         let mut body = match incoming.json.take() {
@@ -258,23 +261,29 @@ pub fn check_models(key: &KeyRecord, models: &[String]) -> Result<(), ProxyError
     }
 }
 
-fn upstream_path_and_query(req: &HttpRequest, route: &Route, strip_key: bool) -> String {
+/// The path and query that go upstream, and the backend a manage request
+/// names (`?backend=`, the gate's own parameter). The key's parameters and
+/// `backend` are taken out; a query with neither is passed as it came.
+fn upstream_path_and_query(req: &HttpRequest, route: &Route, strip_key: bool) -> (String, Option<String>) {
     let query = req.query_string();
-    if query.is_empty() {
-        return route.upstream_path.clone();
+    let ours = |k: &str| k == "backend" || (strip_key && (k == "api_key" || k == "key"));
+    let pairs: Vec<_> = url::form_urlencoded::parse(query.as_bytes()).collect();
+    if !pairs.iter().any(|(k, _)| ours(k)) {
+        let path = if query.is_empty() {
+            route.upstream_path.clone()
+        } else {
+            format!("{}?{query}", route.upstream_path)
+        };
+        return (path, None);
     }
-    let query = if strip_key {
-        url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(
-                url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "api_key" && k != "key"),
-            )
-            .finish()
-    } else {
-        query.to_owned()
-    };
-    if query.is_empty() {
+    let backend = pairs.iter().rev().find(|(k, _)| k == "backend").map(|(_, v)| v.to_string());
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter().filter(|(k, _)| !ours(k)))
+        .finish();
+    let path = if query.is_empty() {
         route.upstream_path.clone()
     } else {
         format!("{}?{query}", route.upstream_path)
-    }
+    };
+    (path, backend)
 }

@@ -55,6 +55,32 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Runs a model on the backend: takes one of its slots, in fair turn.
+    pub fn runs_a_model(self) -> bool {
+        matches!(
+            self,
+            Kind::Generate
+                | Kind::Chat
+                | Kind::Embed
+                | Kind::Embeddings
+                | Kind::OpenAiChat
+                | Kind::OpenAiCompletions
+                | Kind::OpenAiEmbeddings
+                | Kind::OpenAiResponses
+                | Kind::AnthropicMessages
+        )
+    }
+
+    /// Changes a backend's model store: goes to one backend, never retried.
+    pub fn is_manage(self) -> bool {
+        matches!(self, Kind::Pull | Kind::Create | Kind::Copy | Kind::Delete | Kind::Blob)
+    }
+
+    /// A list of models, merged across backends and filtered to the key's.
+    pub fn is_listing(self) -> bool {
+        matches!(self, Kind::Tags | Kind::Ps | Kind::OpenAiModels)
+    }
+
     /// Counted in the daily and monthly request quotas. Listings, model
     /// details, the version and token counting are not: clients call them on
     /// their own (a page load, a model picker), and a person's quota of

@@ -71,26 +71,73 @@ pub struct MockState {
     pub spaced: AtomicBool,
     /// Appended to every response.
     pub extra_headers: Mutex<Vec<(String, String)>>,
+    /// The gate's health probes (they say so in their User-Agent): counted
+    /// here, not among the requests, so that "nothing was forwarded" holds.
+    pub probes: AtomicUsize,
+    /// Model `gated` answers only once a permit is added here.
+    pub gate: Gate,
+    /// Answer generations with Ollama's 503 "server busy".
+    pub busy: AtomicBool,
+    /// What `/api/tags` and `/api/ps` list instead of the usual three models.
+    pub models: Mutex<Option<Vec<String>>>,
 }
 
 pub struct MockOllama {
     pub url: String,
     pub state: Arc<MockState>,
+    server: Mutex<Option<actix_web::dev::ServerHandle>>,
 }
 
 impl MockOllama {
     pub async fn start() -> MockOllama {
         let state = Arc::new(MockState::default());
-        let data = Data::from(state.clone());
-        let server =
-            HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(handle)))
-                .workers(2)
-                .disable_signals()
-                .bind(("127.0.0.1", 0))
-                .expect("mock binds");
-        let port = server.addrs()[0].port();
-        actix_web::rt::spawn(server.run());
-        MockOllama { url: format!("http://127.0.0.1:{port}"), state }
+        let (url, handle) = serve(state.clone(), 0);
+        MockOllama { url, state, server: Mutex::new(Some(handle)) }
+    }
+
+    /// Stops listening, as a backend that went away: connections are refused.
+    pub async fn stop(&self) {
+        let handle = self.server.lock().unwrap().take();
+        if let Some(handle) = handle {
+            handle.stop(false).await;
+        }
+    }
+
+    /// Listens again on the same port, with the same state.
+    pub fn restart(&self) {
+        let port: u16 = self.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+        let (_, handle) = serve(self.state.clone(), port);
+        *self.server.lock().unwrap() = Some(handle);
+    }
+
+    /// Lets `n` requests for model `gated` answer.
+    pub fn open_gate(&self, n: usize) {
+        self.state.gate.0.add_permits(n);
+    }
+
+    /// Generations answer 503 "server busy" while set.
+    pub fn set_busy(&self, busy: bool) {
+        self.state.busy.store(busy, Ordering::SeqCst);
+    }
+
+    /// `/api/tags` and `/api/ps` list these models from now on.
+    pub fn set_models(&self, models: &[&str]) {
+        *self.state.models.lock().unwrap() = Some(models.iter().map(|m| m.to_string()).collect());
+    }
+
+    /// Health probes received so far.
+    pub fn probes(&self) -> usize {
+        self.state.probes.load(Ordering::SeqCst)
+    }
+
+    /// Request bodies' models for one path, in the order they arrived.
+    pub fn models_served(&self, path: &str) -> Vec<String> {
+        self.requests()
+            .iter()
+            .filter(|r| r.path == path)
+            .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .filter_map(|v| v.get("model").and_then(Value::as_str).map(str::to_owned))
+            .collect()
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -124,6 +171,29 @@ impl MockOllama {
     pub fn set_spaced(&self, spaced: bool) {
         self.state.spaced.store(spaced, Ordering::SeqCst);
     }
+}
+
+/// A semaphore that starts closed.
+pub struct Gate(pub tokio::sync::Semaphore);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate(tokio::sync::Semaphore::new(0))
+    }
+}
+
+fn serve(state: Arc<MockState>, port: u16) -> (String, actix_web::dev::ServerHandle) {
+    let data = Data::from(state);
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(handle)))
+        .workers(2)
+        .disable_signals()
+        .bind(("127.0.0.1", port))
+        .expect("mock binds");
+    let port = server.addrs()[0].port();
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (format!("http://127.0.0.1:{port}"), handle)
 }
 
 impl MockState {
@@ -186,6 +256,15 @@ async fn handle(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpRe
 }
 
 async fn respond(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpResponse {
+    let probe = req
+        .headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.contains("health probe"));
+    if probe {
+        state.probes.fetch_add(1, Ordering::SeqCst);
+        return listing(req.path(), &state);
+    }
     state.requests.lock().unwrap().push(Recorded {
         method: req.method().to_string(),
         path: req.uri().to_string(),
@@ -198,7 +277,27 @@ async fn respond(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpR
     });
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = v.get("model").and_then(Value::as_str).unwrap_or("llama3").to_owned();
+    let generation = matches!(
+        req.path(),
+        "/api/generate"
+            | "/api/chat"
+            | "/api/embed"
+            | "/v1/chat/completions"
+            | "/v1/completions"
+            | "/v1/messages"
+    );
+    if generation && state.busy.load(Ordering::SeqCst) {
+        // Ollama's own words when its queue is full (OLLAMA_MAX_QUEUE).
+        return state.body(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"error": "server busy, please try again.  maximum pending requests exceeded"}),
+        );
+    }
+    if model == "gated" {
+        state.gate.0.acquire().await.expect("the gate stays open").forget();
+    }
     match req.path() {
+        "/api/tags" | "/api/ps" | "/api/version" => listing(req.path(), &state),
         "/api/generate" | "/api/chat" => generate(req.path() == "/api/chat", &model, &v, state).await,
         "/api/embed" => {
             let n = words(&v);
@@ -233,6 +332,37 @@ async fn respond(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpR
             let id = p.trim_start_matches("/v1/models/");
             HttpResponse::Ok().json(json!({"id": id, "object": "model", "created": 1761990000, "owned_by": "library"}))
         }
+        "/api/show" => HttpResponse::Ok().json(json!({
+            "license": "LLAMA 3 COMMUNITY LICENSE", "modelfile": "FROM llama3", "parameters": "stop \"<|eot_id|>\"",
+            "template": "{{ .Prompt }}", "details": {"parent_model": "", "format": "gguf", "family": "llama",
+            "families": ["llama"], "parameter_size": "8.0B", "quantization_level": "Q4_0"},
+            "model_info": {"general.architecture": "llama", "llama.context_length": 8192},
+            "capabilities": ["completion"], "modified_at": "2026-11-01T10:00:00Z"
+        })),
+        "/api/pull" => {
+            let lines = ["{\"status\":\"pulling manifest\"}\n", "{\"status\":\"verifying sha256 digest\"}\n", "{\"status\":\"success\"}\n"];
+            HttpResponse::Ok()
+                .content_type("application/x-ndjson")
+                .streaming(stream::iter(lines.map(|l| Ok::<_, actix_web::Error>(Bytes::from(l)))))
+        }
+        _ => HttpResponse::Ok().json(json!({})),
+    }
+}
+
+/// `/api/tags`, `/api/ps`, `/api/version`: what the gate's probes read too.
+fn listing(path: &str, state: &MockState) -> HttpResponse {
+    if let Some(models) = state.models.lock().unwrap().clone() {
+        let list: Vec<Value> = models.iter().map(|m| json!({"name": m, "model": m, "size": 1000})).collect();
+        match path {
+            "/api/tags" => return HttpResponse::Ok().json(json!({"models": list})),
+            "/api/ps" => {
+                return HttpResponse::Ok()
+                    .json(json!({"models": list.first().cloned().into_iter().collect::<Vec<_>>()}))
+            }
+            _ => {}
+        }
+    }
+    match path {
         "/api/tags" => HttpResponse::Ok().json(json!({"models": [
             {"name": "llama3:latest", "model": "llama3:latest", "modified_at": "2026-11-01T10:00:00Z", "size": 4661224676u64,
              "digest": "365c0bd3c000a25d28ddbf732fe1c6add414de7275464c4e4d1c3b5fcb5d8ad1",
@@ -248,19 +378,6 @@ async fn respond(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpR
             "size": 5137025024u64, "digest": "365c0bd3c000", "details": {"family": "llama"},
             "expires_at": "2026-11-21T10:05:00Z", "size_vram": 5137025024u64}]})),
         "/api/version" => HttpResponse::Ok().json(json!({"version": "0.12.6"})),
-        "/api/show" => HttpResponse::Ok().json(json!({
-            "license": "LLAMA 3 COMMUNITY LICENSE", "modelfile": "FROM llama3", "parameters": "stop \"<|eot_id|>\"",
-            "template": "{{ .Prompt }}", "details": {"parent_model": "", "format": "gguf", "family": "llama",
-            "families": ["llama"], "parameter_size": "8.0B", "quantization_level": "Q4_0"},
-            "model_info": {"general.architecture": "llama", "llama.context_length": 8192},
-            "capabilities": ["completion"], "modified_at": "2026-11-01T10:00:00Z"
-        })),
-        "/api/pull" => {
-            let lines = ["{\"status\":\"pulling manifest\"}\n", "{\"status\":\"verifying sha256 digest\"}\n", "{\"status\":\"success\"}\n"];
-            HttpResponse::Ok()
-                .content_type("application/x-ndjson")
-                .streaming(stream::iter(lines.map(|l| Ok::<_, actix_web::Error>(Bytes::from(l)))))
-        }
         _ => HttpResponse::Ok().json(json!({})),
     }
 }
