@@ -114,6 +114,11 @@ pub struct GateSetup {
 
 pub const ADMIN_PASSWORD: &str = "bench-admin-password";
 
+/// Slots per model for backends without `?slots=`: far more than any lane
+/// sends at once, so the gate's fair queue never holds back a request in the
+/// throughput and latency lanes. Gates without the queue ignore the setting.
+pub const UNTHROTTLED_SLOTS: &str = "4096";
+
 /// Starts the gate on its core and waits until `/health` answers 200,
 /// timing spawn to ready.
 pub async fn start_gate(setup: &GateSetup, log_name: &str) -> anyhow::Result<GateProc> {
@@ -133,6 +138,7 @@ pub async fn start_gate(setup: &GateSetup, log_name: &str) -> anyhow::Result<Gat
         .env("LOG_FILE", "logs/usage.log")
         // Every load client connects from 127.0.0.1, far past one address's default share.
         .env("MAX_CONNECTIONS_PER_ADDRESS", "0")
+        .env("BACKEND_DEFAULT_SLOTS", UNTHROTTLED_SLOTS)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
