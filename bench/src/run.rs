@@ -56,9 +56,19 @@ impl Plan {
             rate_duration: Duration::from_secs(2),
             stream_rounds: 5,
             streams_per_round: 10,
-            stream_shape: Shape { chunks: 50, gap: Duration::from_millis(2), first: Duration::ZERO },
+            stream_shape: Shape {
+                chunks: 50,
+                gap: Duration::from_millis(2),
+                first: Duration::ZERO,
+                slots: 0,
+            },
             held: 2000,
-            held_shape: Shape { chunks: 200, gap: Duration::from_millis(100), first: Duration::ZERO },
+            held_shape: Shape {
+                chunks: 200,
+                gap: Duration::from_millis(100),
+                first: Duration::ZERO,
+                slots: 0,
+            },
             settle_wait: Duration::from_secs(60),
             quota_duration: Duration::from_secs(3),
         }
@@ -75,9 +85,19 @@ impl Plan {
             rate_duration: Duration::from_secs(1),
             stream_rounds: 2,
             streams_per_round: 3,
-            stream_shape: Shape { chunks: 30, gap: Duration::from_millis(2), first: Duration::ZERO },
+            stream_shape: Shape {
+                chunks: 30,
+                gap: Duration::from_millis(2),
+                first: Duration::ZERO,
+                slots: 0,
+            },
             held: 500,
-            held_shape: Shape { chunks: 20, gap: Duration::from_millis(100), first: Duration::ZERO },
+            held_shape: Shape {
+                chunks: 20,
+                gap: Duration::from_millis(100),
+                first: Duration::ZERO,
+                slots: 0,
+            },
             settle_wait: Duration::from_secs(12),
             quota_duration: Duration::from_secs(1),
         }
