@@ -41,6 +41,12 @@ pub struct Shape {
 }
 
 impl Shape {
+    /// A model on a GPU with `slots` slots: the first chunk as soon as a slot
+    /// is free, the last (with the counts) `service` after it.
+    pub fn slot_limited(slots: u32, service: Duration) -> Shape {
+        Shape { chunks: 2, gap: service, first: Duration::ZERO, slots: slots.max(1) }
+    }
+
     /// `bench-c<chunks>-d<gap µs>-f<first µs>-s<slots>`; each part optional.
     pub fn from_model(model: &str) -> Shape {
         let mut shape = Shape { chunks: 10, gap: Duration::ZERO, first: Duration::ZERO, slots: 0 };
@@ -425,6 +431,7 @@ mod tests {
         );
         assert_eq!(gpu.model(), "bench-c2-d200000-f0-s4");
         assert_eq!(Shape::from_model(&gpu.model()), gpu);
+        assert_eq!(Shape::slot_limited(4, Duration::from_millis(200)), gpu);
         assert_eq!(Shape::from_model("bench-s0").slots, 0);
     }
 
