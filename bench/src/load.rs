@@ -45,7 +45,7 @@ impl Lane {
 }
 
 /// The one-chunk answer the latency and throughput scenarios ask for.
-pub const INSTANT: Shape = Shape { chunks: 1, gap: Duration::ZERO, first: Duration::ZERO };
+pub const INSTANT: Shape = Shape { chunks: 1, gap: Duration::ZERO, first: Duration::ZERO, slots: 0 };
 
 /// Request latencies in nanoseconds, ascending, and how many failed.
 #[derive(Default)]

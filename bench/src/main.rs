@@ -6,8 +6,10 @@
 //!   cargo run --release -p ollama-gate-bench              # every scenario, about 5 minutes
 //!   cargo run --release -p ollama-gate-bench -- --quick   # under a minute, before a commit
 //!   cargo run --release -p ollama-gate-bench -- --peer litellm
+//!   cargo run --release -p ollama-gate-bench -- --fairness   # the fair queue's lane alone, under a minute
 
 mod client;
+mod fairness;
 mod load;
 mod mock;
 mod procs;
@@ -51,6 +53,12 @@ struct Cli {
     /// Leave out the nginx lane (a plain reverse proxy, the anchor of every ratio).
     #[arg(long)]
     no_nginx: bool,
+    /// Only the fairness lane: a heavy key keeping 32 requests in flight and a
+    /// light key sending one at a time, to a mock GPU with 4 slots, straight
+    /// and through the gate (OLLAMA_URL=...?slots=4). A full run without
+    /// --quick includes it; with --quick, a shorter version.
+    #[arg(long)]
+    fairness: bool,
 }
 
 #[derive(Subcommand)]
@@ -128,5 +136,6 @@ fn main() -> anyhow::Result<()> {
         before_bin: cli.before_bin,
         people: cli.people,
         nginx: !cli.no_nginx,
+        fairness: cli.fairness,
     }))
 }

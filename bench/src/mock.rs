@@ -11,12 +11,21 @@
 //! apart, the first after 500 µs. Every chunk carries `"sent_ns"`, the wall
 //! clock when the mock wrote it, so the load client can tell how long each
 //! chunk spent on the way and whether any was held back.
+//!
+//! A shape with `-s<slots>` stands for a GPU that runs that many requests of
+//! the model at once: `bench-c2-d200000-s4` serves 4 at a time, first come
+//! first served, each sending its first chunk the moment it gets a slot and
+//! its last 200 ms later. The rest wait before any byte of their answer is
+//! written, as in Ollama's own queue, so time to first chunk is the wait.
 
 use crate::client::now_ns;
+use std::collections::HashMap;
 use std::io;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Tokens every mock answer reports for the prompt.
 pub const PROMPT_TOKENS: u64 = 12;
@@ -27,12 +36,20 @@ pub struct Shape {
     pub chunks: u32,
     pub gap: Duration,
     pub first: Duration,
+    /// Requests of this shape served at once; 0 for no limit.
+    pub slots: u32,
 }
 
 impl Shape {
-    /// `bench-c<chunks>-d<gap µs>-f<first µs>`; each part optional.
+    /// A model on a GPU with `slots` slots: the first chunk as soon as a slot
+    /// is free, the last (with the counts) `service` after it.
+    pub fn slot_limited(slots: u32, service: Duration) -> Shape {
+        Shape { chunks: 2, gap: service, first: Duration::ZERO, slots: slots.max(1) }
+    }
+
+    /// `bench-c<chunks>-d<gap µs>-f<first µs>-s<slots>`; each part optional.
     pub fn from_model(model: &str) -> Shape {
-        let mut shape = Shape { chunks: 10, gap: Duration::ZERO, first: Duration::ZERO };
+        let mut shape = Shape { chunks: 10, gap: Duration::ZERO, first: Duration::ZERO, slots: 0 };
         for part in model.split('-').skip(1) {
             let Some((tag, value)) = part.split_at_checked(1) else { continue };
             let Ok(n) = value.parse::<u64>() else { continue };
@@ -40,6 +57,7 @@ impl Shape {
                 "c" => shape.chunks = n.max(1) as u32,
                 "d" => shape.gap = Duration::from_micros(n),
                 "f" => shape.first = Duration::from_micros(n),
+                "s" => shape.slots = u32::try_from(n).unwrap_or(u32::MAX),
                 _ => {}
             }
         }
@@ -47,8 +65,24 @@ impl Shape {
     }
 
     pub fn model(&self) -> String {
-        format!("bench-c{}-d{}-f{}", self.chunks, self.gap.as_micros(), self.first.as_micros())
+        let slots = if self.slots > 0 { format!("-s{}", self.slots) } else { String::new() };
+        format!("bench-c{}-d{}-f{}{slots}", self.chunks, self.gap.as_micros(), self.first.as_micros())
     }
+}
+
+/// Waits for one of the model's slots when its shape has a limit. One
+/// semaphore per model name for the mock's lifetime; tokio's semaphore hands
+/// out permits in the order they were asked for, so the wait is FIFO.
+async fn slot(model: &str, slots: u32) -> Option<OwnedSemaphorePermit> {
+    if slots == 0 {
+        return None;
+    }
+    static GPUS: OnceLock<Mutex<HashMap<String, Arc<Semaphore>>>> = OnceLock::new();
+    let gpu = {
+        let mut gpus = GPUS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        gpus.entry(model.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(slots as usize))).clone()
+    };
+    gpu.acquire_owned().await.ok()
 }
 
 pub async fn serve(listener: TcpListener) -> io::Result<()> {
@@ -161,6 +195,8 @@ async fn respond(stream: &mut TcpStream, request: &Request) -> io::Result<()> {
         ("POST", "/api/chat") | ("POST", "/api/generate") => {
             let chat = request.path == "/api/chat";
             let model = json_string(body, "model").unwrap_or_else(|| "bench".into());
+            // Held until the answer is written (or the client has gone).
+            let _slot = slot(&model, Shape::from_model(&model).slots).await;
             if json_bool(body, "stream").unwrap_or(true) {
                 ndjson_stream(stream, &model, chat).await
             } else {
@@ -170,6 +206,7 @@ async fn respond(stream: &mut TcpStream, request: &Request) -> io::Result<()> {
         }
         ("POST", "/v1/chat/completions") => {
             let model = json_string(body, "model").unwrap_or_else(|| "bench".into());
+            let _slot = slot(&model, Shape::from_model(&model).slots).await;
             if json_bool(body, "stream").unwrap_or(false) {
                 sse_stream(stream, &model, json_bool(body, "include_usage").unwrap_or(false)).await
             } else {
@@ -372,10 +409,63 @@ mod tests {
         let shape = Shape::from_model("bench-c20-d2000-f500");
         assert_eq!(
             shape,
-            Shape { chunks: 20, gap: Duration::from_micros(2000), first: Duration::from_micros(500) }
+            Shape {
+                chunks: 20,
+                gap: Duration::from_micros(2000),
+                first: Duration::from_micros(500),
+                slots: 0
+            }
         );
         assert_eq!(Shape::from_model(&shape.model()), shape);
         assert_eq!(Shape::from_model("llama3").chunks, 10);
+        // Names without a slot count stay as they were.
+        assert_eq!(shape.model(), "bench-c20-d2000-f500");
+    }
+
+    #[test]
+    fn a_slot_limited_model_names_its_slots_and_service_time() {
+        let gpu = Shape::from_model("bench-c2-d200000-s4");
+        assert_eq!(
+            (gpu.chunks, gpu.gap, gpu.first, gpu.slots),
+            (2, Duration::from_millis(200), Duration::ZERO, 4)
+        );
+        assert_eq!(gpu.model(), "bench-c2-d200000-f0-s4");
+        assert_eq!(Shape::from_model(&gpu.model()), gpu);
+        assert_eq!(Shape::slot_limited(4, Duration::from_millis(200)), gpu);
+        assert_eq!(Shape::from_model("bench-s0").slots, 0);
+    }
+
+    /// With one slot, the second of two requests sent together gets its first
+    /// chunk only once the first request has finished.
+    #[tokio::test]
+    async fn a_request_waits_for_a_slot_before_its_first_byte() {
+        use crate::client::{Conn, Splitter};
+        use crate::load::{Lane, Target};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener));
+        let service = Duration::from_millis(100);
+        let gpu = Shape::from_model("bench-c2-d100000-s1");
+        let request = Lane::Ollama.request(&Target { name: "mock", addr, key: None }, &gpu, true);
+        let first_chunk = |request: Vec<u8>| async move {
+            let mut conn = Conn::open(addr).await.unwrap();
+            let mut splitter = Splitter::new(false);
+            let started = std::time::Instant::now();
+            let mut first = None;
+            let head = conn
+                .exchange(&request, |d, r, at| {
+                    first.get_or_insert(started.elapsed());
+                    splitter.feed(d, r, at)
+                })
+                .await
+                .unwrap();
+            assert_eq!((head.status, splitter.chunks.len()), (200, 2));
+            first.unwrap()
+        };
+        let (a, b) = tokio::join!(first_chunk(request.clone()), first_chunk(request));
+        let (soon, late) = (a.min(b), a.max(b));
+        assert!(soon < service, "{soon:?}");
+        assert!(late >= service, "{late:?}");
     }
 
     #[test]

@@ -110,9 +110,17 @@ pub struct GateSetup {
     pub dir: PathBuf,
     pub database_url: String,
     pub upstream: SocketAddr,
+    /// `?slots=N` on `OLLAMA_URL`: the requests per model the gate lets the
+    /// upstream run at once. Gates without the fair queue do not understand it.
+    pub upstream_slots: Option<u32>,
 }
 
 pub const ADMIN_PASSWORD: &str = "bench-admin-password";
+
+/// Slots per model for backends without `?slots=`: far more than any lane
+/// sends at once, so the gate's fair queue never holds back a request in the
+/// throughput and latency lanes. Gates without the queue ignore the setting.
+pub const UNTHROTTLED_SLOTS: &str = "4096";
 
 /// Starts the gate on its core and waits until `/health` answers 200,
 /// timing spawn to ready.
@@ -128,11 +136,12 @@ pub async fn start_gate(setup: &GateSetup, log_name: &str) -> anyhow::Result<Gat
         .env("PROXY_PORT", "0")
         .env("ADMIN_PORT", "0")
         .env("DATABASE_URL", &setup.database_url)
-        .env("OLLAMA_URL", format!("http://{}", setup.upstream))
+        .env("OLLAMA_URL", upstream_url(setup))
         .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("LOG_FILE", "logs/usage.log")
         // Every load client connects from 127.0.0.1, far past one address's default share.
         .env("MAX_CONNECTIONS_PER_ADDRESS", "0")
+        .env("BACKEND_DEFAULT_SLOTS", UNTHROTTLED_SLOTS)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
@@ -158,6 +167,13 @@ pub async fn start_gate(setup: &GateSetup, log_name: &str) -> anyhow::Result<Gat
             bail!("the gate was not ready within 30 s; see {}", log_path.display());
         }
         tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}
+
+fn upstream_url(setup: &GateSetup) -> String {
+    match setup.upstream_slots {
+        Some(n) => format!("http://{}?slots={n}", setup.upstream),
+        None => format!("http://{}", setup.upstream),
     }
 }
 
@@ -335,6 +351,20 @@ pub async fn start_nginx(bin: &Path, dir: &Path, upstream: SocketAddr) -> anyhow
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_gate_given_slots_gets_them_on_its_upstream_url() {
+        let mut setup = GateSetup {
+            bin: PathBuf::new(),
+            dir: PathBuf::new(),
+            database_url: String::new(),
+            upstream: "127.0.0.1:9001".parse().unwrap(),
+            upstream_slots: None,
+        };
+        assert_eq!(upstream_url(&setup), "http://127.0.0.1:9001");
+        setup.upstream_slots = Some(4);
+        assert_eq!(upstream_url(&setup), "http://127.0.0.1:9001?slots=4");
+    }
 
     #[test]
     fn nginx_is_a_plain_proxy_that_keeps_upstream_connections_and_buffers_nothing() {

@@ -2,6 +2,7 @@
 //! alternating rounds, then the table and the raw figures as JSON.
 
 use crate::client::{call, post};
+use crate::fairness;
 use crate::load::{latency, streams, throughput, Lane, Target};
 use crate::mock::Shape;
 use crate::procs::{self, rss_kib, start_gate, start_mock, GateSetup, Proc, ADMIN_PASSWORD};
@@ -26,6 +27,8 @@ pub struct Options {
     /// The gate lane's key counts in its user's and team's limits too.
     pub people: bool,
     pub nginx: bool,
+    /// Only the fairness lane (a full run without it includes the lane too).
+    pub fairness: bool,
 }
 
 /// How much of each scenario a run does.
@@ -56,9 +59,19 @@ impl Plan {
             rate_duration: Duration::from_secs(2),
             stream_rounds: 5,
             streams_per_round: 10,
-            stream_shape: Shape { chunks: 50, gap: Duration::from_millis(2), first: Duration::ZERO },
+            stream_shape: Shape {
+                chunks: 50,
+                gap: Duration::from_millis(2),
+                first: Duration::ZERO,
+                slots: 0,
+            },
             held: 2000,
-            held_shape: Shape { chunks: 200, gap: Duration::from_millis(100), first: Duration::ZERO },
+            held_shape: Shape {
+                chunks: 200,
+                gap: Duration::from_millis(100),
+                first: Duration::ZERO,
+                slots: 0,
+            },
             settle_wait: Duration::from_secs(60),
             quota_duration: Duration::from_secs(3),
         }
@@ -75,9 +88,19 @@ impl Plan {
             rate_duration: Duration::from_secs(1),
             stream_rounds: 2,
             streams_per_round: 3,
-            stream_shape: Shape { chunks: 30, gap: Duration::from_millis(2), first: Duration::ZERO },
+            stream_shape: Shape {
+                chunks: 30,
+                gap: Duration::from_millis(2),
+                first: Duration::ZERO,
+                slots: 0,
+            },
             held: 500,
-            held_shape: Shape { chunks: 20, gap: Duration::from_millis(100), first: Duration::ZERO },
+            held_shape: Shape {
+                chunks: 20,
+                gap: Duration::from_millis(100),
+                first: Duration::ZERO,
+                slots: 0,
+            },
             settle_wait: Duration::from_secs(12),
             quota_duration: Duration::from_secs(1),
         }
@@ -147,11 +170,15 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     eprintln!("work folder: {}", work.display());
 
     let (_mock, mock_addr) = start_mock()?;
+    if options.fairness {
+        return fairness_only(&options, &bin, &work, &stamp, mock_addr).await;
+    }
     let setup = GateSetup {
         bin: bin.clone(),
         dir: work.clone(),
         database_url: "sqlite://data/gate.db".into(),
         upstream: mock_addr,
+        upstream_slots: None,
     };
     let mut table = Table::default();
     let mut raw = BTreeMap::<&str, Value>::new();
@@ -207,6 +234,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             dir,
             database_url: "sqlite://data/gate.db".into(),
             upstream: mock_addr,
+            upstream_slots: None,
         };
         let g = start_gate(&setup, "gate.log").await?;
         let key = create_key(g.admin).await?;
@@ -322,6 +350,16 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let quota = quota_section(&plan, &work, options.postgres.as_deref(), &mut table, &mut raw).await?;
     let mut targets_table = Table::default();
     targets_section(&anchors, &targets, &quota, &mut targets_table, &mut raw);
+    if !options.quick {
+        // Its failure (a gate that does not understand `?slots=`) is in the
+        // table; the figures above still count.
+        let fair = fairness::Plan::full();
+        if let Err(e) =
+            fairness::lane(&fair, mock_addr, &bin, &work, &mut table, &mut targets_table, &mut raw).await
+        {
+            eprintln!("the fairness lane failed: {e:#}");
+        }
+    }
 
     println!();
     println!(
@@ -348,6 +386,50 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     println!();
     println!("raw results: {}", out.display());
     Ok(())
+}
+
+/// `--fairness`: that lane alone, its tables and raw figures as a full run
+/// prints them; the gate half's failure is reported, then returned.
+async fn fairness_only(
+    options: &Options,
+    bin: &std::path::Path,
+    work: &std::path::Path,
+    stamp: &str,
+    mock: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    if options.before_bin.is_some() || options.peer_litellm || options.people {
+        eprintln!(
+            "--fairness measures the mock and the gate only; --before-bin, --peer and --people are left out"
+        );
+    }
+    let plan = if options.quick { fairness::Plan::quick() } else { fairness::Plan::full() };
+    let (mut table, mut targets_table) = (Table::default(), Table::default());
+    let mut raw = BTreeMap::<&str, Value>::new();
+    let result = fairness::lane(&plan, mock, bin, work, &mut table, &mut targets_table, &mut raw).await;
+    println!();
+    println!(
+        "ollama-gate benchmark, fairness lane{}: {} ; gate on core {}, mock and load client on core {} (taskset); SQLite; keys without limits",
+        if options.quick { " (quick)" } else { "" },
+        machine(),
+        procs::GATE_CORE,
+        procs::LOAD_CORE
+    );
+    println!();
+    table.print(false, false, None);
+    println!();
+    println!("targets: ratios between lanes of this run, the figures beside them");
+    println!();
+    targets_table.print(false, false, None);
+    let out = options.out.clone().unwrap_or_else(|| work.join("results.json"));
+    let doc = json!({
+        "when": stamp, "machine": machine(), "quick": options.quick, "lanes": "fairness",
+        "pinning": {"gate_core": procs::GATE_CORE, "load_core": procs::LOAD_CORE},
+        "table": table.rows, "targets": targets_table.rows, "raw": raw,
+    });
+    std::fs::write(&out, serde_json::to_string_pretty(&doc)?)?;
+    println!();
+    println!("raw results: {}", out.display());
+    result
 }
 
 fn machine() -> String {
@@ -388,6 +470,12 @@ fn secret(key: &Value) -> anyhow::Result<String> {
 /// and settlement.
 async fn create_key(admin: std::net::SocketAddr) -> anyhow::Result<String> {
     secret(&admin_create(admin, "/api/api-keys", json!({"name": "bench", "limits": every_limit()})).await?)
+}
+
+/// A key with no limits at all, for the fairness lane: only the gate's queue
+/// may hold its requests back.
+pub(crate) async fn create_unlimited_key(admin: std::net::SocketAddr, name: &str) -> anyhow::Result<String> {
+    secret(&admin_create(admin, "/api/api-keys", json!({"name": name})).await?)
 }
 
 /// A key of a user in a team; each of the three has every limit and a limit
