@@ -334,6 +334,31 @@ async fn people(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     run.shot("user-deleted").await;
 }
 
+/// The Backends page: the spare (nothing listens there) shows as down with
+/// why, and draining the main one from its button takes it out of new work.
+async fn backends(run: &mut Run<'_>, gate: &Gate) {
+    run.go("/backends").await;
+    let started = Instant::now();
+    while !run.text("table").await.contains("down") {
+        assert!(started.elapsed() < Duration::from_secs(10), "the spare never showed as down");
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        run.go("/backends").await;
+    }
+    let table = run.text("table").await;
+    assert!(table.contains("main") && table.contains("spare") && table.contains("up"), "{table}");
+    run.shot("backends").await;
+    run.click_button("Drain").await;
+    run.wait_path("notice=saved").await;
+    assert!(run.text("table").await.contains("draining"));
+    let settings = gate.admin("GET", "/settings", None).await;
+    assert_eq!(settings["backends"][0]["draining"], true, "{settings}");
+    run.shot("backend-draining").await;
+    run.click_button("Stop draining").await;
+    run.wait_path("notice=saved").await;
+    let settings = gate.admin("GET", "/settings", None).await;
+    assert_eq!(settings["backends"][0]["draining"], false);
+}
+
 async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     run.go("/keys").await;
     run.wait_path("/login").await;
@@ -432,6 +457,7 @@ async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     }
 
     people(run, gate, javascript).await;
+    backends(run, gate).await;
 
     for (path, name) in
         [("/usage", "usage"), ("/models", "models"), ("/settings", "settings"), ("/connect", "connect")]
@@ -461,7 +487,9 @@ async fn the_console_works_in_chromium_with_and_without_javascript() {
     let Some(driver_binary) = chromedriver() else { return };
     let mock = MockOllama::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut gate = Gate::new(dir.path(), &mock.url);
+    // A second backend where nothing listens: the Backends page shows it down.
+    let upstreams = format!("{}?name=main&slots=4,http://127.0.0.1:9?name=spare", mock.url);
+    let mut gate = Gate::new(dir.path(), &upstreams);
     gate.extra.push(("ADMIN_PASSWORD".into(), PASSWORD.into()));
     let mut child = gate.spawn("gate.log");
     gate.wait_ready(&mut child).await;

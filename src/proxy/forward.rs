@@ -159,7 +159,13 @@ pub async fn send(
     let sent = match target {
         Target::Slot(queued) => send_in_turn(client, upstreams, &outgoing, body, queued).await,
         Target::Any { model } => {
-            let backends = upstreams.in_turn(upstreams.pool().for_model(model));
+            // A draining backend still answers listings and model details.
+            let pool = upstreams.pool();
+            let mut backends = pool.for_model(model);
+            if backends.is_empty() {
+                backends = pool.reachable();
+            }
+            let backends = upstreams.in_turn(backends);
             send_to_first(client, upstreams, &outgoing, body, backends).await
         }
         Target::Named(name) => {

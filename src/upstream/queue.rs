@@ -1,6 +1,6 @@
 //! The slots of every backend and the fair queue in front of them, as plain
 //! data: no locks, no clocks, no sockets, so the order of service can be
-//! tested exactly. [`super::slots`] wraps it in a lock and channels.
+//! tested exactly. The `slots` module wraps it in a lock and channels.
 //!
 //! Ollama runs a few requests per model at once and queues the rest first
 //! come, first served: one client's batch of 50 makes everyone wait behind all

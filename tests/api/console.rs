@@ -464,6 +464,39 @@ async fn changing_the_password_ends_every_other_session() {
 }
 
 #[actix_web::test]
+async fn a_backend_is_drained_and_disabled_with_plain_forms() {
+    let app = spawn_app().await;
+    let mut browser = Browser::new(&app);
+    browser.log_in(ADMIN_PASSWORD).await;
+    let name = app.mock.url.trim_start_matches("http://").replace(':', "-");
+    let page = browser.get("/backends").await;
+    assert!(page.body.contains(&name) && page.body.contains(">up<"), "{}", page.body);
+    let forged = browser.post(&format!("/backends/{name}/drain"), &[("csrf_token", "wrong")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let csrf = browser.csrf().await;
+    let drained = browser.post(&format!("/backends/{name}/drain"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(drained.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.admin("GET", "/settings", None).await.json()["backends"][0]["draining"], true);
+    let (key, _) = app.create_key(json!({"name": "k"})).await;
+    let refused = app.generate(&key, "llama3", false).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "draining takes no new work: {}",
+        refused.text()
+    );
+    browser.post(&format!("/backends/{name}/undrain"), &[("csrf_token", &csrf)]).await;
+    browser.post(&format!("/backends/{name}/disable"), &[("csrf_token", &csrf)]).await;
+    assert!(browser.get("/backends").await.body.contains(">disabled<"));
+    browser.post(&format!("/backends/{name}/enable"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(app.generate(&key, "llama3", false).await.status, StatusCode::OK);
+    let unknown = browser.post("/backends/nope/drain", &[("csrf_token", &csrf)]).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let odd = browser.post(&format!("/backends/{name}/explode"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(odd.status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
 async fn every_page_renders_and_usage_exports_as_csv() {
     let app = spawn_app().await;
     let (secret, key) = app.create_key(json!({"name": "reporter", "limits": {"daily_tokens": 1000}})).await;
@@ -483,6 +516,7 @@ async fn every_page_renders_and_usage_exports_as_csv() {
         ("/usage", "llama3"),
         ("/usage?model=nothing", "No requests"),
         ("/models", "qwen3:8b"),
+        ("/backends", "Slots"),
         ("/settings", "Ollama URLs"),
         ("/connect", "ANTHROPIC_BASE_URL"),
     ] {

@@ -3,6 +3,7 @@
 //! quicker. Every change is a POST followed by a redirect; the two that make a
 //! secret redirect to a page that shows it once (see `reveal`).
 
+mod backends;
 mod bars;
 mod chart;
 mod connect;
@@ -70,18 +71,20 @@ pub enum Nav {
     Teams,
     Usage,
     Models,
+    Backends,
     Settings,
     Connect,
 }
 
 impl Nav {
-    const ALL: [Nav; 8] = [
+    const ALL: [Nav; 9] = [
         Nav::Dashboard,
         Nav::Keys,
         Nav::Users,
         Nav::Teams,
         Nav::Usage,
         Nav::Models,
+        Nav::Backends,
         Nav::Settings,
         Nav::Connect,
     ];
@@ -94,6 +97,7 @@ impl Nav {
             Nav::Teams => "/teams",
             Nav::Usage => "/usage",
             Nav::Models => "/models",
+            Nav::Backends => "/backends",
             Nav::Settings => "/settings",
             Nav::Connect => "/connect",
         }
@@ -107,6 +111,7 @@ impl Nav {
             Nav::Teams => "Teams",
             Nav::Usage => "Usage",
             Nav::Models => "Models",
+            Nav::Backends => "Backends",
             Nav::Settings => "Settings",
             Nav::Connect => "Connect",
         }
@@ -202,7 +207,7 @@ impl Chrome {
         Chrome { notice, ..self }
     }
 
-    pub fn links(&self) -> [NavLink; 8] {
+    pub fn links(&self) -> [NavLink; 9] {
         Nav::ALL.map(|n| NavLink { href: n.href(), label: n.label(), current: n == self.nav })
     }
 }
@@ -308,6 +313,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/usage", web::get().to(usage::usage_page))
         .route("/usage.csv", web::get().to(usage::usage_csv))
         .route("/models", web::get().to(models::models_page))
+        .route("/backends", web::get().to(backends::backends_page))
+        .route("/backends/{name}/{action}", web::post().to(backends::set_backend))
         .route("/settings", web::get().to(settings::settings_page))
         .route("/settings", web::post().to(settings::save_settings))
         .route("/settings/password", web::post().to(settings::change_password))
