@@ -102,6 +102,9 @@ pub struct CreateArgs {
     /// The user the key belongs to: their limits, and their team's, apply too.
     #[arg(long)]
     pub user_id: Option<i64>,
+    /// Its share of turns in the fair queue, 1 to 100 (default 1).
+    #[arg(long)]
+    pub priority: Option<i64>,
     /// Print the key object as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -202,6 +205,7 @@ async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Resul
                     max_concurrent: a.max_concurrent,
                 }),
                 user_id: a.user_id,
+                priority: a.priority,
                 ..CreateKey::default()
             };
             let fields = keys::new_fields(input, settings.app_tz).map_err(anyhow::Error::msg)?;

@@ -5,6 +5,7 @@
 use crate::admin::error::{AdminError, PageError};
 use crate::domain::api_key::ApiKey;
 use crate::domain::clamps::{Clamps, ClampsPatch, ModelAliases};
+use crate::domain::key::MAX_PRIORITY;
 use crate::domain::lengths;
 use crate::domain::limits::{present, Limits, LimitsPatch};
 use crate::domain::model::ModelList;
@@ -40,6 +41,9 @@ pub struct CreateKey {
     /// The person the key belongs to.
     #[serde(default)]
     pub user_id: Option<i64>,
+    /// Its share of turns in the fair queue (default 1).
+    #[serde(default)]
+    pub priority: Option<i64>,
     /// Limits per model (`domain::people`); set apart from the fields.
     #[serde(default)]
     pub model_limits: Option<Vec<ModelLimit>>,
@@ -66,6 +70,8 @@ pub struct PatchKey {
     /// `null` detaches the key from its user.
     #[serde(default, deserialize_with = "present")]
     pub user_id: Option<Option<i64>>,
+    #[serde(default)]
+    pub priority: Option<i64>,
     /// Replaces the key's limits per model; `[]` removes them.
     #[serde(default)]
     pub model_limits: Option<Vec<ModelLimit>>,
@@ -143,6 +149,17 @@ fn aliases(map: Option<BTreeMap<String, String>>) -> Result<Option<ModelAliases>
     on("model_aliases", map.filter(|m| !m.is_empty()).map(ModelAliases::new).transpose())
 }
 
+fn priority(value: Option<i64>) -> Result<i64, FieldError> {
+    match value {
+        None => Ok(1),
+        Some(p) if (1..=MAX_PRIORITY).contains(&p) => Ok(p),
+        Some(p) => Err(FieldError::new(
+            "priority",
+            format!("priority must be a whole number from 1 to {MAX_PRIORITY}, not {p}"),
+        )),
+    }
+}
+
 /// Checked `model_limits` entries, when given.
 pub fn model_limits(entries: Option<&[ModelLimit]>) -> Result<Option<Vec<ModelLimit>>, FieldError> {
     entries.map(|e| on("model_limits", people::check_model_limits(e))).transpose()
@@ -163,6 +180,7 @@ pub fn new_fields(input: CreateKey, tz: Tz) -> Result<KeyFields, FieldError> {
         models: models(input.models)?,
         limits,
         user_id: input.user_id,
+        priority: priority(input.priority)?,
     })
 }
 
@@ -192,6 +210,9 @@ pub fn patched_fields(current: &KeyFields, patch: PatchKey, tz: Tz) -> Result<Ke
     }
     if let Some(u) = patch.user_id {
         f.user_id = u;
+    }
+    if let Some(p) = patch.priority {
+        f.priority = priority(Some(p))?;
     }
     Ok(f)
 }

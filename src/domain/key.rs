@@ -39,7 +39,13 @@ pub struct KeyFields {
     pub aliases: Option<ModelAliases>,
     /// The person the key belongs to; their limits apply too.
     pub user_id: Option<i64>,
+    /// Its share of turns in the fair queue, 1 to [`MAX_PRIORITY`].
+    pub priority: i64,
 }
+
+/// The highest priority: a key of priority 100 is served a hundred times as
+/// often as one of priority 1 while both wait.
+pub const MAX_PRIORITY: i64 = 100;
 
 impl KeyRecord {
     pub fn is_expired(&self, now: i64) -> bool {

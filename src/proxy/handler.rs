@@ -15,6 +15,7 @@ use super::policy::plan::{self, Incoming};
 use super::policy::routes::{self, Kind};
 use super::settle::{End, Held};
 use super::{admission, auth, forward, respond, ProxyState};
+use crate::domain::key::MAX_PRIORITY;
 use crate::store::KeyRecord;
 use crate::upstream::queue::{Flow, Who};
 use actix_web::web::{self, Data};
@@ -118,7 +119,7 @@ fn target<'a>(
     };
     Target::Slot(Queued {
         model,
-        who: Who { key_id: key.id, flow, weight: 1 },
+        who: Who { key_id: key.id, flow, weight: key.fields.priority.clamp(1, MAX_PRIORITY) as u32 },
         deadline: Instant::now() + state.upstreams.queue_limits.max_wait,
         gone,
     })

@@ -49,6 +49,7 @@ pub struct KeyRow {
     pub day_end: i64,
     pub month_end: i64,
     pub user_id: Option<i64>,
+    pub queue_priority: i64,
 }
 
 impl From<KeyRow> for KeyRecord {
@@ -66,6 +67,7 @@ impl From<KeyRow> for KeyRecord {
                 expires_at: r.expires_at,
                 scopes: Scopes::from_db(&r.scopes),
                 models: r.models.as_deref().map(ModelList::from_db),
+                priority: r.queue_priority,
                 limits: Limits {
                     requests_per_minute: r.requests_per_minute,
                     tokens_per_minute: r.tokens_per_minute,

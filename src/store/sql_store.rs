@@ -41,8 +41,12 @@ macro_rules! sql_store {
                         .bind(key.now)
                         .bind(f.scopes.to_db())
                         .bind(f.models.as_ref().map(|m| m.to_db()));
-                    let id: i64 =
-                        Self::bind_fields(query, f).bind(f.user_id).fetch_one(&mut *tx).await?.try_get(0)?;
+                    let id: i64 = Self::bind_fields(query, f)
+                        .bind(f.user_id)
+                        .bind(f.priority)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get(0)?;
                     let record = Self::key_by_id(&mut *tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
                     record
                 })
@@ -78,7 +82,8 @@ macro_rules! sql_store {
                     .bind(f.expires_at)
                     .bind(f.scopes.to_db())
                     .bind(f.models.as_ref().map(|m| m.to_db()));
-                self.change_key(id, Self::bind_fields(query, f).bind(now).bind(f.user_id)).await
+                self.change_key(id, Self::bind_fields(query, f).bind(now).bind(f.user_id).bind(f.priority))
+                    .await
             }
 
             async fn set_active(&self, id: i64, active: bool, now: i64) -> StoreResult<Option<KeyRecord>> {
@@ -219,6 +224,7 @@ macro_rules! sql_store {
                         .bind(c.day_end)
                         .bind(c.month_end)
                         .bind(f.user_id)
+                        .bind(f.priority)
                         .execute(&mut *tx)
                         .await?;
                 })

@@ -351,3 +351,40 @@ async fn backends_are_set_through_the_admin_api_with_their_options() {
         "a refused change changes nothing"
     );
 }
+
+#[actix_web::test]
+async fn a_keys_priority_is_its_share_of_turns_while_keys_wait() {
+    let app = one_slot(vec![]).await;
+    let (first, _) = app.create_key(json!({"name": "first"})).await;
+    let (high, record) = app.create_key(json!({"name": "high", "priority": 3})).await;
+    assert_eq!(record["priority"], 3);
+    let (low, _) = app.create_key(json!({"name": "low"})).await;
+    let mut replies = vec![start(&app, &first, "gated", "first")];
+    until(&app, "running", |h| h["backends"][0]["busy"] == 1).await;
+    let mut queued = 0;
+    for (key, name) in [(&high, "high"), (&low, "low")] {
+        for i in 0..6 {
+            replies.push(start(&app, key, "gated", &format!("{name} {i}")));
+            queued += 1;
+            until(&app, "queued", |h| h["backends"][0]["queued"] == queued).await;
+        }
+    }
+    app.mock.open_gate(replies.len());
+    for reply in replies {
+        assert_eq!(reply.await.unwrap().status, StatusCode::OK);
+    }
+    let order = prompts(&app.mock);
+    assert_eq!(
+        order[..9],
+        ["first", "high 0", "low 0", "high 1", "high 2", "high 3", "low 1", "high 4", "high 5"],
+        "three turns for one: {order:?}"
+    );
+    for bad in [json!(0), json!(101), json!(-1), json!(1.5), json!("3")] {
+        let reply = app.admin("POST", "/api-keys", Some(json!({"name": "x", "priority": bad.clone()}))).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "priority {bad}: {}", reply.text());
+    }
+    let patched =
+        app.admin("PATCH", &format!("/api-keys/{}", record["id"]), Some(json!({"priority": 7}))).await;
+    assert_eq!(patched.json()["priority"], 7, "{}", patched.text());
+    assert_eq!(app.key(&record["id"]).await["priority"], 7);
+}

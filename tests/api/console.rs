@@ -469,6 +469,8 @@ async fn a_backend_is_drained_and_disabled_with_plain_forms() {
     let mut browser = Browser::new(&app);
     browser.log_in(ADMIN_PASSWORD).await;
     let name = app.mock.url.trim_start_matches("http://").replace(':', "-");
+    // `/health` probes a backend no probe has seen yet, so the page shows it up.
+    app.get("/health", None).await;
     let page = browser.get("/backends").await;
     assert!(page.body.contains(&name) && page.body.contains(">up<"), "{}", page.body);
     let forged = browser.post(&format!("/backends/{name}/drain"), &[("csrf_token", "wrong")]).await;
@@ -591,4 +593,26 @@ async fn a_form_error_stands_next_to_the_field_it_belongs_to() {
     let field = expiry.body.find("id=\"expires_at\"").expect("the expiry field");
     let next = &expiry.body[field..field + expiry.body[field..].find("</div>").unwrap()];
     assert!(next.contains("class=\"error\"") && next.contains("expires_at"), "{next}");
+    for (typed, says) in [("high", "is not a whole number"), ("0", "from 1 to 100")] {
+        let page = browser
+            .post(
+                "/keys",
+                &[("csrf_token", &csrf), ("name", "fine"), ("scopes", "inference"), ("priority", typed)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "priority {typed}");
+        let field = page.body.find("id=\"priority\"").expect("the priority field");
+        let next = &page.body[field..field + page.body[field..].find("</div>").unwrap()];
+        assert!(next.contains("class=\"error\"") && next.contains(says), "{next}");
+    }
+    let saved = browser
+        .post(
+            "/keys",
+            &[("csrf_token", &csrf), ("name", "urgent"), ("scopes", "inference"), ("priority", "4")],
+        )
+        .await;
+    assert!(saved.status.is_success() || saved.status.is_redirection(), "{}", saved.status);
+    let keys = app.admin("GET", "/api-keys", None).await.json();
+    let urgent = keys.as_array().unwrap().iter().find(|k| k["name"] == "urgent").expect("created").clone();
+    assert_eq!(urgent["priority"], 4);
 }

@@ -34,6 +34,7 @@ pub fn key_json(k: &KeyRecord, w: &Windows) -> Value {
         "clamps": k.fields.clamps,
         "model_aliases": k.fields.aliases.as_ref().map(|a| &a.0),
         "user_id": k.fields.user_id,
+        "priority": k.fields.priority,
         "model_limits": model_limits_json(&k.model_limits, w),
         "usage": usage_json(&usage),
         "remaining": k.fields.limits.remaining(&usage),

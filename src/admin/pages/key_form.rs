@@ -35,6 +35,8 @@ pub struct KeyForm {
     pub(super) user_options: Vec<(i64, String, bool)>,
     /// Limits per model, one entry a line (`model_limits`).
     pub(super) model_limits: String,
+    /// Its share of turns in the fair queue, as text.
+    pub(super) priority: String,
     pub(super) limits: Vec<(&'static str, &'static str, String)>,
     pub(super) clamps: Vec<(&'static str, &'static str, String)>,
     pub(super) allow_keep_alive_extremes: bool,
@@ -95,6 +97,7 @@ impl KeyForm {
             user_id: f.and_then(|f| f.user_id).map(|id| id.to_string()).unwrap_or_default(),
             user_options: vec![],
             model_limits: k.map(|k| model_limits::to_text(&k.model_limits)).unwrap_or_default(),
+            priority: f.map(|f| f.priority).unwrap_or(1).to_string(),
             limits: stored_limits(&limits),
             clamps: [clamps.max_num_ctx, clamps.max_output_tokens, clamps.max_images]
                 .iter()
@@ -122,6 +125,7 @@ impl KeyForm {
             user_id: form.get("user_id").trim().to_owned(),
             user_options: vec![],
             model_limits: form.get("model_limits").to_owned(),
+            priority: form.get("priority").to_owned(),
             limits: typed_limits(form),
             clamps: CLAMP_FIELDS.iter().map(|(n, l)| (*n, *l, form.get(n).to_owned())).collect(),
             allow_keep_alive_extremes: form.get("allow_keep_alive_extremes") == "true",
@@ -200,6 +204,16 @@ fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
             }
         },
     };
+    let priority = match form.get("priority").trim() {
+        "" => None,
+        text => match text.parse::<i64>() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                errors.push(FieldError::new("priority", format!("priority '{text}' is not a whole number")));
+                None
+            }
+        },
+    };
     let model_limits = match model_limits::parse(form.get("model_limits")) {
         Ok(entries) => Some(entries),
         Err(e) => {
@@ -212,6 +226,7 @@ fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
     }
     Ok(CreateKey {
         user_id,
+        priority,
         model_limits,
         name: form.get("name").to_owned(),
         owner: Some(form.get("owner").to_owned()),
