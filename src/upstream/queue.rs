@@ -111,13 +111,7 @@ impl<T> Sched<T> {
     }
 
     pub fn give(&mut self, url: &str, model: &str) {
-        let slot = (url.to_owned(), model.to_owned());
-        if let Some(n) = self.busy.get_mut(&slot) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.busy.remove(&slot);
-            }
-        }
+        decrement(&mut self.busy, (url.to_owned(), model.to_owned()));
         self.tidy(model);
     }
 
@@ -189,12 +183,7 @@ impl<T> Sched<T> {
 
     /// Bookkeeping once a waiter is out: its key's count, then [`Self::tidy`].
     fn forget(&mut self, model: &str, gone: &Waiting<T>) {
-        if let Some(n) = self.per_key.get_mut(&gone.who.key_id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.per_key.remove(&gone.who.key_id);
-            }
-        }
+        decrement(&mut self.per_key, gone.who.key_id);
         self.tidy(model);
     }
 
@@ -209,6 +198,16 @@ impl<T> Sched<T> {
             if !running && queue.flows.values().all(|f| f.waiting.is_empty()) {
                 self.queues.remove(model);
             }
+        }
+    }
+}
+
+/// One less; a count that reaches zero is dropped, so maps hold only what is live.
+fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: K) {
+    if let Some(n) = counts.get_mut(&key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(&key);
         }
     }
 }

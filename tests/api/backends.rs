@@ -40,12 +40,7 @@ async fn until(app: &TestApp, what: &str, check: impl Fn(&Value) -> bool) -> Val
 
 /// The prompts that reached the mock for `/api/generate`, in order.
 fn prompts(mock: &MockOllama) -> Vec<String> {
-    mock.requests()
-        .iter()
-        .filter(|r| r.path == "/api/generate")
-        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter_map(|v| v["prompt"].as_str().map(str::to_owned))
-        .collect()
+    mock.field_served("/api/generate", "prompt")
 }
 
 async fn one_slot(env: Vec<(&'static str, String)>) -> TestApp {
@@ -197,8 +192,8 @@ async fn a_model_goes_to_the_backend_that_has_it_and_listings_merge() {
         assert_eq!(app.generate(&key, "llama3", false).await.status, StatusCode::OK);
         assert_eq!(app.generate(&key, "qwen3:8b", false).await.status, StatusCode::OK);
     }
-    assert_eq!(a.models_served("/api/generate"), ["llama3"; 3]);
-    assert_eq!(b.models_served("/api/generate"), ["qwen3:8b"; 3]);
+    assert_eq!(a.field_served("/api/generate", "model"), ["llama3"; 3]);
+    assert_eq!(b.field_served("/api/generate", "model"), ["qwen3:8b"; 3]);
     let tags = app.get("/api/tags", Some(&key)).await.json();
     let names: Vec<&str> =
         tags["models"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();

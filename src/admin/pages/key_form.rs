@@ -159,6 +159,21 @@ fn number(form: &Form, name: &'static str, errors: &mut Vec<FieldError>, group: 
     }
 }
 
+/// An optional whole number of any sign (empty: none); `refused` words the
+/// error for what was typed. The API's own checks judge its range.
+fn integer(
+    form: &Form,
+    name: &'static str,
+    errors: &mut Vec<FieldError>,
+    refused: impl FnOnce(&str) -> String,
+) -> Option<i64> {
+    let text = form.get(name).trim();
+    if text.is_empty() {
+        return None;
+    }
+    text.parse::<i64>().map_err(|_| errors.push(FieldError::new(name, refused(text)))).ok()
+}
+
 /// The limit fields of a key's, user's or team's form (empty: unlimited).
 pub(super) fn read_limits(form: &Form, errors: &mut Vec<FieldError>) -> Limits {
     let mut limits = Limits::default();
@@ -194,26 +209,9 @@ fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
             _ => errors.push(FieldError::new("model_aliases", format!("'{line}' is not 'asked = answered'"))),
         }
     }
-    let user_id = match form.get("user_id").trim() {
-        "" => None,
-        text => match text.parse::<i64>() {
-            Ok(id) => Some(id),
-            Err(_) => {
-                errors.push(FieldError::new("user_id", format!("'{text}' is not a user")));
-                None
-            }
-        },
-    };
-    let priority = match form.get("priority").trim() {
-        "" => None,
-        text => match text.parse::<i64>() {
-            Ok(p) => Some(p),
-            Err(_) => {
-                errors.push(FieldError::new("priority", format!("priority '{text}' is not a whole number")));
-                None
-            }
-        },
-    };
+    let user_id = integer(form, "user_id", &mut errors, |text| format!("'{text}' is not a user"));
+    let priority =
+        integer(form, "priority", &mut errors, |text| format!("priority '{text}' is not a whole number"));
     let model_limits = match model_limits::parse(form.get("model_limits")) {
         Ok(entries) => Some(entries),
         Err(e) => {

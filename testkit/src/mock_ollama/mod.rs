@@ -130,13 +130,14 @@ impl MockOllama {
         self.state.probes.load(Ordering::SeqCst)
     }
 
-    /// Request bodies' models for one path, in the order they arrived.
-    pub fn models_served(&self, path: &str) -> Vec<String> {
+    /// One string field of the request bodies sent to a path (`"model"`,
+    /// `"prompt"`), in the order they arrived.
+    pub fn field_served(&self, path: &str, field: &str) -> Vec<String> {
         self.requests()
             .iter()
             .filter(|r| r.path == path)
             .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-            .filter_map(|v| v.get("model").and_then(Value::as_str).map(str::to_owned))
+            .filter_map(|v| v.get(field).and_then(Value::as_str).map(str::to_owned))
             .collect()
     }
 
