@@ -374,7 +374,9 @@ async fn a_keys_priority_is_its_share_of_turns_while_keys_wait() {
         ["first", "high 0", "low 0", "high 1", "high 2", "high 3", "low 1", "high 4", "high 5"],
         "three turns for one: {order:?}"
     );
-    for bad in [json!(0), json!(101), json!(-1), json!(1.5), json!("3")] {
+    for bad in
+        [json!(0), json!(101), json!(-1), json!(1.5), json!("3"), json!(9223372036854775808u64), json!(1e19)]
+    {
         let reply = app.admin("POST", "/api-keys", Some(json!({"name": "x", "priority": bad.clone()}))).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "priority {bad}: {}", reply.text());
     }
@@ -382,4 +384,50 @@ async fn a_keys_priority_is_its_share_of_turns_while_keys_wait() {
         app.admin("PATCH", &format!("/api-keys/{}", record["id"]), Some(json!({"priority": 7}))).await;
     assert_eq!(patched.json()["priority"], 7, "{}", patched.text());
     assert_eq!(app.key(&record["id"]).await["priority"], 7);
+}
+
+#[actix_web::test]
+async fn other_spellings_of_a_model_wait_in_the_same_queue() {
+    let app = one_slot(vec![]).await;
+    let (key, _) = app.create_key(json!({"name": "speller"})).await;
+    let running = start(&app, &key, "gated", "running");
+    until(&app, "running", |h| h["backends"][0]["busy"] == 1).await;
+    // As Ollama reads them, all of these are the model that is running.
+    let spellings = ["GATED", "gated:latest", "library/gated", "registry.ollama.ai/library/Gated:Latest"];
+    let mut waiting = vec![];
+    for (n, model) in spellings.iter().enumerate() {
+        waiting.push(start(&app, &key, model, &format!("spelled {n}")));
+        until(&app, "queued", |h| h["backends"][0]["queued"] == n as u64 + 1).await;
+    }
+    assert_eq!(prompts(&app.mock), ["running"], "no other spelling found a slot of its own");
+    app.mock.open_gate(1);
+    assert_eq!(running.await.unwrap().status, StatusCode::OK);
+    for reply in waiting {
+        assert_eq!(reply.await.unwrap().status, StatusCode::OK);
+    }
+    assert_eq!(prompts(&app.mock).len(), 5);
+}
+
+#[actix_web::test]
+async fn a_stream_cut_by_the_client_or_the_upstream_frees_its_slot() {
+    // A slot that stayed taken would make the next request wait out QUEUE_MAX_WAIT_SECS and get 429.
+    let app = one_slot(vec![("QUEUE_MAX_WAIT_SECS", "5".into())]).await;
+    let (key, record) = app.create_key(json!({"name": "cutter"})).await;
+    let stream =
+        crate::raw::post_generate(&app.proxy, &key, &json!({"model": "slow", "prompt": "a b c"})).await;
+    // The first chunks have passed: the request holds the slot, mid-answer.
+    let mut got = Vec::new();
+    crate::raw::read_more(&stream, Duration::from_millis(300), &mut got).await;
+    assert!(String::from_utf8_lossy(&got).contains("\"done\":false"), "{}", String::from_utf8_lossy(&got));
+    assert_eq!(health(&app).await["backends"][0]["busy"], 1);
+    drop(stream);
+    let after_client = app.generate(&key, "llama3", false).await;
+    assert_eq!(after_client.status, StatusCode::OK, "{}", after_client.text());
+    // The upstream cuts this one after two chunks.
+    let cut = app.post("/api/generate", Some(&key), json!({"model": "cut-2", "prompt": "a b c"})).await;
+    assert_eq!(cut.status, StatusCode::OK);
+    let after_upstream = app.generate(&key, "llama3", false).await;
+    assert_eq!(after_upstream.status, StatusCode::OK, "{}", after_upstream.text());
+    until(&app, "idle", |h| h["backends"][0]["busy"] == 0).await;
+    assert_eq!(app.settled(&record["id"]).await["usage"]["in_flight"], 0);
 }
