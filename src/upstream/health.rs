@@ -104,11 +104,10 @@ impl Upstreams {
             .map(|b| {
                 let health = b.health();
                 let (busy, queued) = self.load_of(b);
-                let status = match (b.spec.enabled, health.state) {
-                    (false, _) => "disabled",
-                    (true, State::Down) => "down",
-                    (true, _) => "ok",
-                };
+                // The contract's two words: a disabled backend serves nothing,
+                // so it is down (`enabled` says why, for the admin).
+                let serving = b.spec.enabled && health.state != State::Down;
+                let status = if serving { "ok" } else { "down" };
                 let mut shown = json!({
                     "name": b.spec.name,
                     "url": b.spec.url.as_str(),

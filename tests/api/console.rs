@@ -490,6 +490,11 @@ async fn a_backend_is_drained_and_disabled_with_plain_forms() {
     browser.post(&format!("/backends/{name}/undrain"), &[("csrf_token", &csrf)]).await;
     browser.post(&format!("/backends/{name}/disable"), &[("csrf_token", &csrf)]).await;
     assert!(browser.get("/backends").await.body.contains(">disabled<"));
+    assert_eq!(
+        app.get("/health", None).await.json()["backends"][0]["status"],
+        "down",
+        "a disabled backend serves nothing"
+    );
     browser.post(&format!("/backends/{name}/enable"), &[("csrf_token", &csrf)]).await;
     assert_eq!(app.generate(&key, "llama3", false).await.status, StatusCode::OK);
     let unknown = browser.post("/backends/nope/drain", &[("csrf_token", &csrf)]).await;
