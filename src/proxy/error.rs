@@ -82,6 +82,26 @@ impl ProxyError {
         }
     }
 
+    /// Why a request was refused, in the words of the refusal counts and the
+    /// metrics (`ollama_gate_refusals_total{reason}`); `None` when the request
+    /// was not refused but failed (upstream, database, a client that hung up).
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            ProxyError::BadRequest(_) | ProxyError::RequestTimeout(_) => Some("bad_request"),
+            ProxyError::Unauthorized(_) => Some("unauthenticated"),
+            ProxyError::Forbidden(_) => Some("forbidden"),
+            ProxyError::NotFound(_) => Some("not_found"),
+            ProxyError::TooLarge(_) => Some("too_large"),
+            ProxyError::Limited { kind, .. } if kind.is_rate() => Some("rate_limit"),
+            ProxyError::Limited { .. } => Some("quota"),
+            ProxyError::QueueFull { .. } => Some("queue_full"),
+            ProxyError::BadGateway(_)
+            | ProxyError::GatewayTimeout(_)
+            | ProxyError::Unavailable(_)
+            | ProxyError::ClientGone => None,
+        }
+    }
+
     fn openai_type(&self) -> &'static str {
         match self {
             ProxyError::BadRequest(_)

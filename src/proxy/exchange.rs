@@ -16,11 +16,13 @@ pub struct Exchange {
     pub family: Family,
     /// The key's `x-ratelimit-*` headers, once the key is known.
     rate_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The calling key, once authentication has found it.
+    pub key_id: Option<i64>,
 }
 
 impl Exchange {
     pub fn begin(req: &HttpRequest) -> Exchange {
-        Exchange { family: Family::of(req.path()), rate_headers: Vec::new() }
+        Exchange { family: Family::of(req.path()), rate_headers: Vec::new(), key_id: None }
     }
 
     /// The key's limits and what it has used of them, for the rate-limit headers.
@@ -43,7 +45,7 @@ impl Exchange {
         state.usage_log.record(&UsageEvent {
             ts: chrono::Utc::now().to_rfc3339(),
             event: "refused",
-            key_id: None,
+            key_id: self.key_id,
             model: "",
             route: req.path(),
             status: error.code(),

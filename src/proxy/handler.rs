@@ -48,6 +48,7 @@ async fn run(
     let route = routes::resolve(req.method(), req.path());
     let mut body = Incoming::new(payload);
     let key = auth::caller(state, req, &route, &mut body).await?;
+    ex.key_id = Some(key.id);
     let route = plan::permit(req, &key, route)?;
     let windows = state.windows();
     // Before admission (a refusal has them too): every level, by the model-less scopes.
