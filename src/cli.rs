@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `migrate`, `keys create|list|revoke`,
+//! The command line: `serve` (default), `migrate`, `health`, `keys create|list|revoke`,
 //! `users ...`, `teams ...`.
 
 mod people;
@@ -17,7 +17,9 @@ use std::path::PathBuf;
 #[command(
     name = "ollama-gate",
     version,
-    about = "API keys, exact quotas and an admin console in front of Ollama"
+    about = "API keys, exact quotas and an admin console in front of Ollama",
+    after_help = "Every setting, with its default: ollama-gate --help",
+    after_long_help = crate::config::settings_help()
 )]
 pub struct Cli {
     /// A TOML file with settings (same names as the environment variables).
@@ -41,6 +43,9 @@ pub enum Command {
         #[arg(long, requires = "from", value_name = "URL")]
         to: Option<String>,
     },
+    /// Ask the gate running here for its /health (for container healthchecks):
+    /// exit 0 when it answers 200, else 1.
+    Health,
     /// Manage API keys without the admin listener.
     Keys {
         #[command(subcommand)]
@@ -63,7 +68,11 @@ pub enum KeysCommand {
     /// Create a key and print its secret (shown only this once).
     Create(Box<CreateArgs>),
     /// List keys with their limits and usage.
-    List,
+    List {
+        /// Print the key objects as JSON (as the admin API's GET /api/api-keys).
+        #[arg(long)]
+        json: bool,
+    },
     /// Deactivate a key: it is refused from the next request on.
     Revoke { id: i64 },
 }
@@ -144,6 +153,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             eprintln!("ollama-gate: database is up to date");
             Ok(())
         }
+        Command::Health => health_check(&settings).await,
         Command::Keys { action } => keys_command(action, &settings).await,
         Command::Users { action } => {
             let store = open(&settings.database_url, &settings).await?;
@@ -160,9 +170,30 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     }
 }
 
+/// `GET /health` on this host's proxy listener, as its settings bind it: a
+/// healthcheck needs no curl in the image, and reads the same PROXY_PORT.
+async fn health_check(settings: &Settings) -> anyhow::Result<()> {
+    let host = match settings.proxy_host.as_str() {
+        "0.0.0.0" | "" => "127.0.0.1".to_owned(),
+        "::" | "[::]" => "[::1]".to_owned(),
+        h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+        h => h.to_owned(),
+    };
+    let url = format!("http://{host}:{}/health", settings.proxy_port);
+    let client = awc::Client::builder().timeout(std::time::Duration::from_secs(5)).finish();
+    let mut response = client.get(&url).send().await.map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    let body = response.body().await.unwrap_or_default();
+    println!("{}", String::from_utf8_lossy(&body));
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        anyhow::bail!("{url} answered {}", response.status())
+    }
+}
+
 async fn open(url: &DatabaseUrl, settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
     let options = StoreOptions { max_connections: 2, busy_timeout: settings.db_busy_timeout };
-    store::connect(url, &options).await.context("invalid DATABASE_URL: cannot open the database")
+    store::connect(url, &options).await.context("DATABASE_URL: cannot open the database")
 }
 
 /// Copies everything but in-flight reservations: run it with the gate stopped.
@@ -222,23 +253,29 @@ async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Resul
                 println!("{}", secret.expose());
             }
         }
-        KeysCommand::List => {
+        KeysCommand::List { json: true } => {
+            let keys = store.list_keys().await?;
+            let body: Vec<_> = keys.iter().map(|k| crate::admin::api::key_json(k, &windows)).collect();
+            println!("{}", serde_json::Value::Array(body));
+        }
+        KeysCommand::List { json: false } => {
             println!(
-                "{:>5}  {:<24} {:<14} {:<8} {:<20} {:>12} {:>12}",
+                "{:>5}  {:<24} {:<14} {:<8} {:<20} {:>12} {:>12}  limits",
                 "id", "name", "hint", "status", "expires", "tokens today", "tokens total"
             );
             for k in store.list_keys().await? {
                 let usage = k.usage_at(&windows);
                 let status = k.status(windows.now).as_str();
                 println!(
-                    "{:>5}  {:<24} {:<14} {:<8} {:<20} {:>12} {:>12}",
+                    "{:>5}  {:<24} {:<14} {:<8} {:<20} {:>12} {:>12}  {}",
                     k.id,
                     k.fields.name,
                     k.key_hint,
                     status,
                     k.fields.expires_at.map(rfc3339).unwrap_or_else(|| "-".into()),
                     usage.day.tokens,
-                    usage.total.tokens
+                    usage.total.tokens,
+                    limits_text(&k.fields.limits)
                 );
             }
         }
@@ -250,9 +287,28 @@ async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Resul
     Ok(())
 }
 
+/// A key's limits on one line, `name=value` for each one set; `unlimited` when none is.
+fn limits_text(limits: &Limits) -> String {
+    let set: Vec<String> =
+        limits.named().iter().filter_map(|(name, v)| v.map(|v| format!("{name}={v}"))).collect();
+    if set.is_empty() {
+        "unlimited".into()
+    } else {
+        set.join(" ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_show_on_one_line() {
+        assert_eq!(limits_text(&Limits::default()), "unlimited");
+        let limits =
+            Limits { daily_requests: Some(1000), monthly_tokens: Some(5_000_000), ..Limits::default() };
+        assert_eq!(limits_text(&limits), "daily_requests=1000 monthly_tokens=5000000");
+    }
 
     #[test]
     fn the_announcement_reads_back() {

@@ -275,7 +275,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         StoreOptions { max_connections: settings.db_max_connections, busy_timeout: settings.db_busy_timeout };
     store::connect(&settings.database_url, &options)
         .await
-        .map_err(|e| anyhow::anyhow!("invalid DATABASE_URL: cannot open the database: {e}"))
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL: cannot open the database: {e}"))
 }
 
 /// How long a closing connection may take to say goodbye (actix's own default).

@@ -40,6 +40,49 @@ async fn startup_fails_fast_with_one_line_naming_the_bad_setting() {
 }
 
 #[actix_web::test]
+async fn an_unreachable_postgresql_is_reported_with_its_cause_and_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::new(dir.path(), "http://127.0.0.1:11434");
+    // A port nobody listens on: bound, then closed.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("postgres://gate:hunter2secret@127.0.0.1:{port}/gate");
+    let started = Instant::now();
+    let out = gate.command().env("DATABASE_URL", &url).env("ADMIN_PASSWORD", "x").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+    assert!(stderr.contains(&format!("PostgreSQL at 127.0.0.1:{port}")), "{stderr}");
+    assert!(stderr.to_lowercase().contains("refused"), "the cause: {stderr}");
+    assert!(!stderr.contains("pool timed out"), "{stderr}");
+    assert!(!stderr.contains("hunter2secret"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30), "fails fast");
+}
+
+#[actix_web::test]
+async fn an_unknown_setting_in_the_config_file_stops_startup_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::new(dir.path(), "http://127.0.0.1:11434");
+    let file = dir.path().join("gate.toml");
+    std::fs::write(&file, "proxy_prot = 9000\n").unwrap();
+    let out = gate.command().arg("--config").arg(&file).env("ADMIN_PASSWORD", "x").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PROXY_PROT") && stderr.contains("PROXY_PORT"), "{stderr}");
+}
+
+#[actix_web::test]
+async fn help_lists_every_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::new(dir.path(), "http://127.0.0.1:11434");
+    let out = gate.command().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (name, _, _) in ollama_gate::config::SETTINGS {
+        assert!(help.contains(name), "--help does not name {name}");
+    }
+}
+
+#[actix_web::test]
 async fn a_first_start_prints_a_generated_password_once_and_stores_only_its_hash() {
     let mock = MockOllama::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -90,9 +133,21 @@ async fn keys_made_on_the_command_line_work_through_the_gate() {
     assert!(key.starts_with("sk-og-"));
     let listed = String::from_utf8(gate.run(&["keys", "list"]).stdout).unwrap();
     assert!(listed.contains("laptop") && !listed.contains(&key));
+    assert!(listed.contains("daily_tokens=100000"), "keys list shows limits: {listed}");
+    let listed: serde_json::Value =
+        serde_json::from_slice(&gate.run(&["keys", "list", "--json"]).stdout).unwrap();
+    assert_eq!(listed[0]["limits"]["daily_tokens"], 100000);
+    assert!(!listed.to_string().contains(&key));
     let mut child = gate.spawn("gate.log");
     gate.wait_ready(&mut child).await;
     assert_eq!(gate.generate(&key, "llama3").await.0, 200);
+    // The container healthcheck: the running gate's /health, through its own PROXY_PORT.
+    let port = gate.proxy_port().to_string();
+    let health = gate.command().args(["health"]).env("PROXY_PORT", &port).output().unwrap();
+    assert!(health.status.success(), "{}", String::from_utf8_lossy(&health.stderr));
+    assert!(String::from_utf8_lossy(&health.stdout).contains("\"database\":\"ok\""));
+    let closed = free_port().to_string();
+    assert!(!gate.command().args(["health"]).env("PROXY_PORT", closed).output().unwrap().status.success());
     assert!(gate.run(&["keys", "revoke", "1"]).status.success());
     actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(gate.generate(&key, "llama3").await.0, 401);

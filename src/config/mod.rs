@@ -13,7 +13,7 @@ use std::time::Duration;
 use url::Url;
 
 pub use crate::store::url::DatabaseUrl;
-pub use table::SETTINGS;
+pub use table::{settings_help, SETTINGS};
 
 mod table;
 
@@ -117,6 +117,36 @@ pub struct Settings {
     pub revoked_stream_check: Duration,
 }
 
+/// A name the file may set: one of [`SETTINGS`]. A misspelt setting in a file
+/// would otherwise be ignored without a word, and the default would run in
+/// its place; the error names the closest setting.
+fn known_setting(name: &str) -> anyhow::Result<()> {
+    if SETTINGS.iter().any(|(n, _, _)| *n == name) {
+        return Ok(());
+    }
+    let closest = SETTINGS.iter().map(|(n, _, _)| (edit_distance(n, name), *n)).min();
+    match closest {
+        Some((d, n)) if d <= 3 => bail!("unknown setting '{name}' (did you mean {n}?)"),
+        _ => bail!("unknown setting '{name}' (`ollama-gate --help` lists every setting)"),
+    }
+}
+
+/// Levenshtein distance, for the suggestion above (names are short ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != cb)).min(row[j] + 1).min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 impl Settings {
     /// The admin password is set by the environment, so the console cannot change it.
     pub fn password_from_env(&self) -> bool {
@@ -139,9 +169,13 @@ impl Settings {
                 .try_deserialize()
                 .with_context(|| format!("config file {} is not a flat table", path.display()))?;
             for (k, v) in table {
+                let name = k.to_uppercase();
+                if let Err(e) = known_setting(&name) {
+                    bail!("config file {}: {e}", path.display());
+                }
                 let value =
                     v.into_string().map_err(|e| anyhow!("config file {}: {k}: {e}", path.display()))?;
-                from_file.insert(k.to_uppercase(), value);
+                from_file.insert(name, value);
             }
         }
         Settings::from_lookup(|name| std::env::var(name).ok().or_else(|| from_file.get(name).cloned()))

@@ -66,3 +66,19 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("MAX_STREAM_DURATION_SECS", "3600", "longest response stream; it then ends with an error event and what passed is charged"),
     ("REVOKED_STREAM_CHECK_SECS", "2", "how often running streams' keys are checked; a deactivated, rotated, expired or deleted key's streams end"),
 ];
+
+/// Every setting with its default and meaning, for `ollama-gate --help`.
+pub fn settings_help() -> String {
+    let mut text = String::from(
+        "Settings (environment variables, or the same names in .env or the --config TOML file; \
+         the environment wins):\n",
+    );
+    for (name, default, meaning) in SETTINGS {
+        let default = if default.is_empty() { "none" } else { default };
+        text.push_str(&format!("  {name} (default: {default})\n      {meaning}\n"));
+    }
+    text.push_str(
+        "  RUST_LOG (default: info)\n      log filter (env_logger); read from the environment or .env only\n",
+    );
+    text
+}

@@ -94,3 +94,28 @@ fn secrets_do_not_show_in_debug_output() {
     }
     assert_eq!(s.admin_password.as_ref().map(|p| p.expose().as_str()), Some("hunter2-admin"));
 }
+
+#[test]
+fn an_unknown_setting_in_the_file_stops_startup_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gate.toml");
+    std::fs::write(&path, "admin_prot = 9000\n").unwrap();
+    let e = format!("{:#}", Settings::load(Some(&path)).unwrap_err());
+    assert!(e.contains("unknown setting 'ADMIN_PROT'") && e.contains("did you mean ADMIN_PORT?"), "{e}");
+
+    std::fs::write(&path, "colour = \"blue\"\n").unwrap();
+    let e = format!("{:#}", Settings::load(Some(&path)).unwrap_err());
+    assert!(e.contains("unknown setting 'COLOUR'") && e.contains("--help"), "{e}");
+
+    std::fs::write(&path, "app_tz = \"Europe/Berlin\"\nBODY_LIMIT = 1024\n").unwrap();
+    let s = Settings::load(Some(&path)).unwrap();
+    assert_eq!(s.body_limit, 1024);
+}
+
+#[test]
+fn edit_distance_counts_single_edits() {
+    assert_eq!(super::edit_distance("ADMIN_PORT", "ADMIN_PORT"), 0);
+    assert_eq!(super::edit_distance("ADMIN_PORT", "ADMIN_PROT"), 2);
+    assert_eq!(super::edit_distance("APP_TZ", "APP_T"), 1);
+    assert_eq!(super::edit_distance("", "ABC"), 3);
+}

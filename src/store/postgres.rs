@@ -24,6 +24,23 @@ use sqlx::{Connection, FromRow, PgPool, Postgres, Row, Transaction};
 use std::str::FromStr;
 use std::sync::Arc;
 
+/// One plain connection before the pool is built. A pool that cannot connect
+/// only says "pool timed out"; a single connection says why: refused, no
+/// such host, a wrong password, no such database, no answer at all.
+async fn first_connection(connect: &PgConnectOptions, wait: std::time::Duration) -> StoreResult<()> {
+    let server = format!("PostgreSQL at {}:{}", connect.get_host(), connect.get_port());
+    match tokio::time::timeout(wait, sqlx::PgConnection::connect_with(connect)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(StoreError::Unsupported(format!("cannot connect to {server}: {e}"))),
+        Err(_) => {
+            Err(StoreError::Unsupported(format!("cannot connect to {server}: no answer within {wait:?}")))
+        }
+    }
+}
+
 /// A pooled connection, held for one write transaction.
 pub struct PgWriter(PoolConnection<Postgres>);
 
@@ -45,9 +62,11 @@ pub struct PgStore {
 impl PgStore {
     pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Self> {
         let connect = PgConnectOptions::from_str(url)?.application_name("ollama-gate");
+        let wait = options.busy_timeout.max(std::time::Duration::from_secs(1));
+        first_connection(&connect, wait.max(std::time::Duration::from_secs(10))).await?;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
-            .acquire_timeout(options.busy_timeout.max(std::time::Duration::from_secs(1)))
+            .acquire_timeout(wait)
             // No ping before each use: a round trip per query. A connection
             // that died with the server fails its query (503) and is dropped.
             .test_before_acquire(false)
