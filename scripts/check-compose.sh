@@ -17,12 +17,12 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp docker-compose.yml "$work/"
 mkdir -p "$work/deploy"
-cp deploy/compose.gpu.yml deploy/nginx.conf "$work/deploy/"
+cp -r deploy/. "$work/deploy/"
 echo "ADMIN_PASSWORD=check-compose" > "$work/.env"
 run() { (cd "$work" && env -i PATH="$PATH" HOME="${HOME:-/root}" "${compose[@]}" "$@"); }
 
-for args in "" "--profile postgres" "-f docker-compose.yml -f deploy/compose.gpu.yml" \
-  "-f docker-compose.yml -f deploy/compose.gpu.yml --profile postgres"; do
+for args in "" "--profile postgres" "--profile monitoring" "-f docker-compose.yml -f deploy/compose.gpu.yml" \
+  "-f docker-compose.yml -f deploy/compose.gpu.yml --profile postgres --profile monitoring"; do
   # shellcheck disable=SC2086
   run $args config -q
   echo "ok: ${compose[*]} ${args:+$args }config"
@@ -30,6 +30,9 @@ done
 # The GPU reservation reaches the ollama service.
 run -f docker-compose.yml -f deploy/compose.gpu.yml config | grep -q "capabilities" \
   || { echo "the GPU override does not reach ollama" >&2; exit 1; }
+# The dashboard Grafana loads is valid JSON.
+python3 -m json.tool deploy/grafana/dashboards/ollama-gate.json >/dev/null \
+  || { echo "deploy/grafana/dashboards/ollama-gate.json is not valid JSON" >&2; exit 1; }
 # Without the password Compose refuses, naming it.
 rm "$work/.env"
 if out=$(run config -q 2>&1); then
