@@ -176,13 +176,13 @@ pub async fn key_detail(
     id: Path<i64>,
     query: Query<NoticeQuery>,
 ) -> Page {
-    let k = KeyOps::of(&state).get(*id).await?;
+    let k = KeyOps::of(&state, console.actor).get(*id).await?;
     let chrome = Chrome::new(&console.session, Nav::Keys).with_notice(query.notice());
     detail_page(&state, chrome, &k, KeyForm::from_record(Some(&k))).await
 }
 
 pub async fn update_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, post: CsrfForm) -> Page {
-    let ops = KeyOps::of(&state);
+    let ops = KeyOps::of(&state, post.actor);
     let k = ops.get(*id).await?;
     match key_form::checked(&post.form, state.settings.app_tz) {
         Ok(mut key) => {
@@ -205,7 +205,7 @@ pub async fn set_active(
     req: HttpRequest,
     state: Data<AdminState>,
     path: Path<(i64, String)>,
-    _: CsrfForm,
+    post: CsrfForm,
 ) -> Page {
     let (id, action) = path.into_inner();
     let (active, notice) = match action.as_str() {
@@ -213,12 +213,12 @@ pub async fn set_active(
         "deactivate" => (false, Notice::Deactivated),
         _ => return Err(AdminError::NotFound("no such action".into()).into()),
     };
-    KeyOps::of(&state).set_active(id, active).await?;
+    KeyOps::of(&state, post.actor).set_active(id, active).await?;
     Ok(redirect_notice(&req, &format!("/keys/{id}"), notice))
 }
 
 pub async fn rotate_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, post: CsrfForm) -> Page {
-    let (secret, record) = KeyOps::of(&state).rotate(*id).await?;
+    let (secret, record) = KeyOps::of(&state, post.actor).rotate(*id).await?;
     log::info!("rotated API key {} from the console", record.id);
     let heading = format!("New secret for “{}”", record.fields.name);
     Ok(to_secret_page(&req, &state, &post.session, heading, secret.expose(), record.id))
@@ -233,12 +233,12 @@ struct KeyDeletePage {
 }
 
 pub async fn delete_key_form(console: Console, state: Data<AdminState>, id: Path<i64>) -> Page {
-    let k = KeyOps::of(&state).get(*id).await?;
+    let k = KeyOps::of(&state, console.actor).get(*id).await?;
     render(&KeyDeletePage { chrome: Chrome::new(&console.session, Nav::Keys), id: k.id, name: k.fields.name })
 }
 
-pub async fn delete_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, _: CsrfForm) -> Page {
-    KeyOps::of(&state).delete(*id).await?;
+pub async fn delete_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, post: CsrfForm) -> Page {
+    KeyOps::of(&state, post.actor).delete(*id).await?;
     log::info!("deleted API key {} from the console", *id);
     Ok(redirect_notice(&req, "/keys", Notice::Deleted))
 }
