@@ -356,7 +356,9 @@ impl<'a> KeyOps<'a> {
         let key = ApiKey::generate();
         let before = self.get(id).await?;
         let record = self.store.rotate_key(id, &key.hash(), &key.hint(), self.now).await?;
-        let after = self.changed(record, id)?;
+        self.changed(record, id)?;
+        // Read whole (with its limits per model), as `before` was.
+        let after = self.get(id).await?;
         self.audit("key.rotate", id, Some(&before), Some(&after)).await;
         Ok((key, after))
     }
@@ -374,7 +376,8 @@ impl<'a> KeyOps<'a> {
     pub async fn set_active(&self, id: i64, active: bool) -> Result<KeyRecord, KeyError> {
         let before = self.get(id).await?;
         let record = self.store.set_active(id, active, self.now).await?;
-        let after = self.changed(record, id)?;
+        self.changed(record, id)?;
+        let after = self.get(id).await?;
         let action = if active { "key.activate" } else { "key.deactivate" };
         self.audit(action, id, Some(&before), Some(&after)).await;
         Ok(after)
