@@ -6,6 +6,7 @@ use super::bars::{Bars, LimitTable};
 use super::chart::DayChart;
 use super::key_form::{self, KeyForm};
 use super::names::Names;
+use super::refusals::RefusalCounts;
 use super::usage::UsageRows;
 use super::{html_safe, redirect_notice, render, render_status, render_swappable, to_secret_page};
 use super::{Chrome, Nav, Notice, NoticeQuery, Page, Swappable};
@@ -139,6 +140,8 @@ struct KeyDetailPage {
     month_tokens: i64,
     total_tokens: i64,
     recent: UsageRows,
+    refused_day: super::refusals::RefusalCounts,
+    refused_month: super::refusals::RefusalCounts,
 }
 
 /// A key's page; with a form that has errors, those and a 422.
@@ -166,6 +169,8 @@ async fn detail_page(state: &AdminState, chrome: Chrome, k: &KeyRecord, form: Ke
         month_tokens: u.month.tokens,
         total_tokens: u.total.tokens,
         recent: UsageRows::new(&state.store.usage_rows(&filter).await?, state.settings.app_tz, &users),
+        refused_day: RefusalCounts::recent(state, "Refused, last 24 hours", Some(k.id), 24).await?,
+        refused_month: RefusalCounts::recent(state, "Refused, last 30 days", Some(k.id), 30 * 24).await?,
     };
     render_status(status, &page)
 }
