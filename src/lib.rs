@@ -8,6 +8,7 @@ pub mod instance;
 pub mod key_cache;
 pub mod logging;
 pub mod proxy;
+pub mod refusals;
 pub mod runtime;
 pub mod startup;
 pub mod state;

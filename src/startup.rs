@@ -97,6 +97,7 @@ impl Application {
             usage_log,
             instance_id,
             runtime,
+            refusals: Default::default(),
             store,
             clock,
             settings,
@@ -197,6 +198,7 @@ impl Application {
         let admin = serve!(admin, admin_listener, admin_limits, settings, workers.min(2));
 
         actix_web::rt::spawn(crate::upkeep::run(admin_state.clone()));
+        actix_web::rt::spawn(crate::upkeep::flush_refusals(shared.clone()));
         actix_web::rt::spawn(proxy_limits.watch());
         actix_web::rt::spawn(admin_limits.watch());
         actix_web::rt::spawn(crate::proxy::stream_watch::recheck(proxy_state.clone()));
@@ -245,6 +247,9 @@ impl Application {
         let (proxy, admin) = futures_util::future::join(self.proxy, self.admin).await;
         proxy?;
         admin?;
+        if let Err(e) = self.shared.refusals.flush(self.shared.store.as_ref()).await {
+            log::warn!("could not save the last refused-request counts: {e}");
+        }
         // Our reservations, if any are left, become stale for the next start at once.
         if let Err(e) = self.shared.store.remove_instance(&self.shared.instance_id).await {
             log::warn!("could not unregister this instance: {e}");

@@ -25,6 +25,8 @@ pub struct Shared {
     pub instance_id: String,
     /// Changeable at run time from the admin, so kept apart from `settings`.
     pub runtime: Runtime,
+    /// Refused proxy requests not yet added to the database.
+    pub refusals: crate::refusals::RefusalCounter,
 }
 
 impl Shared {

@@ -19,6 +19,10 @@ pub async fn once(state: &AdminState) -> anyhow::Result<()> {
     if settled > 0 {
         log::warn!("settled {settled} reservations left by a process that stopped mid-request");
     }
+    // Old audit entries can wait for the next round; reservations cannot.
+    if let Err(e) = prune_audit_log(state, now).await {
+        log::warn!("could not delete old audit log entries (will retry): {e:#}");
+    }
     Ok(())
 }
 
@@ -65,6 +69,31 @@ pub async fn return_freed_memory() {
             libc::malloc_trim(0);
         }
     }
+}
+
+/// Adds the refused-request counts kept in memory to the database every
+/// `REFUSALS_FLUSH_MS`; a failed flush keeps them for the next.
+pub async fn flush_refusals(shared: std::sync::Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.settings.refusals_flush);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = shared.refusals.flush(shared.store.as_ref()).await {
+            log::warn!("could not save the refused-request counts (kept for the next try): {e}");
+        }
+    }
+}
+
+/// Audit log entries older than `AUDIT_RETENTION_DAYS` go.
+async fn prune_audit_log(state: &Shared, now: i64) -> anyhow::Result<()> {
+    if let Some(keep) = state.settings.audit_retention {
+        let pruned = state.store.prune_audit(now - keep.as_secs() as i64).await?;
+        if pruned > 0 {
+            log::info!("deleted {pruned} audit log entries older than AUDIT_RETENTION_DAYS");
+        }
+    }
+    Ok(())
 }
 
 /// Heartbeat, settings other replicas changed, and the reservations of processes that died.

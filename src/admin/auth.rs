@@ -14,6 +14,7 @@ use super::error::{AdminError, PageError};
 use super::pages::Form;
 use super::session::{self, SessionData};
 use super::AdminState;
+use crate::domain::audit::{Actor, AuditEntry, Via};
 use actix_session::SessionExt;
 use actix_web::dev::Payload;
 use actix_web::http::Method;
@@ -40,7 +41,10 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 
 /// Every admin API route first proves it holds the admin password, or a
 /// logged-in console session (whose changes also need the CSRF token).
-pub struct ApiAdmin;
+pub struct ApiAdmin {
+    /// Who is asking, for the audit log.
+    pub actor: Actor,
+}
 
 impl FromRequest for ApiAdmin {
     type Error = AdminError;
@@ -55,14 +59,28 @@ impl FromRequest for ApiAdmin {
                 let ip = super::forwarded::client_address(&req, &state.settings.trusted_proxies);
                 let right =
                     state.login_throttle.check(&state.password, ip, state.clock.as_ref(), token).await?;
-                return if right { Ok(ApiAdmin) } else { Err(AdminError::Unauthorized) };
+                let actor = Actor { via: Via::Bearer, address: Some(ip) };
+                if !right {
+                    // A wrong bearer password is a failed login; the throttle bounds how many.
+                    let at = state.clock.now().timestamp();
+                    let entry = AuditEntry {
+                        at,
+                        actor,
+                        action: "login",
+                        target: None,
+                        before: None,
+                        after: Some(serde_json::json!({"ok": false})),
+                    };
+                    super::audit::write(state.store.as_ref(), entry).await;
+                }
+                return if right { Ok(ApiAdmin { actor }) } else { Err(AdminError::Unauthorized) };
             }
             let data =
                 session::logged_in(&req.get_session(), &state).await?.ok_or(AdminError::Unauthorized)?;
             if req.method() != Method::GET {
                 session::check_csrf(&req, &data, None)?;
             }
-            Ok(ApiAdmin)
+            Ok(ApiAdmin { actor: super::audit::actor(&req, &state, Via::Session) })
         })
     }
 }
@@ -70,12 +88,14 @@ impl FromRequest for ApiAdmin {
 /// The logged-in admin on a console page; anyone else goes to `/login`.
 pub struct Console {
     pub session: SessionData,
+    /// Who is asking, for the audit log.
+    pub actor: Actor,
 }
 
 async fn console(req: &HttpRequest) -> Result<Console, PageError> {
     let state = admin_state(req)?;
     match session::logged_in(&req.get_session(), &state).await? {
-        Some(session) => Ok(Console { session }),
+        Some(session) => Ok(Console { session, actor: super::audit::actor(req, &state, Via::Session) }),
         None => Err(PageError::LoggedOut { htmx: super::pages::is_htmx(req) }),
     }
 }
@@ -95,6 +115,8 @@ impl FromRequest for Console {
 pub struct CsrfForm {
     pub session: SessionData,
     pub form: Form,
+    /// Who is asking, for the audit log.
+    pub actor: Actor,
 }
 
 impl FromRequest for CsrfForm {
@@ -106,9 +128,9 @@ impl FromRequest for CsrfForm {
         let body = Form::from_request(&req, payload);
         Box::pin(async move {
             let form = body.await?;
-            let Console { session } = console(&req).await?;
+            let Console { session, actor } = console(&req).await?;
             session::check_csrf(&req, &session, form.csrf()).map_err(PageError::from)?;
-            Ok(CsrfForm { session, form })
+            Ok(CsrfForm { session, form, actor })
         })
     }
 }

@@ -2,8 +2,10 @@
 //! checking what an admin typed, and every change to a key. A change clears
 //! this process's key cache, so it takes effect on the next request.
 
+use crate::admin::audit;
 use crate::admin::error::{AdminError, PageError};
 use crate::domain::api_key::ApiKey;
+use crate::domain::audit::Actor;
 use crate::domain::clamps::{Clamps, ClampsPatch, ModelAliases};
 use crate::domain::key::MAX_PRIORITY;
 use crate::domain::lengths;
@@ -230,13 +232,15 @@ impl From<KeyError> for PageError {
     }
 }
 
-/// Changes to keys, at one moment. Built from the shared state, a change
-/// also empties this process's key cache; the command line has no cache (a
-/// running gate sees the change when its cache entry goes stale).
+/// Changes to keys, at one moment, by one admin. Built from the shared
+/// state, a change also empties this process's key cache; the command line
+/// has no cache (a running gate sees the change when its cache entry goes
+/// stale). Every change is written to the audit log (`audit.rs`).
 pub struct KeyOps<'a> {
     store: &'a dyn Store,
     cache: Option<&'a KeyCache>,
     now: i64,
+    actor: Actor,
 }
 
 /// Why a key operation did not happen.
@@ -261,17 +265,48 @@ impl From<KeyError> for AdminError {
 }
 
 impl<'a> KeyOps<'a> {
-    pub fn of(shared: &'a Shared) -> KeyOps<'a> {
+    pub fn of(shared: &'a Shared, actor: Actor) -> KeyOps<'a> {
         KeyOps {
             store: shared.store.as_ref(),
             cache: Some(&shared.keys),
             now: shared.clock.now().timestamp(),
+            actor,
         }
     }
 
     /// For the command line, which works on the store alone.
     pub fn offline(store: &'a dyn Store, now: i64) -> KeyOps<'a> {
-        KeyOps { store, cache: None, now }
+        KeyOps { store, cache: None, now, actor: Actor::CLI }
+    }
+
+    /// Writes the audit entry of a change from `before` to `after` (either
+    /// side `None` for a key created or deleted), if anything changed.
+    async fn audit(
+        &self,
+        action: &'static str,
+        id: i64,
+        before: Option<&KeyRecord>,
+        after: Option<&KeyRecord>,
+    ) {
+        let target = audit::key_target(id);
+        let entry = match (before, after) {
+            (Some(b), Some(a)) => {
+                let (b, a) = (audit::key_json(b), audit::key_json(a));
+                let action = if action == "key.update" { audit::key_action(&b, &a) } else { action };
+                audit::change(self.actor, self.now, action, Some(target), &b, &a)
+            }
+            (b, a) => Some(audit::whole(
+                self.actor,
+                self.now,
+                action,
+                target,
+                b.map(audit::key_json),
+                a.map(audit::key_json),
+            )),
+        };
+        if let Some(entry) = entry {
+            audit::write(self.store, entry).await;
+        }
     }
 
     /// The changed thing, once the cache no longer holds the old one.
@@ -301,39 +336,59 @@ impl<'a> KeyOps<'a> {
         let key = ApiKey::generate();
         let new = NewKey { key_hash: key.hash(), key_hint: key.hint(), fields, now: self.now };
         let id = self.store.create_key(&new).await?.id;
-        Ok((key, self.get(id).await?))
+        let record = self.get(id).await?;
+        self.audit("key.create", id, None, Some(&record)).await;
+        Ok((key, record))
     }
 
     /// Replaces a key's limits per model.
     pub async fn set_model_limits(&self, id: i64, entries: &[ModelLimit]) -> Result<KeyRecord, KeyError> {
-        self.get(id).await?;
+        let before = self.get(id).await?;
         self.store.set_model_limits(Owner::Key, id, entries).await?;
         let record = self.store.get_key(id).await?;
-        self.changed(record, id)
+        let after = self.changed(record, id)?;
+        self.audit("key.model_limits", id, Some(&before), Some(&after)).await;
+        Ok(after)
     }
 
     /// A new secret for a key; the old one stops working at once.
     pub async fn rotate(&self, id: i64) -> Result<(ApiKey, KeyRecord), KeyError> {
         let key = ApiKey::generate();
+        let before = self.get(id).await?;
         let record = self.store.rotate_key(id, &key.hash(), &key.hint(), self.now).await?;
-        Ok((key, self.changed(record, id)?))
+        self.changed(record, id)?;
+        // Read whole (with its limits per model), as `before` was.
+        let after = self.get(id).await?;
+        self.audit("key.rotate", id, Some(&before), Some(&after)).await;
+        Ok((key, after))
     }
 
     pub async fn save(&self, id: i64, fields: &KeyFields) -> Result<KeyRecord, KeyError> {
         self.check_user(fields).await?;
+        let before = self.get(id).await?;
         let saved = self.store.save_key_fields(id, fields, self.now).await?;
         self.changed(saved, id)?;
-        self.get(id).await
+        let after = self.get(id).await?;
+        self.audit("key.update", id, Some(&before), Some(&after)).await;
+        Ok(after)
     }
 
     pub async fn set_active(&self, id: i64, active: bool) -> Result<KeyRecord, KeyError> {
+        let before = self.get(id).await?;
         let record = self.store.set_active(id, active, self.now).await?;
-        self.changed(record, id)
+        self.changed(record, id)?;
+        let after = self.get(id).await?;
+        let action = if active { "key.activate" } else { "key.deactivate" };
+        self.audit(action, id, Some(&before), Some(&after)).await;
+        Ok(after)
     }
 
     /// Deletes a key; its usage history stays.
     pub async fn delete(&self, id: i64) -> Result<(), KeyError> {
+        let before = self.get(id).await?;
         let deleted = self.store.delete_key(id).await?;
-        self.changed(deleted.then_some(()), id)
+        self.changed(deleted.then_some(()), id)?;
+        self.audit("key.delete", id, Some(&before), None).await;
+        Ok(())
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod api;
 pub mod assets;
+pub mod audit;
+pub mod audit_query;
 pub mod auth;
 pub mod error;
 pub mod forwarded;

@@ -3,8 +3,10 @@
 //! clears this process's key cache (keys are read with their user and team),
 //! so it takes effect on the next request.
 
+use crate::admin::audit;
 use crate::admin::error::AdminError;
 use crate::admin::keys::FieldError;
+use crate::domain::audit::Actor;
 use crate::domain::lengths;
 use crate::domain::limits::{present, Limits, LimitsPatch};
 use crate::domain::people::{check_model_limits, ModelLimit, Owner};
@@ -137,25 +139,40 @@ pub fn model_limits(entries: Option<&[ModelLimit]>) -> Result<Option<Vec<ModelLi
     entries.map(|e| check_model_limits(e).map_err(|m| FieldError::new("model_limits", m))).transpose()
 }
 
-/// Changes to users and teams, at one moment (see `KeyOps`).
+/// Changes to users and teams, at one moment, by one admin (see `KeyOps`);
+/// each is written to the audit log.
 pub struct PeopleOps<'a> {
     store: &'a dyn Store,
     cache: Option<&'a KeyCache>,
     now: i64,
+    actor: Actor,
 }
 
 impl<'a> PeopleOps<'a> {
-    pub fn of(shared: &'a Shared) -> PeopleOps<'a> {
+    pub fn of(shared: &'a Shared, actor: Actor) -> PeopleOps<'a> {
         PeopleOps {
             store: shared.store.as_ref(),
             cache: Some(&shared.keys),
             now: shared.clock.now().timestamp(),
+            actor,
         }
     }
 
     /// For the command line, which works on the store alone.
     pub fn offline(store: &'a dyn Store, now: i64) -> PeopleOps<'a> {
-        PeopleOps { store, cache: None, now }
+        PeopleOps { store, cache: None, now, actor: Actor::CLI }
+    }
+
+    /// Writes the audit entry of a change from `before` to `after` (either
+    /// side `None` for a thing created or deleted), if anything changed.
+    async fn audit(&self, action: &'static str, target: String, before: Option<Value>, after: Option<Value>) {
+        let entry = match (&before, &after) {
+            (Some(b), Some(a)) => audit::change(self.actor, self.now, action, Some(target), b, a),
+            _ => Some(audit::whole(self.actor, self.now, action, target, before, after)),
+        };
+        if let Some(entry) = entry {
+            audit::write(self.store, entry).await;
+        }
     }
 
     fn changed(&self) {
@@ -191,7 +208,9 @@ impl<'a> PeopleOps<'a> {
             self.store.set_model_limits(Owner::Team, team.id, &entries).await?;
         }
         self.changed();
-        self.team(team.id).await
+        let team = self.team(team.id).await?;
+        self.audit("team.create", team_target(team.id), None, Some(audit::team_json(&team))).await;
+        Ok(team)
     }
 
     pub async fn patch_team(&self, id: i64, patch: PatchTeam) -> Result<TeamRecord, PeopleError> {
@@ -207,24 +226,33 @@ impl<'a> PeopleOps<'a> {
             self.store.set_model_limits(Owner::Team, id, &entries).await?;
         }
         self.changed();
-        self.team(id).await
+        let after = self.team(id).await?;
+        let (b, a) = (audit::team_json(&current), audit::team_json(&after));
+        self.audit("team.update", team_target(id), Some(b), Some(a)).await;
+        Ok(after)
     }
 
     pub async fn team_quota(&self, id: i64, patch: &LimitsPatch) -> Result<TeamRecord, PeopleError> {
-        let mut limits = self.team(id).await?.own.limits;
+        let before = self.team(id).await?;
+        let mut limits = before.own.limits;
         limits.apply(patch);
         limits.validate().map_err(|m| FieldError::new("limits", m))?;
         self.store.set_own_limits(Owner::Team, id, &limits).await?;
         self.changed();
-        self.team(id).await
+        let after = self.team(id).await?;
+        let (b, a) = (audit::team_json(&before), audit::team_json(&after));
+        self.audit("team.quota", team_target(id), Some(b), Some(a)).await;
+        Ok(after)
     }
 
     /// Deletes a team: its users stay, without a team; its history stays.
     pub async fn delete_team(&self, id: i64) -> Result<(), PeopleError> {
+        let before = self.team(id).await?;
         if !self.store.delete_team(id).await? {
             return Err(PeopleError::NotFound("team", id));
         }
         self.changed();
+        self.audit("team.delete", team_target(id), Some(audit::team_json(&before)), None).await;
         Ok(())
     }
 
@@ -243,11 +271,14 @@ impl<'a> PeopleOps<'a> {
             self.store.set_model_limits(Owner::User, user.id, &entries).await?;
         }
         self.changed();
-        self.user(user.id).await
+        let user = self.user(user.id).await?;
+        self.audit("user.create", user_target(user.id), None, Some(audit::user_json(&user))).await;
+        Ok(user)
     }
 
     pub async fn patch_user(&self, id: i64, patch: PatchUser) -> Result<UserRecord, PeopleError> {
         let current = self.user(id).await?;
+        let before = audit::user_json(&current);
         let mut fields = UserFields { name: current.name, email: current.email, team_id: current.team_id };
         if let Some(n) = patch.name {
             fields.name = name(&n)?;
@@ -265,26 +296,42 @@ impl<'a> PeopleOps<'a> {
             self.store.set_model_limits(Owner::User, id, &entries).await?;
         }
         self.changed();
-        self.user(id).await
+        let after = self.user(id).await?;
+        self.audit("user.update", user_target(id), Some(before), Some(audit::user_json(&after))).await;
+        Ok(after)
     }
 
     pub async fn user_quota(&self, id: i64, patch: &LimitsPatch) -> Result<UserRecord, PeopleError> {
-        let mut limits = self.user(id).await?.own.limits;
+        let before = self.user(id).await?;
+        let mut limits = before.own.limits;
         limits.apply(patch);
         limits.validate().map_err(|m| FieldError::new("limits", m))?;
         self.store.set_own_limits(Owner::User, id, &limits).await?;
         self.changed();
-        self.user(id).await
+        let after = self.user(id).await?;
+        let (b, a) = (audit::user_json(&before), audit::user_json(&after));
+        self.audit("user.quota", user_target(id), Some(b), Some(a)).await;
+        Ok(after)
     }
 
     /// Deletes a user: their keys stay, without a user; their history stays.
     pub async fn delete_user(&self, id: i64) -> Result<(), PeopleError> {
+        let before = self.user(id).await?;
         if !self.store.delete_user(id).await? {
             return Err(PeopleError::NotFound("user", id));
         }
         self.changed();
+        self.audit("user.delete", user_target(id), Some(audit::user_json(&before)), None).await;
         Ok(())
     }
+}
+
+fn team_target(id: i64) -> String {
+    format!("team:{id}")
+}
+
+fn user_target(id: i64) -> String {
+    format!("user:{id}")
 }
 
 /// A team as the admin API shows it.

@@ -115,6 +115,9 @@ pub struct Settings {
     pub listen_backlog: u32,
     pub max_stream_duration: Duration,
     pub revoked_stream_check: Duration,
+    /// `None`: the audit log is kept forever.
+    pub audit_retention: Option<Duration>,
+    pub refusals_flush: Duration,
 }
 
 /// A name the file may set: one of [`SETTINGS`]. A misspelt setting in a file
@@ -348,6 +351,11 @@ impl Settings {
             listen_backlog: num("LISTEN_BACKLOG")?.clamp(1, 65_535) as u32,
             max_stream_duration: Duration::from_secs(num("MAX_STREAM_DURATION_SECS")?.max(1)),
             revoked_stream_check: Duration::from_secs(num("REVOKED_STREAM_CHECK_SECS")?.max(1)),
+            audit_retention: match num("AUDIT_RETENTION_DAYS")?.min(100 * 365) {
+                0 => None,
+                days => Some(Duration::from_secs(days * 86_400)),
+            },
+            refusals_flush: Duration::from_millis(num("REFUSALS_FLUSH_MS")?.clamp(10, 3_600_000)),
         })
     }
 }

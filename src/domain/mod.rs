@@ -1,6 +1,7 @@
 //! Types that can only hold valid values: keys, scopes, limits, quota windows.
 
 pub mod api_key;
+pub mod audit;
 pub mod backend;
 pub mod cidr;
 pub mod clamps;

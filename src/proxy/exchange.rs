@@ -42,6 +42,7 @@ impl Exchange {
     pub fn refuse(&self, state: &ProxyState, req: &HttpRequest, error: &ProxyError) -> HttpResponse {
         // Debug level: a client hammering a spent quota must not flood the log; the usage log has them all.
         log::debug!("refused {} {}: {} {}", req.method(), req.path(), error.status().as_u16(), error.code());
+        state.refusals.note(state.clock.now().timestamp(), self.key_id, error.reason());
         state.usage_log.record(&UsageEvent {
             ts: chrono::Utc::now().to_rfc3339(),
             event: "refused",

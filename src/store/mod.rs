@@ -7,6 +7,7 @@
 //! sends a batch of statements (`sqlite_batch.rs`), PostgreSQL one call of a
 //! function that loops over arrays (`pg_batch.rs`).
 
+pub mod audit;
 mod checkpoint;
 pub mod copy;
 mod file_watch;
@@ -16,6 +17,7 @@ pub mod people;
 mod pg_batch;
 pub mod postgres;
 pub mod records;
+pub mod refusals;
 pub mod rows;
 pub mod sql;
 mod sql_steps;
@@ -24,9 +26,11 @@ pub mod sqlite;
 mod sqlite_batch;
 pub mod url;
 
+pub use audit::{Audit, AuditFilter, AuditRow};
 pub use health::WriteFailure;
 pub use people::People;
 pub use records::*;
+pub use refusals::{RefusalCount, RefusalFilter, RefusalGroup, RefusalRow, Refusals};
 pub(crate) use rows::{CounterRow, KeyRow};
 use std::sync::Arc;
 pub use url::{DatabaseUrl, StoreOptions};
@@ -54,7 +58,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait::async_trait]
-pub trait Store: people::People + Send + Sync {
+pub trait Store: people::People + audit::Audit + refusals::Refusals + Send + Sync {
     /// One cheap round trip: is the database there (and, on SQLite, still
     /// the file at its path)?
     async fn ping(&self) -> StoreResult<()>;

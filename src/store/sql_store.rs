@@ -15,6 +15,8 @@ macro_rules! sql_store {
     ($store:ty, $db:ty) => {
         $crate::store::sql_steps::sql_steps!($store, $db);
         $crate::store::people::people_store!($store, $db);
+        $crate::store::audit::audit_store!($store, $db);
+        $crate::store::refusals::refusals_store!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {

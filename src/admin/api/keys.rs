@@ -86,11 +86,11 @@ pub async fn list_keys(_: ApiAdmin, state: Data<AdminState>) -> Reply {
     Ok(HttpResponse::Ok().json(keys))
 }
 
-pub async fn create_key(_: ApiAdmin, state: Data<AdminState>, body: Json<CreateKey>) -> Reply {
+pub async fn create_key(admin: ApiAdmin, state: Data<AdminState>, body: Json<CreateKey>) -> Reply {
     let mut input = body.into_inner();
     let per_model = keys::model_limits(input.model_limits.take().as_deref())?;
     let fields = keys::new_fields(input, state.settings.app_tz)?;
-    let ops = KeyOps::of(&state);
+    let ops = KeyOps::of(&state, admin.actor);
     let (secret, mut record) = ops.create(fields).await?;
     if let Some(entries) = per_model {
         record = ops.set_model_limits(record.id, &entries).await?;
@@ -99,12 +99,17 @@ pub async fn create_key(_: ApiAdmin, state: Data<AdminState>, body: Json<CreateK
     Ok(with_secret(StatusCode::CREATED, &state, &secret, &record))
 }
 
-pub async fn get_key(_: ApiAdmin, state: Data<AdminState>, id: Path<i64>) -> Reply {
-    Ok(shown(&state, &KeyOps::of(&state).get(*id).await?))
+pub async fn get_key(admin: ApiAdmin, state: Data<AdminState>, id: Path<i64>) -> Reply {
+    Ok(shown(&state, &KeyOps::of(&state, admin.actor).get(*id).await?))
 }
 
-pub async fn update_key(_: ApiAdmin, state: Data<AdminState>, id: Path<i64>, body: Json<PatchKey>) -> Reply {
-    let ops = KeyOps::of(&state);
+pub async fn update_key(
+    admin: ApiAdmin,
+    state: Data<AdminState>,
+    id: Path<i64>,
+    body: Json<PatchKey>,
+) -> Reply {
+    let ops = KeyOps::of(&state, admin.actor);
     let current = ops.get(*id).await?;
     let mut patch = body.into_inner();
     let per_model = keys::model_limits(patch.model_limits.take().as_deref())?;
@@ -117,33 +122,33 @@ pub async fn update_key(_: ApiAdmin, state: Data<AdminState>, id: Path<i64>, bod
 }
 
 pub async fn update_quota(
-    _: ApiAdmin,
+    admin: ApiAdmin,
     state: Data<AdminState>,
     id: Path<i64>,
     body: Json<LimitsPatch>,
 ) -> Reply {
-    let ops = KeyOps::of(&state);
+    let ops = KeyOps::of(&state, admin.actor);
     let current = ops.get(*id).await?;
     let fields = keys::limits_patched(&current.fields, &body)?;
     Ok(shown(&state, &ops.save(*id, &fields).await?))
 }
 
-pub async fn activate_key(_: ApiAdmin, state: Data<AdminState>, id: Path<i64>) -> Reply {
-    Ok(shown(&state, &KeyOps::of(&state).set_active(*id, true).await?))
+pub async fn activate_key(admin: ApiAdmin, state: Data<AdminState>, id: Path<i64>) -> Reply {
+    Ok(shown(&state, &KeyOps::of(&state, admin.actor).set_active(*id, true).await?))
 }
 
-pub async fn deactivate_key(_: ApiAdmin, state: Data<AdminState>, id: Path<i64>) -> Reply {
-    Ok(shown(&state, &KeyOps::of(&state).set_active(*id, false).await?))
+pub async fn deactivate_key(admin: ApiAdmin, state: Data<AdminState>, id: Path<i64>) -> Reply {
+    Ok(shown(&state, &KeyOps::of(&state, admin.actor).set_active(*id, false).await?))
 }
 
-pub async fn rotate_key(_: ApiAdmin, state: Data<AdminState>, id: Path<i64>) -> Reply {
-    let (secret, record) = KeyOps::of(&state).rotate(*id).await?;
+pub async fn rotate_key(admin: ApiAdmin, state: Data<AdminState>, id: Path<i64>) -> Reply {
+    let (secret, record) = KeyOps::of(&state, admin.actor).rotate(*id).await?;
     log::info!("rotated API key {} (now {})", record.id, record.key_hint);
     Ok(with_secret(StatusCode::OK, &state, &secret, &record))
 }
 
-pub async fn delete_key(_: ApiAdmin, state: Data<AdminState>, id: Path<i64>) -> Reply {
-    KeyOps::of(&state).delete(*id).await?;
+pub async fn delete_key(admin: ApiAdmin, state: Data<AdminState>, id: Path<i64>) -> Reply {
+    KeyOps::of(&state, admin.actor).delete(*id).await?;
     log::info!("deleted API key {}", *id);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,8 +2,10 @@
 //! [`ApiAdmin`](super::auth::ApiAdmin): the admin password, or a console
 //! session with its CSRF token.
 
+mod audit;
 mod keys;
 mod people;
+mod refusals;
 pub mod settings;
 mod usage;
 
@@ -44,5 +46,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/settings", web::get().to(settings::get_settings))
         .route("/settings", web::put().to(settings::put_settings))
         .route("/ollama-models", web::get().to(settings::ollama_models))
-        .route("/proxy-info", web::get().to(settings::proxy_info));
+        .route("/proxy-info", web::get().to(settings::proxy_info))
+        .route("/audit", web::get().to(audit::audit_log))
+        .route("/refusals", web::get().to(refusals::refusals));
 }

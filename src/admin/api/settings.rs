@@ -96,7 +96,11 @@ pub struct SettingsChange {
 }
 
 /// Settings saved here are kept in the database and win over the environment.
-pub async fn apply_settings(state: &AdminState, change: SettingsChange) -> Result<(), AdminError> {
+pub async fn apply_settings(
+    state: &AdminState,
+    actor: crate::domain::audit::Actor,
+    change: SettingsChange,
+) -> Result<(), AdminError> {
     use crate::domain::lengths;
     let urls =
         change.ollama_urls.or_else(|| change.ollama_url.map(|s| s.split(',').map(str::to_owned).collect()));
@@ -154,12 +158,12 @@ pub async fn apply_settings(state: &AdminState, change: SettingsChange) -> Resul
     };
     let upstreams = upstreams.transpose().map_err(AdminError::BadRequest)?;
     let change = crate::runtime::Change { upstreams, anthropic_default_model: model };
-    state.runtime.apply(state.store.as_ref(), &state.upstreams, change).await?;
+    crate::admin::audit::settings_change(state, actor, "settings.update", None, change).await?;
     Ok(())
 }
 
-pub async fn put_settings(_: ApiAdmin, state: Data<AdminState>, body: Json<SettingsChange>) -> Reply {
-    apply_settings(&state, body.into_inner()).await?;
+pub async fn put_settings(admin: ApiAdmin, state: Data<AdminState>, body: Json<SettingsChange>) -> Reply {
+    apply_settings(&state, admin.actor, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(settings_json(&state)))
 }
 

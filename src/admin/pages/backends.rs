@@ -80,9 +80,16 @@ pub async fn set_backend(
     req: HttpRequest,
     state: Data<AdminState>,
     path: Path<(String, String)>,
-    _: CsrfForm,
+    post: CsrfForm,
 ) -> Page {
     let (name, action) = path.into_inner();
+    let audited = match action.as_str() {
+        "drain" => "backend.drain",
+        "undrain" => "backend.undrain",
+        "disable" => "backend.disable",
+        "enable" => "backend.enable",
+        _ => return Err(AdminError::NotFound("no such action".into()).into()),
+    };
     let mut specs = state.upstreams.specs();
     let Some(spec) = specs.iter_mut().find(|s| s.name == name) else {
         return Err(AdminError::NotFound(format!("no backend is named '{name}'")).into());
@@ -95,7 +102,10 @@ pub async fn set_backend(
         _ => return Err(AdminError::NotFound("no such action".into()).into()),
     }
     let change = crate::runtime::Change { upstreams: Some(specs), anthropic_default_model: None };
-    state.runtime.apply(state.store.as_ref(), &state.upstreams, change).await.map_err(AdminError::from)?;
+    let target = Some(format!("backend:{name}"));
+    crate::admin::audit::settings_change(&state, post.actor, audited, target, change)
+        .await
+        .map_err(AdminError::from)?;
     log::info!("backend {name}: {action} from the console");
     Ok(redirect_notice(&req, "/backends", Notice::Saved))
 }

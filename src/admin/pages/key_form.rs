@@ -283,7 +283,7 @@ pub async fn create_key(req: HttpRequest, state: Data<AdminState>, post: CsrfFor
             return render_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
     };
-    let ops = KeyOps::of(&state);
+    let ops = KeyOps::of(&state, post.actor);
     let (secret, mut record) = ops.create(key.fields).await?;
     if !key.model_limits.is_empty() {
         record = ops.set_model_limits(record.id, &key.model_limits).await?;

@@ -6,6 +6,7 @@ use super::bars::{Bars, LimitTable};
 use super::chart::DayChart;
 use super::key_form::{self, KeyForm};
 use super::names::Names;
+use super::refusals::RefusalCounts;
 use super::usage::UsageRows;
 use super::{html_safe, redirect_notice, render, render_status, render_swappable, to_secret_page};
 use super::{Chrome, Nav, Notice, NoticeQuery, Page, Swappable};
@@ -139,6 +140,8 @@ struct KeyDetailPage {
     month_tokens: i64,
     total_tokens: i64,
     recent: UsageRows,
+    refused_day: super::refusals::RefusalCounts,
+    refused_month: super::refusals::RefusalCounts,
 }
 
 /// A key's page; with a form that has errors, those and a 422.
@@ -166,6 +169,8 @@ async fn detail_page(state: &AdminState, chrome: Chrome, k: &KeyRecord, form: Ke
         month_tokens: u.month.tokens,
         total_tokens: u.total.tokens,
         recent: UsageRows::new(&state.store.usage_rows(&filter).await?, state.settings.app_tz, &users),
+        refused_day: RefusalCounts::recent(state, "Refused, last 24 hours", Some(k.id), 24).await?,
+        refused_month: RefusalCounts::recent(state, "Refused, last 30 days", Some(k.id), 30 * 24).await?,
     };
     render_status(status, &page)
 }
@@ -176,13 +181,13 @@ pub async fn key_detail(
     id: Path<i64>,
     query: Query<NoticeQuery>,
 ) -> Page {
-    let k = KeyOps::of(&state).get(*id).await?;
+    let k = KeyOps::of(&state, console.actor).get(*id).await?;
     let chrome = Chrome::new(&console.session, Nav::Keys).with_notice(query.notice());
     detail_page(&state, chrome, &k, KeyForm::from_record(Some(&k))).await
 }
 
 pub async fn update_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, post: CsrfForm) -> Page {
-    let ops = KeyOps::of(&state);
+    let ops = KeyOps::of(&state, post.actor);
     let k = ops.get(*id).await?;
     match key_form::checked(&post.form, state.settings.app_tz) {
         Ok(mut key) => {
@@ -205,7 +210,7 @@ pub async fn set_active(
     req: HttpRequest,
     state: Data<AdminState>,
     path: Path<(i64, String)>,
-    _: CsrfForm,
+    post: CsrfForm,
 ) -> Page {
     let (id, action) = path.into_inner();
     let (active, notice) = match action.as_str() {
@@ -213,12 +218,12 @@ pub async fn set_active(
         "deactivate" => (false, Notice::Deactivated),
         _ => return Err(AdminError::NotFound("no such action".into()).into()),
     };
-    KeyOps::of(&state).set_active(id, active).await?;
+    KeyOps::of(&state, post.actor).set_active(id, active).await?;
     Ok(redirect_notice(&req, &format!("/keys/{id}"), notice))
 }
 
 pub async fn rotate_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, post: CsrfForm) -> Page {
-    let (secret, record) = KeyOps::of(&state).rotate(*id).await?;
+    let (secret, record) = KeyOps::of(&state, post.actor).rotate(*id).await?;
     log::info!("rotated API key {} from the console", record.id);
     let heading = format!("New secret for “{}”", record.fields.name);
     Ok(to_secret_page(&req, &state, &post.session, heading, secret.expose(), record.id))
@@ -233,12 +238,12 @@ struct KeyDeletePage {
 }
 
 pub async fn delete_key_form(console: Console, state: Data<AdminState>, id: Path<i64>) -> Page {
-    let k = KeyOps::of(&state).get(*id).await?;
+    let k = KeyOps::of(&state, console.actor).get(*id).await?;
     render(&KeyDeletePage { chrome: Chrome::new(&console.session, Nav::Keys), id: k.id, name: k.fields.name })
 }
 
-pub async fn delete_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, _: CsrfForm) -> Page {
-    KeyOps::of(&state).delete(*id).await?;
+pub async fn delete_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, post: CsrfForm) -> Page {
+    KeyOps::of(&state, post.actor).delete(*id).await?;
     log::info!("deleted API key {} from the console", *id);
     Ok(redirect_notice(&req, "/keys", Notice::Deleted))
 }

@@ -4,6 +4,7 @@ use super::{render, render_status, see_other, Form, Page};
 use crate::admin::auth::CsrfForm;
 use crate::admin::session;
 use crate::admin::AdminState;
+use crate::domain::audit::{Actor, Via};
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::web::Data;
@@ -38,6 +39,8 @@ pub async fn login(req: HttpRequest, session: Session, state: Data<AdminState>, 
             return Err(refused.into());
         }
     };
+    let actor = Actor { via: Via::Session, address: Some(ip) };
+    crate::admin::audit::login(&state, actor, right).await;
     if !right {
         let page = LoginPage { csrf: data.csrf, error: Some("Wrong password.".into()) };
         return render_status(StatusCode::UNAUTHORIZED, &page);
@@ -49,5 +52,6 @@ pub async fn login(req: HttpRequest, session: Session, state: Data<AdminState>, 
 
 pub async fn logout(req: HttpRequest, session: Session, state: Data<AdminState>, post: CsrfForm) -> Page {
     session::log_out(&session, &state, &post.session).await?;
+    crate::admin::audit::event(&state, post.actor, "logout").await;
     Ok(see_other(&req, "/login"))
 }

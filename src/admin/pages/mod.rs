@@ -3,6 +3,7 @@
 //! quicker. Every change is a POST followed by a redirect; the two that make a
 //! secret redirect to a page that shows it once (see `reveal`).
 
+mod audit;
 mod backends;
 mod bars;
 mod chart;
@@ -15,6 +16,7 @@ mod model_limits;
 mod models;
 mod names;
 mod person_form;
+mod refusals;
 mod settings;
 mod teams;
 mod usage;
@@ -70,6 +72,7 @@ pub enum Nav {
     Users,
     Teams,
     Usage,
+    Audit,
     Models,
     Backends,
     Settings,
@@ -77,12 +80,13 @@ pub enum Nav {
 }
 
 impl Nav {
-    const ALL: [Nav; 9] = [
+    const ALL: [Nav; 10] = [
         Nav::Dashboard,
         Nav::Keys,
         Nav::Users,
         Nav::Teams,
         Nav::Usage,
+        Nav::Audit,
         Nav::Models,
         Nav::Backends,
         Nav::Settings,
@@ -96,6 +100,7 @@ impl Nav {
             Nav::Users => "/users",
             Nav::Teams => "/teams",
             Nav::Usage => "/usage",
+            Nav::Audit => "/audit",
             Nav::Models => "/models",
             Nav::Backends => "/backends",
             Nav::Settings => "/settings",
@@ -110,6 +115,7 @@ impl Nav {
             Nav::Users => "Users",
             Nav::Teams => "Teams",
             Nav::Usage => "Usage",
+            Nav::Audit => "Audit",
             Nav::Models => "Models",
             Nav::Backends => "Backends",
             Nav::Settings => "Settings",
@@ -207,7 +213,7 @@ impl Chrome {
         Chrome { notice, ..self }
     }
 
-    pub fn links(&self) -> [NavLink; 9] {
+    pub fn links(&self) -> [NavLink; Nav::ALL.len()] {
         Nav::ALL.map(|n| NavLink { href: n.href(), label: n.label(), current: n == self.nav })
     }
 }
@@ -312,6 +318,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/teams/{id}/delete", web::post().to(teams::delete_team))
         .route("/usage", web::get().to(usage::usage_page))
         .route("/usage.csv", web::get().to(usage::usage_csv))
+        .route("/audit", web::get().to(audit::audit_page))
         .route("/models", web::get().to(models::models_page))
         .route("/backends", web::get().to(backends::backends_page))
         .route("/backends/{name}/{action}", web::post().to(backends::set_backend))

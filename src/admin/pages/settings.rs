@@ -61,7 +61,7 @@ pub async fn save_settings(req: HttpRequest, state: Data<AdminState>, post: Csrf
         backends: None,
         anthropic_default_model: Some(Some(form.get("anthropic_default_model").to_owned())),
     };
-    if let Err(e) = apply_settings(&state, change).await {
+    if let Err(e) = apply_settings(&state, post.actor, change).await {
         let page = SettingsPage {
             ollama_urls: form.get("ollama_urls").to_owned(),
             upstream_error: Some(e.to_string()),
@@ -126,6 +126,7 @@ pub async fn change_password(
     let epoch = session::current_epoch(&state).await? + 1;
     state.store.put_setting(SettingName::SessionEpoch.as_str(), &epoch.to_string()).await?;
     session::log_in(&session, &state).await?;
+    crate::admin::audit::event(&state, post.actor, "password.change").await;
     log::info!("admin password changed from the console");
     Ok(redirect_notice(&req, "/settings", Notice::Password))
 }

@@ -115,7 +115,7 @@ pub async fn create_team(req: HttpRequest, state: Data<AdminState>, post: CsrfFo
         limits: Some(person.limits),
         model_limits: Some(person.model_limits),
     };
-    match PeopleOps::of(&state).create_team(input).await {
+    match PeopleOps::of(&state, post.actor).create_team(input).await {
         Ok(team) => {
             log::info!("created team {} from the console", team.id);
             Ok(redirect_notice(&req, &format!("/teams/{}", team.id), Notice::Saved))
@@ -190,13 +190,13 @@ pub async fn team_detail(
     id: Path<i64>,
     query: Query<NoticeQuery>,
 ) -> Page {
-    let t = PeopleOps::of(&state).team(*id).await?;
+    let t = PeopleOps::of(&state, console.actor).team(*id).await?;
     let chrome = Chrome::new(&console.session, Nav::Teams).with_notice(query.notice());
     detail_page(&state, chrome, &t, PersonForm::of_team(&t)).await
 }
 
 pub async fn update_team(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, post: CsrfForm) -> Page {
-    let ops = PeopleOps::of(&state);
+    let ops = PeopleOps::of(&state, post.actor);
     let t = ops.team(*id).await?;
     let chrome = || Chrome::new(&post.session, Nav::Teams);
     let person = match person_form::read(&post.form) {
@@ -215,7 +215,7 @@ pub async fn update_team(req: HttpRequest, state: Data<AdminState>, id: Path<i64
 }
 
 pub async fn delete_team_form(console: Console, state: Data<AdminState>, id: Path<i64>) -> Page {
-    let t = PeopleOps::of(&state).team(*id).await?;
+    let t = PeopleOps::of(&state, console.actor).team(*id).await?;
     render(&PersonDeletePage {
         chrome: Chrome::new(&console.session, Nav::Teams),
         what: "team",
@@ -227,8 +227,8 @@ pub async fn delete_team_form(console: Console, state: Data<AdminState>, id: Pat
     })
 }
 
-pub async fn delete_team(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, _: CsrfForm) -> Page {
-    PeopleOps::of(&state).delete_team(*id).await?;
+pub async fn delete_team(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, post: CsrfForm) -> Page {
+    PeopleOps::of(&state, post.actor).delete_team(*id).await?;
     log::info!("deleted team {} from the console", *id);
     Ok(redirect_notice(&req, "/teams", Notice::TeamDeleted))
 }

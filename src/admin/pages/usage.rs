@@ -131,6 +131,8 @@ struct UsagePage {
     to: String,
     query: String,
     results: UsagePartial,
+    /// Refused requests in the filtered period (and key).
+    refused: super::refusals::RefusalCounts,
 }
 
 impl Swappable for UsagePage {
@@ -209,6 +211,14 @@ pub async fn usage_page(
             to: query.to.clone().unwrap_or_default(),
             query: query.query_string(),
             results,
+            refused: super::refusals::RefusalCounts::load(
+                &state,
+                "Refused requests in this period",
+                filter.key_id,
+                filter.from,
+                filter.to,
+            )
+            .await?,
         },
     )
 }

@@ -144,7 +144,7 @@ pub async fn create_user(req: HttpRequest, state: Data<AdminState>, post: CsrfFo
         limits: Some(person.limits),
         model_limits: Some(person.model_limits),
     };
-    match PeopleOps::of(&state).create_user(input).await {
+    match PeopleOps::of(&state, post.actor).create_user(input).await {
         Ok(user) => {
             log::info!("created user {} from the console", user.id);
             Ok(redirect_notice(&req, &format!("/users/{}", user.id), Notice::Saved))
@@ -205,13 +205,13 @@ pub async fn user_detail(
     id: Path<i64>,
     query: Query<NoticeQuery>,
 ) -> Page {
-    let u = PeopleOps::of(&state).user(*id).await?;
+    let u = PeopleOps::of(&state, console.actor).user(*id).await?;
     let chrome = Chrome::new(&console.session, Nav::Users).with_notice(query.notice());
     detail_page(&state, chrome, &u, PersonForm::of_user(&u)).await
 }
 
 pub async fn update_user(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, post: CsrfForm) -> Page {
-    let ops = PeopleOps::of(&state);
+    let ops = PeopleOps::of(&state, post.actor);
     let u = ops.user(*id).await?;
     let chrome = || Chrome::new(&post.session, Nav::Users);
     let person = match person_form::read(&post.form) {
@@ -249,7 +249,7 @@ pub(super) struct PersonDeletePage {
 }
 
 pub async fn delete_user_form(console: Console, state: Data<AdminState>, id: Path<i64>) -> Page {
-    let u = PeopleOps::of(&state).user(*id).await?;
+    let u = PeopleOps::of(&state, console.actor).user(*id).await?;
     render(&PersonDeletePage {
         chrome: Chrome::new(&console.session, Nav::Users),
         what: "user",
@@ -261,8 +261,8 @@ pub async fn delete_user_form(console: Console, state: Data<AdminState>, id: Pat
     })
 }
 
-pub async fn delete_user(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, _: CsrfForm) -> Page {
-    PeopleOps::of(&state).delete_user(*id).await?;
+pub async fn delete_user(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, post: CsrfForm) -> Page {
+    PeopleOps::of(&state, post.actor).delete_user(*id).await?;
     log::info!("deleted user {} from the console", *id);
     Ok(redirect_notice(&req, "/users", Notice::UserDeleted))
 }
