@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::windows::Windows;
 use crate::key_cache::KeyCache;
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::upstream::Upstreams;
@@ -25,6 +26,8 @@ pub struct Shared {
     pub instance_id: String,
     /// Changeable at run time from the admin, so kept apart from `settings`.
     pub runtime: Runtime,
+    /// What `/metrics` shows; both listeners' paths record into it.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Shared {

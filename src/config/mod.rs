@@ -115,6 +115,9 @@ pub struct Settings {
     pub listen_backlog: u32,
     pub max_stream_duration: Duration,
     pub revoked_stream_check: Duration,
+    /// The bearer token `/metrics` needs, when set.
+    pub metrics_token: Option<Secret<String>>,
+    pub metrics_key_label: bool,
 }
 
 impl Settings {
@@ -314,6 +317,8 @@ impl Settings {
             listen_backlog: num("LISTEN_BACKLOG")?.clamp(1, 65_535) as u32,
             max_stream_duration: Duration::from_secs(num("MAX_STREAM_DURATION_SECS")?.max(1)),
             revoked_stream_check: Duration::from_secs(num("REVOKED_STREAM_CHECK_SECS")?.max(1)),
+            metrics_token: opt("METRICS_TOKEN").map(Secret),
+            metrics_key_label: flag("METRICS_KEY_LABEL")?,
         })
     }
 }

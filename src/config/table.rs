@@ -65,4 +65,6 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LISTEN_BACKLOG", "1024", "connections the system queues before they are accepted"),
     ("MAX_STREAM_DURATION_SECS", "3600", "longest response stream; it then ends with an error event and what passed is charged"),
     ("REVOKED_STREAM_CHECK_SECS", "2", "how often running streams' keys are checked; a deactivated, rotated, expired or deleted key's streams end"),
+    ("METRICS_TOKEN", "", "bearer token GET /metrics on the admin listener needs (the admin password works too); empty: open"),
+    ("METRICS_KEY_LABEL", "true", "label request and token metrics with the key's id; false for gates with many keys"),
 ];
