@@ -64,7 +64,7 @@ impl Exchange {
             estimated: false,
             latency_ms: 0,
         });
-        super::measure::refused(state, self, error);
+        super::measure::refused(state, &self.tally, self.key_id, error);
         error.render(self.family, &self.rate_headers)
     }
 }

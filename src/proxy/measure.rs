@@ -2,11 +2,10 @@
 //! an error, and the ticket's moments. The recording itself is in `metrics`.
 
 use super::error::ProxyError;
-use super::exchange::Exchange;
 use super::settle::{End, Ticket};
 use super::ProxyState;
 use crate::domain::usage::Outcome;
-use crate::metrics::{self, Verdict};
+use crate::metrics::{self, Tally, Verdict};
 use crate::store::KeyRecord;
 
 /// The verdict on a request that ended in `error`; `end` is how its ticket
@@ -26,12 +25,12 @@ pub fn verdict(error: &ProxyError, end: Option<End>) -> Verdict {
 
 /// A refusal or failure rendered to the client: counted by reason, and as the
 /// request's end unless its ticket settles it.
-pub fn refused(state: &ProxyState, ex: &Exchange, error: &ProxyError) {
+pub fn refused(state: &ProxyState, tally: &Tally, key_id: Option<i64>, error: &ProxyError) {
     if let Some(reason) = error.reason() {
         state.metrics.refused(reason);
     }
-    if !ex.tally.handed_over {
-        state.metrics.ended(&ex.tally, ex.key_id, verdict(error, None));
+    if !tally.handed_over {
+        state.metrics.ended(tally, key_id, verdict(error, None));
     }
 }
 
