@@ -374,3 +374,75 @@ async fn random_model_names_and_paths_add_no_series() {
     assert!(m.matching("ollama_gate_tokens_total", &[]).count() <= 2);
     assert!(m.values_of("ollama_gate_request_duration_seconds_count", "route").len() <= 2);
 }
+
+#[actix_web::test]
+async fn a_request_waiting_for_the_one_slot_shows_in_the_queue_gauge() {
+    let mock = crate::mock_ollama::MockOllama::start().await;
+    let upstream = format!("{}?name=gpu&slots=1", mock.url);
+    let mut app = spawn_app_with(Options { upstream: Some(upstream), ..Options::default() }).await;
+    app.mock = mock;
+    let (key, record) = app.create_key(json!({"name": "patient"})).await;
+    let gpu = [("backend", "gpu")];
+    let mut replies = Vec::new();
+    for _ in 0..2 {
+        let request = app
+            .proxy_request("POST", "/api/generate", Some(&key))
+            .insert_header(("content-type", "application/json"));
+        let body = json!({"model": "gated", "prompt": "one", "stream": false}).to_string().into_bytes();
+        replies.push(actix_web::rt::spawn(send(request, Some(body))));
+    }
+    scrape_until(&app, |m| {
+        m.sum("ollama_gate_in_flight", &gpu) == 1.0 && m.sum("ollama_gate_queue_length", &gpu) == 1.0
+    })
+    .await;
+    app.mock.open_gate(2);
+    for reply in replies {
+        assert_eq!(reply.await.unwrap().status, StatusCode::OK);
+    }
+    app.settled(&record["id"]).await;
+    let m = scrape(&app).await;
+    assert_eq!(m.sum("ollama_gate_in_flight", &gpu), 0.0);
+    assert_eq!(m.sum("ollama_gate_queue_length", &gpu), 0.0);
+    assert_eq!(m.sum("ollama_gate_overhead_seconds_count", &[("route", "/api/generate")]), 2.0);
+}
+
+#[actix_web::test]
+async fn with_the_database_locked_the_scrape_still_answers_and_counts_the_503_as_error() {
+    use sqlx::Connection;
+    if crate::helpers::postgres_backend().is_some() {
+        eprintln!("skipped: holds SQLite's write lock; the PostgreSQL outage tests stop the server");
+        return;
+    }
+    let env = vec![("DB_BUSY_TIMEOUT_MS", "300".to_string())];
+    let app = spawn_app_with(Options { env, ..Default::default() }).await;
+    let (key, record) = app.create_key(json!({"name": "unlucky"})).await;
+    let mut holder = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    let reply = app.generate(&key, "llama3", false).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text());
+    let m = scrape(&app).await;
+    let id = record["id"].to_string();
+    let failed = [("route", "/api/generate"), ("key", id.as_str()), ("outcome", "error")];
+    assert_eq!(m.sum("ollama_gate_requests_total", &failed), 1.0);
+    assert_eq!(m.sum("ollama_gate_refusals_total", &[]), 0.0);
+    assert_eq!(m.sum("ollama_gate_db_transaction_seconds_count", &[("op", "admission")]), 1.0);
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    holder.close().await.unwrap();
+    assert_eq!(app.generate(&key, "llama3", false).await.status, StatusCode::OK);
+    app.settled(&record["id"]).await;
+    let m = scrape(&app).await;
+    assert_eq!(m.sum("ollama_gate_requests_total", &[("key", id.as_str()), ("outcome", "ok")]), 1.0);
+}
+
+#[actix_web::test]
+async fn guessing_the_metrics_token_is_throttled_like_the_admin_password() {
+    let env =
+        vec![("METRICS_TOKEN", "scrape-secret-42".to_string()), ("LOGIN_MAX_FAILURES", "2".to_string())];
+    let app = spawn_app_with(Options { env, ..Default::default() }).await;
+    for guess in ["guess-1", "guess-2"] {
+        assert_eq!(status_of(&app, Some(guess)).await.status, StatusCode::UNAUTHORIZED, "{guess}");
+    }
+    assert_eq!(status_of(&app, Some("guess-3")).await.status, StatusCode::TOO_MANY_REQUESTS);
+    // The scraper that holds the token is not locked out by someone else's guesses.
+    assert_eq!(status_of(&app, Some("scrape-secret-42")).await.status, StatusCode::OK);
+}
