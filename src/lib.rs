@@ -7,6 +7,7 @@ pub mod domain;
 pub mod instance;
 pub mod key_cache;
 pub mod logging;
+pub mod metrics;
 pub mod proxy;
 pub mod refusals;
 pub mod runtime;

@@ -100,8 +100,12 @@ impl Application {
             refusals: Default::default(),
             store,
             clock,
+            metrics: Arc::new(crate::metrics::Metrics::new(settings.metrics_key_label)?),
             settings,
         });
+        shared.metrics.watch_backends(shared.upstreams.clone())?;
+        let batches = shared.metrics.clone();
+        shared.store.observe_batches(Arc::new(move |took| batches.db(crate::metrics::DbOp::Batch, took)));
         let settings = &shared.settings;
         let proxy_state = Data::new(ProxyState {
             shared: shared.clone(),
@@ -189,6 +193,7 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(admin::hosts::only_allowed_hosts))
                 .wrap(actix_web::middleware::from_fn(conn_limit::track))
                 .service(web::scope("/api").configure(admin::api::routes))
+                .route("/metrics", web::get().to(admin::metrics::metrics))
                 .route("/static/{name}", web::get().to(admin::assets::asset))
                 .configure(admin::pages::routes)
                 .default_service(web::to(|| async {

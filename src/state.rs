@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::windows::Windows;
 use crate::key_cache::KeyCache;
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::upstream::Upstreams;
@@ -27,6 +28,8 @@ pub struct Shared {
     pub runtime: Runtime,
     /// Refused proxy requests not yet added to the database.
     pub refusals: crate::refusals::RefusalCounter,
+    /// What `/metrics` shows; both listeners' paths record into it.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Shared {

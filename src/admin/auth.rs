@@ -30,7 +30,7 @@ fn admin_state(req: &HttpRequest) -> Result<Data<AdminState>, AdminError> {
 }
 
 /// The token of `Authorization: Bearer <token>`, if the request has one.
-fn bearer(req: &HttpRequest) -> Option<&str> {
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
     req.headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())

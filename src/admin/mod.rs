@@ -11,6 +11,7 @@ pub mod forwarded;
 pub mod headers;
 pub mod hosts;
 pub mod keys;
+pub mod metrics;
 pub mod pages;
 pub mod password;
 pub mod people;

@@ -118,6 +118,9 @@ pub struct Settings {
     /// `None`: the audit log is kept forever.
     pub audit_retention: Option<Duration>,
     pub refusals_flush: Duration,
+    /// The bearer token `/metrics` needs, when set.
+    pub metrics_token: Option<Secret<String>>,
+    pub metrics_key_label: bool,
 }
 
 /// A name the file may set: one of [`SETTINGS`]. A misspelt setting in a file
@@ -356,6 +359,8 @@ impl Settings {
                 days => Some(Duration::from_secs(days * 86_400)),
             },
             refusals_flush: Duration::from_millis(num("REFUSALS_FLUSH_MS")?.clamp(10, 3_600_000)),
+            metrics_token: opt("METRICS_TOKEN").map(Secret),
+            metrics_key_label: flag("METRICS_KEY_LABEL")?,
         })
     }
 }

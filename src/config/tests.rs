@@ -86,10 +86,11 @@ fn secrets_do_not_show_in_debug_output() {
         ("ADMIN_PASSWORD", "hunter2-admin"),
         ("OLLAMA_API_KEYS", "upstream-secret-1"),
         ("SESSION_KEY", &key),
+        ("METRICS_TOKEN", "metrics-secret-9"),
     ])
     .unwrap();
     let shown = format!("{s:?}");
-    for secret in ["hunter2-admin", "upstream-secret-1", key.as_str()] {
+    for secret in ["hunter2-admin", "upstream-secret-1", key.as_str(), "metrics-secret-9"] {
         assert!(!shown.contains(secret), "{secret} shows in {shown}");
     }
     assert_eq!(s.admin_password.as_ref().map(|p| p.expose().as_str()), Some("hunter2-admin"));

@@ -13,6 +13,7 @@ use crate::domain::limits::{LimitKind, Limits, Usage};
 use crate::domain::model;
 use crate::domain::people::{self, Scope};
 use crate::domain::windows::Windows;
+use crate::metrics::DbOp;
 use crate::store::{Admission, Admitted, KeyRecord};
 use crate::tokens::Busy;
 use std::time::Instant;
@@ -33,6 +34,7 @@ pub async fn admit(
     let Plan { route, body, facts, .. } = plan;
     let model = facts.models.first().map(|m| model::normalize(m)).unwrap_or_default();
     let weight = state.runtime.model_weights().micros_for(&model);
+    ex.tally.model = super::measure::model_label(state, key, &model);
     // Listings, management and count_tokens use no model tokens: they reserve none.
     let counts_tokens = key.has_token_limit() && route.kind.reports_usage();
     // The tokenizer runs only when some token limit needs the estimate now,
@@ -99,7 +101,8 @@ pub async fn admit(
             team_id: key.team.as_ref().map(|t| t.id),
             weighted_prompt: people::weighted(prompt, weight),
         };
-        let admitted = state.store.admit(&admission).await.map_err(ProxyError::database("admission"))?;
+        let admitted = state.metrics.timed(DbOp::Admission, state.store.admit(&admission)).await;
+        let admitted = admitted.map_err(ProxyError::database("admission"))?;
         match admitted {
             Admitted::Yes { reservation_id, usage } => break (reservation_id, usage),
             Admitted::KeyGone => {
@@ -149,6 +152,7 @@ pub async fn admit(
         weight,
         budgets,
         slot: None,
+        tally: ex.tally.hand_over(),
     })
 }
 

@@ -7,6 +7,7 @@ use super::ratelimit;
 use super::ProxyState;
 use crate::domain::limits::{Limits, Usage};
 use crate::domain::windows::Windows;
+use crate::metrics::Tally;
 use crate::usage_log::UsageEvent;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
@@ -18,11 +19,18 @@ pub struct Exchange {
     rate_headers: Vec<(HeaderName, HeaderValue)>,
     /// The calling key, once authentication has found it.
     pub key_id: Option<i64>,
+    /// The request's labels and stopwatch for the metrics.
+    pub tally: Tally,
 }
 
 impl Exchange {
     pub fn begin(req: &HttpRequest) -> Exchange {
-        Exchange { family: Family::of(req.path()), rate_headers: Vec::new(), key_id: None }
+        Exchange {
+            family: Family::of(req.path()),
+            rate_headers: Vec::new(),
+            key_id: None,
+            tally: Tally::begin(),
+        }
     }
 
     /// The key's limits and what it has used of them, for the rate-limit headers.
@@ -57,6 +65,7 @@ impl Exchange {
             estimated: false,
             latency_ms: 0,
         });
+        super::measure::refused(state, &self.tally, self.key_id, error);
         error.render(self.family, &self.rate_headers)
     }
 }

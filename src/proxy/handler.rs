@@ -46,6 +46,7 @@ async fn run(
 ) -> Result<HttpResponse, ProxyError> {
     // Who calls, and may they call this route at all.
     let route = routes::resolve(req.method(), req.path());
+    ex.tally.route = route.as_ref().map_or(crate::metrics::UNMATCHED_ROUTE, |r| r.name);
     let mut body = Incoming::new(payload);
     let key = auth::caller(state, req, &route, &mut body).await?;
     ex.key_id = Some(key.id);
@@ -76,6 +77,7 @@ async fn run(
     let gone = || req.conn_data::<crate::conn_limit::Slot>().is_some_and(|c| c.peer_gone());
     let model = ticket.model.clone();
     let target = target(state, &key, &plan, &model, &gone);
+    ticket.leaves_gate();
     // Held: a request dropped while it waits for a slot gives its reservation back.
     let mut held = Held::new(ticket);
     let sent = forward::send(client, &state.upstreams, plan.outgoing(req), outbound, target).await;

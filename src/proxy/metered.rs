@@ -139,6 +139,9 @@ where
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.tap.observe(&chunk);
+                if let Some(ticket) = this.ticket.as_mut() {
+                    ticket.first_byte();
+                }
                 let deadline = tokio::time::Instant::now() + this.idle;
                 this.idle_timer.as_mut().reset(deadline);
                 Poll::Ready(Some(Ok(chunk)))

@@ -10,6 +10,7 @@ pub mod exchange;
 pub mod forward;
 pub mod handler;
 pub mod info;
+pub mod measure;
 pub mod metered;
 pub mod models;
 pub mod policy;

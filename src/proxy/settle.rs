@@ -11,6 +11,7 @@ use super::tap::{Delivered, Reading};
 use crate::clock::Clock;
 use crate::domain::people;
 use crate::domain::usage::Outcome;
+use crate::metrics::{DbOp, Metrics, Tally};
 use crate::store::{Settlement, Store};
 use crate::tokens::Tokenizer;
 use crate::usage_log::{UsageEvent, UsageLog};
@@ -171,6 +172,7 @@ pub struct Settler {
     pub clock: Arc<dyn Clock>,
     pub usage_log: UsageLog,
     pub tokenizer: Arc<Tokenizer>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Settler {
@@ -180,6 +182,7 @@ impl Settler {
             clock: state.clock.clone(),
             usage_log: state.usage_log.clone(),
             tokenizer: state.tokenizer.clone(),
+            metrics: state.metrics.clone(),
         }
     }
 }
@@ -202,6 +205,8 @@ pub struct Ticket {
     /// The backend slot the request runs in; freed as soon as it ends, not
     /// once its settlement is written.
     pub slot: Option<crate::upstream::slots::Slot>,
+    /// The request's labels and stopwatch for the metrics.
+    pub tally: Tally,
 }
 
 impl Ticket {
@@ -210,6 +215,7 @@ impl Ticket {
     pub fn settle(mut self, end: End, http_status: u16, read: Option<Received>) -> Charge {
         drop(self.slot.take());
         let charge = charge(end, http_status, read.as_ref(), self.terms);
+        self.measure_end(charge.outcome);
         let latency_ms = self.started.elapsed().as_millis() as i64;
         let delivered = read.map(|r| r.delivered).unwrap_or_default();
         // Shutting down, there is no runtime: the stale-reservation sweep of the next start settles it.
@@ -220,7 +226,8 @@ impl Ticket {
     }
 
     /// Gives the request back, stopped by `error` before any answer.
-    pub fn give_back(self, end: End, error: ProxyError) -> ProxyError {
+    pub fn give_back(mut self, end: End, error: ProxyError) -> ProxyError {
+        self.measure_give_back(end, &error);
         self.settle(end, error.status().as_u16(), None);
         error
     }
@@ -243,7 +250,10 @@ impl Ticket {
             weighted_tokens: people::weighted(prompt.saturating_add(completion), self.weight),
             budgets: self.budgets.clone(),
         };
-        settle_until_done(&*self.settler.store, &settlement).await;
+        // Counted before the row is written: whoever sees the row sees the tokens.
+        self.settler.metrics.charged(&self.tally, Some(self.key_id), prompt, completion);
+        let settling = settle_until_done(&*self.settler.store, &settlement);
+        self.settler.metrics.timed(DbOp::Settlement, settling).await;
         self.settler.usage_log.record(&UsageEvent {
             ts: chrono::Utc::now().to_rfc3339(),
             event: "request",

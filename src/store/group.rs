@@ -25,7 +25,8 @@ use super::rows::CounterRow;
 use super::{Admission, Settlement, StoreError, StoreResult};
 use crate::domain::usage::Outcome;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The most admissions, and the most settlements, one transaction takes.
@@ -89,14 +90,24 @@ struct Queue {
     committing: bool,
 }
 
+/// Told how long each group-commit transaction took (the metrics).
+pub type BatchObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
 pub struct GroupCommit<B: Batches> {
     backend: Arc<B>,
     queue: Arc<Mutex<Queue>>,
+    /// Set once, after the store is open and the metrics exist.
+    observer: Arc<OnceLock<BatchObserver>>,
 }
 
 impl<B: Batches> GroupCommit<B> {
     pub fn new(backend: Arc<B>) -> Self {
-        GroupCommit { backend, queue: Arc::default() }
+        GroupCommit { backend, queue: Arc::default(), observer: Arc::default() }
+    }
+
+    /// From now on every transaction's time is reported to `observer`.
+    pub fn observe(&self, observer: BatchObserver) {
+        let _ = self.observer.set(observer);
     }
 
     /// Queues `job` and waits until the transaction it is part of has ended.
@@ -114,7 +125,7 @@ impl<B: Batches> GroupCommit<B> {
             // A task of its own: the caller may be dropped while it waits
             // (its client went away), and the queue must not stall with it.
             let (backend, queue) = (self.backend.clone(), self.queue.clone());
-            tokio::spawn(drain(backend, queue));
+            tokio::spawn(drain(backend, queue, self.observer.clone()));
         }
         match answer.await {
             Ok(done) => done,
@@ -149,7 +160,11 @@ fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
 }
 
 /// Commits batches until the queue is empty.
-async fn drain<B: Batches>(backend: Arc<B>, queue: Arc<Mutex<Queue>>) {
+async fn drain<B: Batches>(
+    backend: Arc<B>,
+    queue: Arc<Mutex<Queue>>,
+    observer: Arc<OnceLock<BatchObserver>>,
+) {
     // Clears `committing` if this task ends other than by finding the queue
     // empty (a panic), so that the next write starts a new task rather than
     // waiting for one that is gone.
@@ -178,7 +193,12 @@ async fn drain<B: Batches>(backend: Arc<B>, queue: Arc<Mutex<Queue>>) {
             batch
         };
         let (jobs, replies): (Vec<Job>, Vec<Reply>) = batch.into_iter().unzip();
-        match backend.commit(&jobs).await {
+        let started = Instant::now();
+        let committed = backend.commit(&jobs).await;
+        if let Some(observe) = observer.get() {
+            observe(started.elapsed());
+        }
+        match committed {
             Ok(outcomes) => answer(&*backend, &jobs, replies, outcomes).await,
             Err(e) if jobs.len() == 1 => {
                 let _ = replies.into_iter().next().map(|reply| reply.send(Err(e)));

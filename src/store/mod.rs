@@ -12,6 +12,7 @@ mod checkpoint;
 pub mod copy;
 mod file_watch;
 mod group;
+pub use group::BatchObserver;
 pub mod health;
 pub mod people;
 mod pg_batch;
@@ -65,6 +66,8 @@ pub trait Store: people::People + audit::Audit + refusals::Refusals + Send + Syn
     /// The last write that failed for a reason outside the request, while no
     /// write has succeeded since.
     fn write_failure(&self) -> Option<WriteFailure>;
+    /// Reports the time of each group-commit transaction to `observer`.
+    fn observe_batches(&self, observer: BatchObserver);
 
     async fn create_key(&self, key: &NewKey) -> StoreResult<KeyRecord>;
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;

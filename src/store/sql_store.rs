@@ -30,6 +30,10 @@ macro_rules! sql_store {
                 self.health.failure()
             }
 
+            fn observe_batches(&self, observer: $crate::store::BatchObserver) {
+                self.group.observe(observer)
+            }
+
             async fn create_key(&self, key: &NewKey) -> StoreResult<KeyRecord> {
                 $crate::store::sql_steps::write_tx!(self, tx, {
                     use sqlx::Row;

@@ -120,6 +120,11 @@ impl Backend {
             && (model.is_empty() || health.models.as_ref().is_none_or(|m| m.contains(model)))
     }
 
+    /// Its last listing names the model (normalised).
+    pub fn lists(&self, model: &str) -> bool {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).models.as_ref().is_some_and(|m| m.contains(model))
+    }
+
     pub fn has_loaded(&self, model: &str) -> bool {
         self.live.lock().unwrap_or_else(|e| e.into_inner()).loaded.contains(model)
     }

@@ -17,6 +17,7 @@ mod hostile;
 mod images;
 mod lengths;
 mod lifecycle;
+mod metrics;
 mod nginx;
 mod people;
 mod policy;

@@ -120,10 +120,7 @@ pub async fn inline(
     };
     match outcome {
         Ok(inlined) => Ok((ticket, inlined)),
-        Err(error) => {
-            ticket.settle(End::NotForwarded, error.status().as_u16(), None);
-            Err(error)
-        }
+        Err(error) => Err(ticket.give_back(End::NotForwarded, error)),
     }
 }
 
