@@ -446,3 +446,50 @@ async fn guessing_the_metrics_token_is_throttled_like_the_admin_password() {
     // The scraper that holds the token is not locked out by someone else's guesses.
     assert_eq!(status_of(&app, Some("scrape-secret-42")).await.status, StatusCode::OK);
 }
+
+/// The names in an expression of the Grafana dashboard: `ollama_gate_*` and `process_*`.
+fn dashboard_metric_names() -> BTreeSet<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/grafana/dashboards/ollama-gate.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut names = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            for (start, _) in expr.match_indices(['o', 'p']) {
+                let rest = &expr[start..];
+                if !(rest.starts_with("ollama_gate_") || rest.starts_with("process_")) {
+                    continue;
+                }
+                if start > 0 && expr.as_bytes()[start - 1].is_ascii_alphanumeric() {
+                    continue;
+                }
+                let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+                names.insert(rest[..end].to_owned());
+            }
+        }
+    }
+    names
+}
+
+#[actix_web::test]
+async fn every_metric_the_grafana_dashboard_reads_is_exported() {
+    let names = dashboard_metric_names();
+    assert!(names.len() >= 12, "{names:?}");
+    let app = spawn_app().await;
+    probed(&app).await;
+    let (key, record) = app.create_key(json!({"name": "dash"})).await;
+    assert_eq!(app.generate(&key, "llama3", true).await.status, StatusCode::OK);
+    assert_eq!(app.generate("sk-og-not-a-key", "llama3", false).await.status, StatusCode::UNAUTHORIZED);
+    app.settled(&record["id"]).await;
+    let m = scrape_until(&app, |m| {
+        m.sum("ollama_gate_db_transaction_seconds_count", &[("op", "settlement")]) >= 1.0
+    })
+    .await;
+    let exported: BTreeSet<&str> = m.0.iter().map(|s| s.name.as_str()).collect();
+    for name in &names {
+        assert!(
+            exported.contains(name.as_str()),
+            "the dashboard reads {name}, which /metrics does not export"
+        );
+    }
+}
