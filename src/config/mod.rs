@@ -13,8 +13,10 @@ use std::time::Duration;
 use url::Url;
 
 pub use crate::store::url::DatabaseUrl;
+pub use otel::OtelSettings;
 pub use table::SETTINGS;
 
+mod otel;
 mod table;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +117,8 @@ pub struct Settings {
     pub listen_backlog: u32,
     pub max_stream_duration: Duration,
     pub revoked_stream_check: Duration,
+    /// Traces are exported when set (`OTEL_*`).
+    pub otel: Option<OtelSettings>,
 }
 
 impl Settings {
@@ -314,6 +318,7 @@ impl Settings {
             listen_backlog: num("LISTEN_BACKLOG")?.clamp(1, 65_535) as u32,
             max_stream_duration: Duration::from_secs(num("MAX_STREAM_DURATION_SECS")?.max(1)),
             revoked_stream_check: Duration::from_secs(num("REVOKED_STREAM_CHECK_SECS")?.max(1)),
+            otel: otel::read(&opt, flag("OTEL_SDK_DISABLED")?)?,
         })
     }
 }

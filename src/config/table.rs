@@ -65,4 +65,9 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LISTEN_BACKLOG", "1024", "connections the system queues before they are accepted"),
     ("MAX_STREAM_DURATION_SECS", "3600", "longest response stream; it then ends with an error event and what passed is charged"),
     ("REVOKED_STREAM_CHECK_SECS", "2", "how often running streams' keys are checked; a deactivated, rotated, expired or deleted key's streams end"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/HTTP receiver for traces (such as http://collector:4318); spans go to its /v1/traces as JSON; empty: no traces"),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "the full URL spans are posted to, instead of OTEL_EXPORTER_OTLP_ENDPOINT's /v1/traces"),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "", "headers sent with every export, as name=value,name2=value2 (values percent-encoded)"),
+    ("OTEL_SERVICE_NAME", "ollama-gate", "service.name of the exported spans"),
+    ("OTEL_SDK_DISABLED", "false", "true: no traces, whatever endpoint is set"),
 ];
