@@ -99,7 +99,8 @@ pub async fn admit(
             team_id: key.team.as_ref().map(|t| t.id),
             weighted_prompt: people::weighted(prompt, weight),
         };
-        let admitted = state.store.admit(&admission).await.map_err(ProxyError::database("admission"))?;
+        let admitted =
+            state.store.admit(&admission).await.map_err(ProxyError::database("admission", &ex.request_id))?;
         match admitted {
             Admitted::Yes { reservation_id, usage } => break (reservation_id, usage),
             Admitted::KeyGone => {
@@ -149,6 +150,9 @@ pub async fn admit(
         weight,
         budgets,
         slot: None,
+        request_id: ex.request_id.clone(),
+        // The handler hands the trace over with the admission's span (`Exchange::admitted`).
+        trace: None,
     })
 }
 

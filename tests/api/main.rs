@@ -21,6 +21,7 @@ mod people;
 mod policy;
 mod quota;
 mod raw;
+mod request_ids;
 mod reservations;
 mod slow_clients;
 mod streams;
