@@ -136,6 +136,7 @@ mod tests {
         let shown: Vec<(&str, &str)> =
             s.headers.iter().map(|(k, v)| (k.as_str(), v.expose().as_str())).collect();
         assert_eq!(shown, [("authorization", "Bearer tok-123"), ("x-scope", "a=b")]);
+        assert!(!format!("{s:?}").contains("tok-123"), "the headers never show in debug output");
         for bad in ["novalue", "a b=secret-1", "x=secret%zz", "x=secret%0a"] {
             let err = with(
                 &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_EXPORTER_OTLP_HEADERS", bad)],

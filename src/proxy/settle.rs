@@ -263,6 +263,19 @@ impl Ticket {
             request_id: Some(self.request_id.to_string()),
         };
         settle_until_done(&*self.settler.store, &settlement).await;
+        // Before the usage log line: a reader who sees the line knows the spans are queued.
+        if let (Some(mut trace), Some(settling)) = (self.trace.take(), settling) {
+            let failed = (charge.outcome != Outcome::Ok).then_some(status);
+            trace.child("settlement", settling, span::now(), None);
+            trace.finish(Finish {
+                http_status,
+                error: failed,
+                key_id: Some(self.key_id),
+                request_id: self.request_id.as_str(),
+                model: Some(&self.model),
+                tokens: Some((prompt, completion)),
+            });
+        }
         self.settler.usage_log.record(&UsageEvent {
             ts: chrono::Utc::now().to_rfc3339(),
             event: "request",
@@ -278,18 +291,6 @@ impl Ticket {
             latency_ms,
             request_id: self.request_id.as_str(),
         });
-        if let (Some(mut trace), Some(settling)) = (self.trace.take(), settling) {
-            let failed = (charge.outcome != Outcome::Ok).then_some(status);
-            trace.child("settlement", settling, span::now(), None);
-            trace.finish(Finish {
-                http_status,
-                error: failed,
-                key_id: Some(self.key_id),
-                request_id: self.request_id.as_str(),
-                model: Some(&self.model),
-                tokens: Some((prompt, completion)),
-            });
-        }
     }
 
     async fn count(&self, tokens: Tokens, delivered: &mut Delivered) -> i64 {

@@ -70,6 +70,7 @@ impl Exporter {
         let mut shown = settings.traces_url.clone();
         let _ = shown.set_username("");
         let _ = shown.set_password(None);
+        log::info!("traces: exporting spans to {shown} (OTLP/HTTP, JSON)");
         Exporter {
             client,
             url: settings.traces_url.to_string(),

@@ -26,5 +26,6 @@ mod reservations;
 mod slow_clients;
 mod streams;
 mod tokenizer;
+mod traces;
 mod upstream_headers;
 mod windows;
