@@ -14,6 +14,7 @@ pub mod runtime;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod tokens;
 pub mod upkeep;
 pub mod upstream;

@@ -115,6 +115,7 @@ impl Application {
                 settings.tokenizer_queue_per_key,
             )),
             streams: Default::default(),
+            tracer: settings.otel.as_ref().map(crate::telemetry::Tracer::start),
         });
         let admin_state = Data::new(AdminState {
             shared: shared.clone(),
@@ -151,6 +152,7 @@ impl Application {
                     &image_slots,
                 )))
                 .wrap(actix_web::middleware::from_fn(crate::proxy::cors::cors))
+                .wrap(actix_web::middleware::from_fn(crate::proxy::request_id::tag))
                 .wrap(actix_web::middleware::from_fn(conn_limit::track))
                 .route("/", web::get().to(info::service_info))
                 .route("/health", web::get().to(info::health))
@@ -255,6 +257,9 @@ impl Application {
         if let Err(e) = self.shared.refusals.flush(self.shared.store.as_ref()).await {
             log::warn!("could not save the last refused-request counts: {e}");
         }
+        if let Some(tracer) = &self.proxy_state.tracer {
+            tracer.flush(TRACE_FLUSH_WAIT).await;
+        }
         // Our reservations, if any are left, become stale for the next start at once.
         if let Err(e) = self.shared.store.remove_instance(&self.shared.instance_id).await {
             log::warn!("could not unregister this instance: {e}");
@@ -287,6 +292,9 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         .await
         .map_err(|e| anyhow::anyhow!("DATABASE_URL: cannot open the database: {e}"))
 }
+
+/// How long the last spans may take to leave on shutdown.
+const TRACE_FLUSH_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a closing connection may take to say goodbye (actix's own default).
 const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);

@@ -39,6 +39,7 @@ pub struct UsageEvent<'a> {
     pub total_tokens: i64,
     pub estimated: bool,
     pub latency_ms: i64,
+    pub request_id: &'a str,
 }
 
 impl UsageLog {
@@ -141,6 +142,7 @@ mod tests {
             total_tokens: n + 1,
             estimated: false,
             latency_ms: 3,
+            request_id: "r1",
         }
     }
 

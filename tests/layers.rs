@@ -21,6 +21,7 @@ const NEVER: &[(&str, &[&str])] = &[
     ("tokens", &["proxy", "admin", "store"]),
     ("usage_log", &["proxy", "admin"]),
     ("metrics", &["proxy", "admin", "state", "store", "runtime"]),
+    ("telemetry", &["proxy", "admin", "store", "state"]),
 ];
 
 /// `src/a/b.rs` and `src/a/b/mod.rs` are the module `a::b`.

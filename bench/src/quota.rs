@@ -149,6 +149,8 @@ pub async fn requests_per_second(
                         now: now.timestamp(),
                         weighted_tokens: 80,
                         budgets: budgets.to_vec(),
+                        // As long as a generated one, as the proxy's settlements write.
+                        request_id: Some(format!("{reservation_id:032x}")),
                     };
                     store.settle(&settlement).await?;
                     done.fetch_add(1, Ordering::Relaxed);

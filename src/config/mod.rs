@@ -13,8 +13,10 @@ use std::time::Duration;
 use url::Url;
 
 pub use crate::store::url::DatabaseUrl;
+pub use otel::OtelSettings;
 pub use table::{settings_help, SETTINGS};
 
+mod otel;
 mod table;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +123,8 @@ pub struct Settings {
     /// The bearer token `/metrics` needs, when set.
     pub metrics_token: Option<Secret<String>>,
     pub metrics_key_label: bool,
+    /// Traces are exported when set (`OTEL_*`).
+    pub otel: Option<OtelSettings>,
 }
 
 /// A name the file may set: one of [`SETTINGS`]. A misspelt setting in a file
@@ -361,6 +365,7 @@ impl Settings {
             refusals_flush: Duration::from_millis(num("REFUSALS_FLUSH_MS")?.clamp(10, 3_600_000)),
             metrics_token: opt("METRICS_TOKEN").map(Secret),
             metrics_key_label: flag("METRICS_KEY_LABEL")?,
+            otel: otel::read(&opt, flag("OTEL_SDK_DISABLED")?)?,
         })
     }
 }

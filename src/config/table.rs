@@ -69,6 +69,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("REFUSALS_FLUSH_MS", "5000", "how often refused-request counts kept in memory are added to the database"),
     ("METRICS_TOKEN", "", "bearer token GET /metrics on the admin listener needs (the admin password works too); empty: open"),
     ("METRICS_KEY_LABEL", "true", "label request and token metrics with the key's id; false for gates with many keys"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/HTTP receiver for traces (such as http://collector:4318); spans go to its /v1/traces as JSON; empty: no traces"),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "the full URL spans are posted to, instead of OTEL_EXPORTER_OTLP_ENDPOINT's /v1/traces"),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "", "headers sent with every export, as name=value,name2=value2 (values percent-encoded)"),
+    ("OTEL_SERVICE_NAME", "ollama-gate", "service.name of the exported spans"),
+    ("OTEL_SDK_DISABLED", "false", "true: no traces, whatever endpoint is set"),
 ];
 
 /// Every setting with its default and meaning, for `ollama-gate --help`.

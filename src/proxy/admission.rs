@@ -102,7 +102,7 @@ pub async fn admit(
             weighted_prompt: people::weighted(prompt, weight),
         };
         let admitted = state.metrics.timed(DbOp::Admission, state.store.admit(&admission)).await;
-        let admitted = admitted.map_err(ProxyError::database("admission"))?;
+        let admitted = admitted.map_err(ProxyError::database("admission", &ex.request_id))?;
         match admitted {
             Admitted::Yes { reservation_id, usage } => break (reservation_id, usage),
             Admitted::KeyGone => {
@@ -153,6 +153,9 @@ pub async fn admit(
         budgets,
         slot: None,
         tally: ex.tally.hand_over(),
+        request_id: ex.request_id.clone(),
+        // The handler hands the trace over with the admission's span (`Exchange::admitted`).
+        trace: None,
     })
 }
 

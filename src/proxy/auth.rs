@@ -3,6 +3,7 @@
 use super::error::ProxyError;
 use super::policy::plan::Incoming;
 use super::policy::routes::{Refusal, Route};
+use super::request_id::RequestId;
 use crate::domain::api_key::ApiKey;
 use crate::proxy::ProxyState;
 use crate::store::KeyRecord;
@@ -51,10 +52,15 @@ pub async fn caller(
     {
         presented = body.json(req, settings).await?.take_key();
     }
-    authenticate(state, presented.as_deref()).await
+    authenticate(state, presented.as_deref(), &RequestId::of_request(req)).await
 }
 
-pub async fn authenticate(state: &ProxyState, presented: Option<&str>) -> Result<Arc<KeyRecord>, ProxyError> {
+/// The key presented, found and valid; `request_id` names the request in the log.
+pub async fn authenticate(
+    state: &ProxyState,
+    presented: Option<&str>,
+    request_id: &RequestId,
+) -> Result<Arc<KeyRecord>, ProxyError> {
     let presented = presented.ok_or_else(|| {
         ProxyError::Unauthorized("missing API key: send it as 'Authorization: Bearer sk-og-...'".into())
     })?;
@@ -65,8 +71,11 @@ pub async fn authenticate(state: &ProxyState, presented: Option<&str>) -> Result
     let record = match state.keys.get(&hash) {
         Some(cached) => cached,
         None => {
-            let found =
-                state.store.find_key_by_hash(&hash).await.map_err(ProxyError::database("key lookup"))?;
+            let found = state
+                .store
+                .find_key_by_hash(&hash)
+                .await
+                .map_err(ProxyError::database("key lookup", request_id))?;
             let found = found.map(Arc::new);
             state.keys.put(hash, found.clone());
             found

@@ -11,7 +11,8 @@ use actix_web::HttpResponse;
 
 const EXPOSED: &str =
     "x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests, \
-    x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, retry-after";
+    x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, retry-after, \
+    x-request-id";
 
 pub async fn cors(
     req: ServiceRequest,
@@ -33,7 +34,8 @@ pub async fn cors(
                 .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, DELETE, HEAD, OPTIONS"))
                 .insert_header((
                     header::ACCESS_CONTROL_ALLOW_HEADERS,
-                    "authorization, content-type, x-api-key, anthropic-auth-token, anthropic-version, anthropic-beta",
+                    "authorization, content-type, x-api-key, anthropic-auth-token, anthropic-version, anthropic-beta, \
+                    x-request-id, traceparent, tracestate",
                 ))
                 .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"));
         }

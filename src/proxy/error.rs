@@ -1,6 +1,7 @@
 //! Refusals and failures, rendered in the format of the API family that was called.
 
 use super::policy::routes::Family;
+use super::request_id::RequestId;
 use crate::domain::limits::LimitKind;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
@@ -39,9 +40,12 @@ pub enum ProxyError {
 
 impl ProxyError {
     /// The 503 for a failed trip to the database; the cause is logged once, here.
-    pub fn database(what: &'static str) -> impl FnOnce(crate::store::StoreError) -> ProxyError {
+    pub fn database<'a>(
+        what: &'static str,
+        request_id: &'a RequestId,
+    ) -> impl FnOnce(crate::store::StoreError) -> ProxyError + 'a {
         move |e| {
-            log::error!("{what} failed: {e}");
+            log::error!("{what} failed: {e} request_id={request_id}");
             ProxyError::Unavailable("the gate's database is unavailable; try again shortly".into())
         }
     }
@@ -144,7 +148,22 @@ impl ProxyError {
         }
     }
 
-    pub fn render(&self, family: Family, extra: &[(HeaderName, HeaderValue)]) -> HttpResponse {
+    /// The error body with the request's id at its top level, where
+    /// Anthropic's API puts its own and the other families have room.
+    pub fn body_for(&self, family: Family, request_id: &str) -> serde_json::Value {
+        let mut body = self.body(family);
+        if let Some(fields) = body.as_object_mut() {
+            fields.insert("request_id".into(), request_id.into());
+        }
+        body
+    }
+
+    pub fn render(
+        &self,
+        family: Family,
+        extra: &[(HeaderName, HeaderValue)],
+        request_id: &str,
+    ) -> HttpResponse {
         let mut response = HttpResponse::build(self.status());
         if let ProxyError::Limited { kind, retry_after, .. } = self {
             response.insert_header(("retry-after", retry_after.to_string()));
@@ -171,7 +190,7 @@ impl ProxyError {
         for (name, value) in extra {
             response.insert_header((name.clone(), value.clone()));
         }
-        response.json(self.body(family))
+        response.json(self.body_for(family, request_id))
     }
 }
 
@@ -188,5 +207,16 @@ mod tests {
         let e =
             ProxyError::Limited { kind: LimitKind::RequestsPerMinute, retry_after: 5, message: "x".into() };
         assert_eq!(e.body(Family::OpenAi)["error"]["code"], "rate_limit_exceeded");
+    }
+
+    #[test]
+    fn the_request_id_sits_at_the_top_level_of_every_family() {
+        let e = ProxyError::Forbidden("no".into());
+        assert_eq!(e.body_for(Family::Ollama, "r1"), json!({"error": "no", "request_id": "r1"}));
+        for family in [Family::OpenAi, Family::Anthropic] {
+            let body = e.body_for(family, "r1");
+            assert_eq!(body["request_id"], "r1");
+            assert!(body["error"]["message"].is_string());
+        }
     }
 }

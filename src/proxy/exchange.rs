@@ -2,12 +2,16 @@
 //! a request that its answer, or its refusal, carries.
 
 use super::error::ProxyError;
-use super::policy::routes::Family;
+use super::policy::routes::{Family, Refusal, Route};
 use super::ratelimit;
+use super::request_id::RequestId;
+use super::settle::Ticket;
+use super::trace::{Finish, RequestTrace};
 use super::ProxyState;
 use crate::domain::limits::{Limits, Usage};
 use crate::domain::windows::Windows;
 use crate::metrics::Tally;
+use crate::telemetry::span;
 use crate::usage_log::UsageEvent;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
@@ -21,15 +25,54 @@ pub struct Exchange {
     pub key_id: Option<i64>,
     /// The request's labels and stopwatch for the metrics.
     pub tally: Tally,
+    pub request_id: RequestId,
+    /// The request's spans while it is traced, until its ticket takes them.
+    pub trace: Option<RequestTrace>,
 }
 
 impl Exchange {
-    pub fn begin(req: &HttpRequest) -> Exchange {
+    pub fn begin(req: &HttpRequest, state: &ProxyState) -> Exchange {
         Exchange {
             family: Family::of(req.path()),
             rate_headers: Vec::new(),
             key_id: None,
             tally: Tally::begin(),
+            request_id: RequestId::of_request(req),
+            trace: state.tracer.as_ref().map(|tracer| RequestTrace::begin(tracer, req)),
+        }
+    }
+
+    /// The route is known (the trace is named after it).
+    pub fn route(&mut self, route: &Result<Route, Refusal>) {
+        if let (Some(trace), Ok(route)) = (&mut self.trace, route) {
+            trace.route(route);
+        }
+    }
+
+    /// Now, when the request is traced: the start of a span.
+    pub fn span_start(&self) -> Option<u64> {
+        self.trace.as_ref().map(|_| span::now())
+    }
+
+    /// The admission span ends with `admitted`; an admitted request's ticket
+    /// takes the trace along, to end it when it settles.
+    pub fn admitted(
+        &mut self,
+        admitted: Result<Ticket, ProxyError>,
+        began: Option<u64>,
+    ) -> Result<Ticket, ProxyError> {
+        let Some(mut trace) = self.trace.take() else { return admitted };
+        let error = admitted.as_ref().err().map(ProxyError::code);
+        trace.child("admission", began.unwrap_or_else(span::now), span::now(), error);
+        match admitted {
+            Ok(mut ticket) => {
+                ticket.trace = Some(trace);
+                Ok(ticket)
+            }
+            Err(e) => {
+                self.trace = Some(trace);
+                Err(e)
+            }
         }
     }
 
@@ -47,9 +90,15 @@ impl Exchange {
     }
 
     /// The refusal, logged once and rendered in the caller's family.
-    pub fn refuse(&self, state: &ProxyState, req: &HttpRequest, error: &ProxyError) -> HttpResponse {
+    pub fn refuse(&mut self, state: &ProxyState, req: &HttpRequest, error: &ProxyError) -> HttpResponse {
         // Debug level: a client hammering a spent quota must not flood the log; the usage log has them all.
-        log::debug!("refused {} {}: {} {}", req.method(), req.path(), error.status().as_u16(), error.code());
+        let (status, code) = (error.status().as_u16(), error.code());
+        log::debug!(
+            "refused {} {}: {status} {code} request_id={}",
+            req.method(),
+            req.path(),
+            self.request_id
+        );
         state.refusals.note(state.clock.now().timestamp(), self.key_id, error.reason());
         state.usage_log.record(&UsageEvent {
             ts: chrono::Utc::now().to_rfc3339(),
@@ -64,8 +113,20 @@ impl Exchange {
             total_tokens: 0,
             estimated: false,
             latency_ms: 0,
+            request_id: self.request_id.as_str(),
         });
         super::measure::refused(state, &self.tally, self.key_id, error);
-        error.render(self.family, &self.rate_headers)
+        // Refused before admission: the request ends here. After it, the ticket's settlement ended it.
+        if let Some(trace) = self.trace.take() {
+            trace.finish(Finish {
+                http_status: status,
+                error: Some(code),
+                key_id: self.key_id,
+                request_id: self.request_id.as_str(),
+                model: None,
+                tokens: None,
+            });
+        }
+        error.render(self.family, &self.rate_headers, self.request_id.as_str())
     }
 }

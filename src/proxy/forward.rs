@@ -3,7 +3,10 @@
 
 use super::body_pace::Paced;
 use super::error::ProxyError;
+use super::request_id::{RequestId, HEADER as REQUEST_ID};
+use super::trace::UpstreamTrace;
 use crate::domain::lengths::shown;
+use crate::telemetry::span;
 use crate::upstream::pool::Backend;
 use crate::upstream::queue::Who;
 use crate::upstream::slots::{Acquired, Refused, Slot, Waiter};
@@ -113,6 +116,10 @@ pub struct Outgoing<'a> {
     pub path_and_query: &'a str,
     /// The client's headers; those that must not go upstream are left out here.
     pub headers: &'a HeaderMap,
+    /// Sent upstream in place of the client's `x-request-id`.
+    pub request_id: &'a RequestId,
+    /// The trace headers, in place of the client's, when the request is traced.
+    pub trace: Option<UpstreamTrace>,
 }
 
 /// Where a request may go.
@@ -135,6 +142,8 @@ pub struct Queued<'a> {
     pub deadline: Instant,
     /// True once the client has hung up: it leaves the queue.
     pub gone: &'a dyn Fn() -> bool,
+    /// When the request is traced: set to when it began and stopped waiting for a slot.
+    pub waited: Option<&'a std::cell::Cell<Option<(u64, u64)>>>,
 }
 
 /// The upstream's answer, and the slot it holds until the answer ends.
@@ -209,7 +218,16 @@ async fn send_in_turn(
     loop {
         let slot = match upstreams.acquire(queued.model, queued.who, &tried) {
             Ok(Acquired::Now(slot)) => slot,
-            Ok(Acquired::Wait(waiter)) => wait_in_queue(waiter, &queued, upstreams).await?,
+            Ok(Acquired::Wait(waiter)) => {
+                let began = queued.waited.map(|_| span::now());
+                let slot = wait_in_queue(waiter, &queued, upstreams).await;
+                if let (Some(cell), Some(began)) = (queued.waited, began) {
+                    // Over several waits (retries on other backends): from the first to the last.
+                    let first = cell.get().map_or(began, |(first, _)| first);
+                    cell.set(Some((first, span::now())));
+                }
+                slot?
+            }
             Err(Refused::KeyFull(n)) => {
                 return Err(ProxyError::QueueFull {
                     retry_after: 1,
@@ -235,7 +253,12 @@ async fn send_in_turn(
         let retryable = again.is_some() && Instant::now() < queued.deadline;
         match result {
             Ok(response) if response.status().is_server_error() && retryable => {
-                log::warn!("backend {} answered {}; trying another", backend.spec.name, response.status());
+                log::warn!(
+                    "backend {} answered {}; trying another request_id={}",
+                    backend.spec.name,
+                    response.status(),
+                    outgoing.request_id
+                );
                 last = Some(Ok(response));
             }
             Ok(response) => return Ok(Sent { response, slot: Some(slot) }),
@@ -328,7 +351,7 @@ async fn send_once(
     outgoing: &Outgoing<'_>,
     body: Outbound,
 ) -> (Result<ClientResponse, Failure>, Option<Outbound>) {
-    let Outgoing { method, path_and_query, headers: incoming } = *outgoing;
+    let Outgoing { method, path_and_query, headers: incoming, request_id, ref trace } = *outgoing;
     let listed = connection_listed(incoming);
     let url = backend.url();
     let name = &backend.spec.name;
@@ -338,9 +361,14 @@ async fn send_once(
         // The caller's Host and credentials are among the dropped headers.
         let mut request = upstream::request(upstreams, client, method.clone(), url, path_and_query);
         for (name, value) in incoming.iter() {
-            if !drop_request_header(name) && !listed.iter().any(|l| l == name.as_str()) {
+            let replaced = *name == REQUEST_ID || trace.as_ref().is_some_and(|t| t.replaces(name));
+            if !drop_request_header(name) && !listed.iter().any(|l| l == name.as_str()) && !replaced {
                 request = request.append_header((name.clone(), value.clone()));
             }
+        }
+        request = request.insert_header((REQUEST_ID, request_id.header_value()));
+        if let Some(trace) = trace {
+            request = request.insert_header(("traceparent", trace.traceparent.clone()));
         }
         let (result, again) = match body {
             Outbound::Empty => (request.send().await, Some(Outbound::Empty)),
@@ -353,7 +381,9 @@ async fn send_once(
                     && key_attempts > 1
                     && again.is_some() =>
             {
-                log::warn!("backend {name} answered 429; trying the next upstream API key");
+                log::warn!(
+                    "backend {name} answered 429; trying the next upstream API key request_id={request_id}"
+                );
                 upstreams.rotate_api_key();
                 key_attempts -= 1;
                 body = again.expect("checked above");
@@ -367,19 +397,21 @@ async fn send_once(
             // backend had just dropped, or a crash mid-request): not proof
             // that the backend is gone.
             Err(SendRequestError::Connect(e @ ConnectError::Disconnected)) => {
-                log::warn!("backend {name} closed the connection before answering: {e}");
+                log::warn!(
+                    "backend {name} closed the connection before answering: {e} request_id={request_id}"
+                );
                 Failure::Other(ProxyError::BadGateway("upstream Ollama is unreachable".into()))
             }
             Err(SendRequestError::Connect(e)) => {
                 if backend.unreachable(format!("connection failed: {e}")) {
-                    log::warn!("backend {name} is out: {e}");
+                    log::warn!("backend {name} is out: {e} request_id={request_id}");
                 } else {
-                    log::warn!("backend {name} unreachable: {e}");
+                    log::warn!("backend {name} unreachable: {e} request_id={request_id}");
                 }
                 Failure::Other(ProxyError::BadGateway("upstream Ollama is unreachable".into()))
             }
             Err(e) => {
-                log::warn!("backend {name} failed: {e}");
+                log::warn!("backend {name} failed: {e} request_id={request_id}");
                 Failure::Other(ProxyError::BadGateway("upstream Ollama failed to answer".into()))
             }
         };

@@ -20,6 +20,7 @@ use crate::store::KeyRecord;
 use crate::upstream::queue::{Flow, Who};
 use actix_web::web::{self, Data};
 use actix_web::{HttpRequest, HttpResponse};
+use std::cell::Cell;
 use std::time::Instant;
 
 pub async fn proxy(
@@ -29,7 +30,7 @@ pub async fn proxy(
     client: Data<awc::Client>,
     images: Data<ImageClient>,
 ) -> HttpResponse {
-    let mut ex = Exchange::begin(&req);
+    let mut ex = Exchange::begin(&req, &state);
     match run(&req, payload, &state, &client, &images, &mut ex).await {
         Ok(response) => response,
         Err(error) => ex.refuse(&state, &req, &error),
@@ -47,6 +48,7 @@ async fn run(
     // Who calls, and may they call this route at all.
     let route = routes::resolve(req.method(), req.path());
     ex.tally.route = route.as_ref().map_or(crate::metrics::UNMATCHED_ROUTE, |r| r.name);
+    ex.route(&route);
     let mut body = Incoming::new(payload);
     let key = auth::caller(state, req, &route, &mut body).await?;
     ex.key_id = Some(key.id);
@@ -62,7 +64,9 @@ async fn run(
     // Admission: one transaction that counts the request and reserves its
     // tokens. Every route is admitted: per-minute limits and concurrency
     // protect the upstream from listings too (see `counts_in_request_quotas`).
-    let ticket = admission::admit(state, &key, &mut plan, ex).await?;
+    let began = ex.span_start();
+    let admitted = admission::admit(state, &key, &mut plan, ex).await;
+    let ticket = ex.admitted(admitted, began)?;
     if plan.route.kind == Kind::AnthropicCountTokens {
         return respond::count_tokens(state, &key, &plan, ticket, ex).await;
     }
@@ -73,17 +77,23 @@ async fn run(
     }
 
     // Forward, with remote images fetched in now that the request is admitted.
-    let (ticket, outbound) = plan.outbound(ticket, images, &state.settings).await?;
+    let (mut ticket, outbound) = plan.outbound(ticket, images, &state.settings).await?;
     let gone = || req.conn_data::<crate::conn_limit::Slot>().is_some_and(|c| c.peer_gone());
     let model = ticket.model.clone();
-    let target = target(state, &key, &plan, &model, &gone);
+    let waited = Cell::new(None);
+    let target = target(state, &key, &plan, &model, &gone, ticket.trace.is_some().then_some(&waited));
+    let mut outgoing = plan.outgoing(req, &ex.request_id);
+    outgoing.trace = ticket.trace.as_mut().map(|t| t.upstream_begins());
     ticket.leaves_gate();
     // Held: a request dropped while it waits for a slot gives its reservation back.
     let mut held = Held::new(ticket);
-    let sent = forward::send(client, &state.upstreams, plan.outgoing(req), outbound, target).await;
+    let sent = forward::send(client, &state.upstreams, outgoing, outbound, target).await;
     let Some(mut ticket) = held.take() else {
         return Err(ProxyError::Unavailable("the request was settled while it waited".into()));
     };
+    if let (Some(trace), Some((start, end))) = (&mut ticket.trace, waited.get()) {
+        trace.waited(start, end);
+    }
     let reply = match sent {
         Ok(sent) => {
             ticket.slot = sent.slot;
@@ -107,6 +117,7 @@ fn target<'a>(
     plan: &'a Plan,
     model: &'a str,
     gone: &'a dyn Fn() -> bool,
+    waited: Option<&'a Cell<Option<(u64, u64)>>>,
 ) -> Target<'a> {
     let kind = plan.route.kind;
     if kind.is_manage() {
@@ -125,5 +136,6 @@ fn target<'a>(
         who: Who { key_id: key.id, flow, weight: key.fields.priority.clamp(1, MAX_PRIORITY) as u32 },
         deadline: Instant::now() + state.upstreams.queue_limits.max_wait,
         gone,
+        waited,
     })
 }

@@ -3,6 +3,7 @@
 use super::auth::{authenticate, presented_key};
 use super::error::ProxyError;
 use super::policy::routes::Family;
+use super::request_id::RequestId;
 use crate::domain::limits::{LimitKind, Usage};
 use crate::domain::people::{Budget, Owner, Principal};
 use crate::domain::time::{parse_time, rfc3339};
@@ -74,10 +75,15 @@ async fn database_health(state: &ProxyState) -> Result<(), Value> {
 
 /// `GET /v1/usage`: the calling key's limits, usage and what is left.
 pub async fn key_usage(req: HttpRequest, state: Data<ProxyState>) -> HttpResponse {
+    let (allow_query, request_id) = (state.settings.allow_key_in_query, RequestId::of_request(&req));
     let result = async {
-        let key =
-            authenticate(&state, presented_key(&req, state.settings.allow_key_in_query).as_deref()).await?;
-        let fresh = state.store.get_key(key.id).await.map_err(unavailable)?.ok_or_else(gone)?;
+        let key = authenticate(&state, presented_key(&req, allow_query).as_deref(), &request_id).await?;
+        let fresh = state
+            .store
+            .get_key(key.id)
+            .await
+            .map_err(ProxyError::database("usage lookup", &request_id))?
+            .ok_or_else(gone)?;
         let windows = state.windows();
         let usage = fresh.usage_at(&windows);
         let limits = fresh.fields.limits;
@@ -108,7 +114,7 @@ pub async fn key_usage(req: HttpRequest, state: Data<ProxyState>) -> HttpRespons
     };
     match result.await {
         Ok(body) => HttpResponse::Ok().json(body),
-        Err(e) => e.render(Family::OpenAi, &[]),
+        Err(e) => e.render(Family::OpenAi, &[], request_id.as_str()),
     }
 }
 
@@ -124,9 +130,9 @@ pub async fn key_usage_summary(
     state: Data<ProxyState>,
     query: Query<SummaryQuery>,
 ) -> HttpResponse {
+    let (allow_query, request_id) = (state.settings.allow_key_in_query, RequestId::of_request(&req));
     let result = async {
-        let key =
-            authenticate(&state, presented_key(&req, state.settings.allow_key_in_query).as_deref()).await?;
+        let key = authenticate(&state, presented_key(&req, allow_query).as_deref(), &request_id).await?;
         let tz = state.settings.app_tz;
         let parse = |v: &Option<String>, end: bool| -> Result<Option<i64>, ProxyError> {
             v.as_deref().map(|t| parse_time(t, tz, end).map_err(ProxyError::BadRequest)).transpose()
@@ -137,7 +143,11 @@ pub async fn key_usage_summary(
             to: parse(&query.to, true)?,
             ..UsageFilter::default()
         };
-        let buckets = state.store.usage_buckets(&filter, i64::MAX / 4).await.map_err(unavailable)?;
+        let buckets = state
+            .store
+            .usage_buckets(&filter, i64::MAX / 4)
+            .await
+            .map_err(ProxyError::database("usage lookup", &request_id))?;
         // Buckets are per model and per user and team the key had: one line per model.
         let mut by_model: std::collections::BTreeMap<&str, [i64; 5]> = Default::default();
         for b in &buckets {
@@ -163,7 +173,7 @@ pub async fn key_usage_summary(
     };
     match result.await {
         Ok(body) => HttpResponse::Ok().json(body),
-        Err(e) => e.render(Family::OpenAi, &[]),
+        Err(e) => e.render(Family::OpenAi, &[], request_id.as_str()),
     }
 }
 
@@ -212,11 +222,6 @@ fn binding(key: &KeyRecord, windows: &Windows) -> Value {
             "limit_value": limit, "remaining": remaining,
         }),
     }
-}
-
-fn unavailable(e: crate::store::StoreError) -> ProxyError {
-    log::error!("usage lookup failed: {e}");
-    ProxyError::Unavailable("the gate's database is unavailable; try again shortly".into())
 }
 
 fn gone() -> ProxyError {

@@ -9,6 +9,7 @@
 
 use super::error::ProxyError;
 use super::policy::routes::Family;
+use super::request_id::RequestId;
 use super::settle::{End, Received, Ticket};
 use super::stream_watch::Watch;
 use super::tap::{Tap as UsageTap, UsageParser};
@@ -42,6 +43,8 @@ pub struct Metered<S> {
     /// Set when the response is a stream that can carry an error event at its end.
     error_family: Option<Family>,
     finished: bool,
+    /// For the log and the error event, after the ticket is gone.
+    request_id: RequestId,
 }
 
 impl<S> Metered<S> {
@@ -54,6 +57,7 @@ impl<S> Metered<S> {
         error_family: Option<Family>,
     ) -> Self {
         Metered {
+            request_id: ticket.request_id.clone(),
             inner,
             tap,
             ticket: Some(ticket),
@@ -96,7 +100,7 @@ impl<S> Metered<S> {
             ),
             _ => ProxyError::BadGateway("upstream connection lost; the response is incomplete".into()),
         };
-        self.error_family.map(|family| error_event(family, &error))
+        self.error_family.map(|family| error_event(family, &error, self.request_id.as_str()))
     }
 
     /// The stream's own limits, checked on every poll: a stream whose
@@ -110,8 +114,8 @@ impl<S> Metered<S> {
 }
 
 /// The last event of a stream that broke, in the family's streaming format.
-fn error_event(family: Family, error: &ProxyError) -> Bytes {
-    let body = error.body(family);
+fn error_event(family: Family, error: &ProxyError, request_id: &str) -> Bytes {
+    let body = error.body_for(family, request_id);
     Bytes::from(match family {
         Family::Ollama => format!("{body}\n"),
         Family::OpenAi => format!("data: {body}\n\n"),
@@ -147,7 +151,7 @@ where
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {
-                log::warn!("upstream stream broke: {e}");
+                log::warn!("upstream stream broke: {e} request_id={}", this.request_id);
                 Poll::Ready(this.finish(End::UpstreamBroke).map(Ok))
             }
             Poll::Ready(None) => Poll::Ready(this.finish(End::Completed).map(Ok)),

@@ -15,11 +15,13 @@ pub mod metered;
 pub mod models;
 pub mod policy;
 pub mod ratelimit;
+pub mod request_id;
 pub mod reservation;
 pub mod respond;
 pub mod settle;
 pub mod stream_watch;
 pub mod tap;
+pub mod trace;
 
 use crate::state::Shared;
 use std::sync::Arc;
@@ -31,6 +33,8 @@ pub struct ProxyState {
     pub tokenizer: Arc<crate::tokens::Tokenizer>,
     /// Running response streams by key, so a revoked key's streams end.
     pub streams: Arc<stream_watch::StreamWatch>,
+    /// Exports the requests' spans; `None` when traces are off.
+    pub tracer: Option<crate::telemetry::Tracer>,
 }
 
 impl std::ops::Deref for ProxyState {

@@ -131,7 +131,7 @@ pub async fn merged_listing(
     let merged = match state.upstreams.merged(client, &plan.route.upstream_path).await {
         Ok(merged) => merged,
         Err(e) => {
-            log::warn!("listing {}: {e}", plan.route.upstream_path);
+            log::warn!("listing {}: {e} request_id={}", plan.route.upstream_path, ex.request_id);
             let error = ProxyError::BadGateway("no backend answered the listing".into());
             return Err(ticket.give_back(End::UpstreamUnreachable, error));
         }

@@ -7,12 +7,15 @@
 //! request path and logs the usage line.
 
 use super::error::ProxyError;
+use super::request_id::RequestId;
 use super::tap::{Delivered, Reading};
+use super::trace::{Finish, RequestTrace};
 use crate::clock::Clock;
 use crate::domain::people;
 use crate::domain::usage::Outcome;
 use crate::metrics::{DbOp, Metrics, Tally};
 use crate::store::{Settlement, Store};
+use crate::telemetry::span;
 use crate::tokens::Tokenizer;
 use crate::usage_log::{UsageEvent, UsageLog};
 use serde_json::Value;
@@ -207,6 +210,9 @@ pub struct Ticket {
     pub slot: Option<crate::upstream::slots::Slot>,
     /// The request's labels and stopwatch for the metrics.
     pub tally: Tally,
+    pub request_id: RequestId,
+    /// The request's spans, when it is traced: they end with the settlement.
+    pub trace: Option<RequestTrace>,
 }
 
 impl Ticket {
@@ -218,9 +224,14 @@ impl Ticket {
         self.measure_end(charge.outcome);
         let latency_ms = self.started.elapsed().as_millis() as i64;
         let delivered = read.map(|r| r.delivered).unwrap_or_default();
+        let settling = self.trace.as_mut().map(|trace| {
+            let error = upstream_error(end, http_status);
+            trace.upstream_ends(end != End::NotForwarded, http_status, error, &self.model);
+            span::now()
+        });
         // Shutting down, there is no runtime: the stale-reservation sweep of the next start settles it.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(self.record(charge, http_status, latency_ms, delivered));
+            runtime.spawn(self.record(charge, http_status, latency_ms, delivered, settling));
         }
         charge
     }
@@ -232,7 +243,14 @@ impl Ticket {
         error
     }
 
-    async fn record(self, charge: Charge, http_status: u16, latency_ms: i64, mut delivered: Delivered) {
+    async fn record(
+        mut self,
+        charge: Charge,
+        http_status: u16,
+        latency_ms: i64,
+        mut delivered: Delivered,
+        settling: Option<u64>,
+    ) {
         let prompt = self.count(charge.prompt, &mut delivered).await;
         let completion = self.count(charge.completion, &mut delivered).await;
         let status = charge.outcome.as_str();
@@ -249,11 +267,25 @@ impl Ticket {
             now: self.settler.clock.now().timestamp(),
             weighted_tokens: people::weighted(prompt.saturating_add(completion), self.weight),
             budgets: self.budgets.clone(),
+            request_id: Some(self.request_id.to_string()),
         };
         // Counted before the row is written: whoever sees the row sees the tokens.
         self.settler.metrics.charged(&self.tally, Some(self.key_id), prompt, completion);
-        let settling = settle_until_done(&*self.settler.store, &settlement);
-        self.settler.metrics.timed(DbOp::Settlement, settling).await;
+        let written = settle_until_done(&*self.settler.store, &settlement);
+        self.settler.metrics.timed(DbOp::Settlement, written).await;
+        // Before the usage log line: a reader who sees the line knows the spans are queued.
+        if let (Some(mut trace), Some(settling)) = (self.trace.take(), settling) {
+            let failed = (charge.outcome != Outcome::Ok).then_some(status);
+            trace.child("settlement", settling, span::now(), None);
+            trace.finish(Finish {
+                http_status,
+                error: failed,
+                key_id: Some(self.key_id),
+                request_id: self.request_id.as_str(),
+                model: Some(&self.model),
+                tokens: Some((prompt, completion)),
+            });
+        }
         self.settler.usage_log.record(&UsageEvent {
             ts: chrono::Utc::now().to_rfc3339(),
             event: "request",
@@ -267,6 +299,7 @@ impl Ticket {
             total_tokens: prompt.saturating_add(completion),
             estimated: charge.estimated,
             latency_ms,
+            request_id: self.request_id.as_str(),
         });
     }
 
@@ -281,6 +314,18 @@ impl Ticket {
             Tokens::Delivered if delivered.is_empty() => 0,
             Tokens::Delivered => std::mem::take(delivered).tokens(tokenizer).await,
         }
+    }
+}
+
+/// Why the upstream call failed, if it did, for its span.
+fn upstream_error(end: End, http_status: u16) -> Option<&'static str> {
+    match end {
+        End::Completed if http_status >= 400 => Some("upstream_error"),
+        End::Completed | End::ClientAborted | End::NotForwarded | End::KeyRevoked => None,
+        End::UpstreamBroke => Some("upstream_failed"),
+        End::UpstreamIdle => Some("upstream_timeout"),
+        End::UpstreamUnreachable => Some("upstream_unreachable"),
+        End::TooLong => Some("stream_too_long"),
     }
 }
 
@@ -323,12 +368,20 @@ async fn settle_until_done(store: &dyn Store, settlement: &Settlement) {
         match store.settle(settlement).await {
             Ok(_) => return,
             Err(e) if started.elapsed() < SETTLE_RETRY_FOR => {
-                log::warn!("settling reservation {} failed, retrying: {e}", settlement.reservation_id);
+                log::warn!(
+                    "settling reservation {} failed, retrying: {e} request_id={}",
+                    settlement.reservation_id,
+                    settlement.request_id.as_deref().unwrap_or("-")
+                );
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
             Err(e) => {
-                log::error!("giving up settling reservation {}: {e}", settlement.reservation_id);
+                log::error!(
+                    "giving up settling reservation {}: {e} request_id={}",
+                    settlement.reservation_id,
+                    settlement.request_id.as_deref().unwrap_or("-")
+                );
                 return;
             }
         }

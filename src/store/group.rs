@@ -245,6 +245,7 @@ async fn answer<B: Batches>(backend: &B, jobs: &[Job], replies: Vec<Reply>, outc
             now: a.windows.now,
             weighted_tokens: 0,
             budgets: a.budgets.clone(),
+            request_id: None,
         };
         if let Err(e) = backend.commit(&[Job::Settle(give_back)]).await {
             // Its heartbeat outlives this, so only a restart's sweep frees it.

@@ -32,8 +32,9 @@ use sqlx::{FromRow, PgPool, Row};
 use std::sync::LazyLock;
 
 /// The parameters' SQL types, in the one-job statements' order.
-const SETTLEMENT_TYPES: [&str; 10] =
-    ["bigint", "bigint", "text", "bigint", "bigint", "bigint", "boolean", "bigint", "bigint", "bigint"];
+const SETTLEMENT_TYPES: [&str; 11] = [
+    "bigint", "bigint", "text", "bigint", "bigint", "bigint", "boolean", "bigint", "bigint", "bigint", "text",
+];
 const ADMISSION_TYPES: [&str; 24] = [
     "bigint", "bigint", "bigint", "bigint", "bigint", "text", "bigint", "text", "bigint", "text", "text",
     "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint",
@@ -132,6 +133,7 @@ pub async fn commit(pool: &PgPool, jobs: &[Job]) -> StoreResult<Vec<Done>> {
         .bind(s(|s| s.latency_ms))
         .bind(s(|s| i64::from(s.refund_request)))
         .bind(s(|s| s.weighted_tokens))
+        .bind(settlements.iter().map(|s| s.request_id.clone()).collect::<Vec<Option<String>>>())
         .bind(a(|a| a.key_id))
         .bind(a(|a| a.windows.minute.start))
         .bind(a(|a| a.windows.day.start))
@@ -237,6 +239,7 @@ mod tests {
             now: 0,
             weighted_tokens: 0,
             budgets: vec![],
+            request_id: None,
         };
         let (s, a) = ([settlement(7), settlement(2)], [admission(7), admission(2), admission(7)]);
         let order = lock_order(&s.iter().collect::<Vec<_>>(), &a.iter().collect::<Vec<_>>());

@@ -78,6 +78,8 @@ pub struct Settlement {
     pub weighted_tokens: i64,
     /// The budget rows the reservation holds room on: batches lock them first.
     pub budgets: Vec<i64>,
+    /// The request's `x-request-id`; none for reservations settled after their process died.
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -111,6 +113,8 @@ pub struct UsageRow {
     pub user_id: Option<i64>,
     pub team_id: Option<i64>,
     pub weighted_tokens: i64,
+    /// None on rows from before request ids, and on requests settled after their process died.
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

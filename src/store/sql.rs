@@ -230,12 +230,13 @@ fn settle_set(table: &str, windows: &str) -> String {
 /// The usage row of a settled reservation `r`. The key's name comes from the
 /// reservation: the key may be deleted while its request runs.
 /// ($2 now, $3 status, $4 HTTP status, $5 prompt and $6 completion tokens,
-/// $7 estimated, $8 latency, $10 weighted tokens)
+/// $7 estimated, $8 latency, $10 weighted tokens, $11 request id)
 const USAGE_FROM_RESERVATION: &str =
     "INSERT INTO usage (created_at, key_id, key_name, model, route, status, \
     http_status, prompt_tokens, completion_tokens, total_tokens, estimated, latency_ms, user_id, team_id, \
-    weighted_tokens) \
-    SELECT $2, r.key_id, r.key_name, r.model, r.route, $3, $4, $5, $6, $5 + $6, $7, $8, r.user_id, r.team_id, $10";
+    weighted_tokens, request_id) \
+    SELECT $2, r.key_id, r.key_name, r.model, r.route, $3, $4, $5, $6, $5 + $6, $7, $8, r.user_id, r.team_id, $10, \
+    $11";
 
 /// Settlement of reservation $1 on SQLite, inside a write transaction: the
 /// reservation is read by the first statements and deleted by the last,
@@ -340,7 +341,7 @@ const USAGE_WHERE: &str = "WHERE ($1 IS NULL OR key_id = $1) AND ($2 IS NULL OR 
 
 const USAGE_COLUMNS: &str =
     "id, created_at, key_id, key_name, model, route, status, http_status, prompt_tokens, \
-    completion_tokens, total_tokens, estimated, latency_ms, user_id, team_id, weighted_tokens";
+    completion_tokens, total_tokens, estimated, latency_ms, user_id, team_id, weighted_tokens, request_id";
 
 pub fn usage_rows() -> String {
     format!("SELECT {USAGE_COLUMNS} FROM usage {USAGE_WHERE} ORDER BY id DESC LIMIT $8 OFFSET $9")
@@ -380,7 +381,7 @@ pub fn usage_after() -> String {
 pub fn import_usage() -> String {
     format!(
         "INSERT INTO usage ({USAGE_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     )
 }
 

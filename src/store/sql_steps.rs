@@ -103,6 +103,7 @@ macro_rules! sql_steps {
                         now,
                         weighted_tokens: weighted_prompt,
                         budgets: Vec::new(),
+                        request_id: None,
                     };
                     let rows = Self::bind_settlement(sqlx::query(Self::settle_sql()), &s)
                         .fetch_all(&mut **tx)
@@ -162,6 +163,7 @@ macro_rules! sql_steps {
                     .bind(s.latency_ms)
                     .bind(i64::from(s.refund_request))
                     .bind(s.weighted_tokens)
+                    .bind(s.request_id.as_deref())
             }
 
             pub(crate) fn bind_fields<'q>(

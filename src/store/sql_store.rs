@@ -265,6 +265,7 @@ macro_rules! sql_store {
                             .bind(r.user_id)
                             .bind(r.team_id)
                             .bind(r.weighted_tokens)
+                            .bind(&r.request_id)
                             .execute(&mut *tx)
                             .await?;
                     }

@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 
 /// Parameters of one admission (`sql::SQLITE_ADMIT`) and one settlement (`sql::SQLITE_SETTLE`).
 pub const ADMISSION_PARAMS: usize = 24;
-pub const SETTLEMENT_PARAMS: usize = 10;
+pub const SETTLEMENT_PARAMS: usize = 11;
 
 /// How many places a batch of `n` jobs of one kind has.
 pub fn places(n: usize) -> usize {

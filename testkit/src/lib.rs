@@ -1,7 +1,8 @@
 //! What ollama-gate's test suites share: a mock Ollama that writes what the
-//! real one writes, the real gate binary run as a process, and a fresh
-//! PostgreSQL database per test.
+//! real one writes, the real gate binary run as a process, a fresh
+//! PostgreSQL database per test, and an OTLP receiver for traces.
 
 pub mod gate;
 pub mod mock_ollama;
+pub mod otlp;
 pub mod pg;

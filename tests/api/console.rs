@@ -508,11 +508,12 @@ async fn a_backend_is_drained_and_disabled_with_plain_forms() {
 async fn every_page_renders_and_usage_exports_as_csv() {
     let app = spawn_app().await;
     let (secret, key) = app.create_key(json!({"name": "reporter", "limits": {"daily_tokens": 1000}})).await;
-    app.generate(&secret, "llama3", false).await;
+    let request_id = app.generate(&secret, "llama3", false).await.header("x-request-id").unwrap();
     app.settled(&key["id"]).await;
     let mut browser = Browser::new(&app);
     browser.log_in(ADMIN_PASSWORD).await;
     for (path, needle) in [
+        ("/usage", request_id.as_str()),
         ("/", "Tokens per day"),
         ("/keys", "reporter"),
         ("/keys/new", "Create key"),
@@ -537,6 +538,11 @@ async fn every_page_renders_and_usage_exports_as_csv() {
     let lines: Vec<&str> = csv.body.lines().collect();
     assert_eq!(lines.len(), 2);
     assert!(lines[1].contains("\"reporter\",\"llama3:latest\""), "{}", lines[1]);
+    assert!(
+        lines[0].ends_with(",request_id") && lines[1].ends_with(&format!(",\"{request_id}\"")),
+        "{}",
+        csv.body
+    );
 }
 
 #[actix_web::test]

@@ -77,6 +77,7 @@ async fn many_keys_admitted_and_settled_at_once_each_get_exactly_their_limit() {
             now,
             weighted_tokens: 7,
             budgets: vec![],
+            request_id: Some(format!("batched-{reservation_id}")),
         })
         .collect();
     let settled = join_all(settlements.iter().map(|s| app.state.store.settle(s))).await;
@@ -92,6 +93,11 @@ async fn many_keys_admitted_and_settled_at_once_each_get_exactly_their_limit() {
             "the reservations were replaced by the real counts"
         );
         assert_eq!(key["usage"]["in_flight"], 0);
-        assert_eq!(app.usage_rows(&json!(id)).await.len(), 15);
+        let rows = app.usage_rows(&json!(id)).await;
+        assert_eq!(rows.len(), 15);
+        assert!(
+            rows.iter().all(|r| r["request_id"].as_str().is_some_and(|s| s.starts_with("batched-"))),
+            "each row has its own settlement's request id"
+        );
     }
 }

@@ -78,6 +78,7 @@ impl<'a> Admitter<'a> {
             now: self.app.state.clock.now().timestamp(),
             weighted_tokens: tokens,
             budgets: vec![],
+            request_id: None,
         };
         assert!(self.app.state.store.settle(&settlement).await.unwrap());
     }

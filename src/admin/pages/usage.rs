@@ -33,6 +33,8 @@ struct UsageRowView {
     completion: i64,
     estimated: bool,
     latency: i64,
+    /// Empty on rows from before request ids.
+    request_id: String,
 }
 
 fn usage_view(r: &UsageRow, tz: Tz, users: &Names) -> UsageRowView {
@@ -55,6 +57,7 @@ fn usage_view(r: &UsageRow, tz: Tz, users: &Names) -> UsageRowView {
         completion: r.completion_tokens,
         estimated: r.estimated,
         latency: r.latency_ms,
+        request_id: r.request_id.clone().unwrap_or_default(),
     }
 }
 
@@ -246,13 +249,13 @@ async fn rows_csv(state: &AdminState, filter: &UsageFilter) -> Result<String, Pa
     let mut out = String::from(
         // New columns go at the end: spreadsheets and scripts read by position.
         "time,key_id,key_name,model,route,status,http_status,prompt_tokens,completion_tokens,total_tokens,\
-         estimated,latency_ms,user_id,user_name,team_id,weighted_tokens\n",
+         estimated,latency_ms,user_id,user_name,team_id,weighted_tokens,request_id\n",
     );
     let id = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
     for r in state.store.usage_rows(filter).await? {
         let user_name = r.user_id.and_then(|u| users.get(u)).unwrap_or_default();
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             rfc3339(r.created_at),
             r.key_id,
             csv_field(&r.key_name),
@@ -269,6 +272,7 @@ async fn rows_csv(state: &AdminState, filter: &UsageFilter) -> Result<String, Pa
             csv_field(user_name),
             id(r.team_id),
             r.weighted_tokens,
+            csv_field(r.request_id.as_deref().unwrap_or_default()),
         ));
     }
     Ok(out)

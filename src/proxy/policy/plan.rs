@@ -13,6 +13,7 @@ use crate::domain::lengths::shown;
 use crate::proxy::body_pace::{self, Paced};
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::{Outbound, Outgoing};
+use crate::proxy::request_id::RequestId;
 use crate::proxy::settle::Ticket;
 use crate::proxy::{models, ProxyState};
 use crate::store::KeyRecord;
@@ -223,8 +224,14 @@ async fn rewrite(
 
 impl Plan {
     /// The request to send upstream, but for its body.
-    pub fn outgoing<'a>(&'a self, req: &'a HttpRequest) -> Outgoing<'a> {
-        Outgoing { method: req.method(), path_and_query: &self.path_and_query, headers: req.headers() }
+    pub fn outgoing<'a>(&'a self, req: &'a HttpRequest, request_id: &'a RequestId) -> Outgoing<'a> {
+        Outgoing {
+            method: req.method(),
+            path_and_query: &self.path_and_query,
+            headers: req.headers(),
+            request_id,
+            trace: None,
+        }
     }
 
     /// What goes upstream once admitted: the body as admission left it, with

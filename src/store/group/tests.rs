@@ -75,6 +75,7 @@ fn settlement(reservation_id: i64) -> Settlement {
         now: 0,
         weighted_tokens: 2,
         budgets: vec![],
+        request_id: Some(format!("r{reservation_id}")),
     }
 }
 
