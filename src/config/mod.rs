@@ -115,6 +115,9 @@ pub struct Settings {
     pub listen_backlog: u32,
     pub max_stream_duration: Duration,
     pub revoked_stream_check: Duration,
+    /// Where alerts are POSTed; a secret, as such URLs often carry a token.
+    pub alert_webhook_url: Option<Secret<Url>>,
+    pub alert_webhook_secret: Option<Secret<String>>,
 }
 
 impl Settings {
@@ -314,6 +317,8 @@ impl Settings {
             listen_backlog: num("LISTEN_BACKLOG")?.clamp(1, 65_535) as u32,
             max_stream_duration: Duration::from_secs(num("MAX_STREAM_DURATION_SECS")?.max(1)),
             revoked_stream_check: Duration::from_secs(num("REVOKED_STREAM_CHECK_SECS")?.max(1)),
+            alert_webhook_url: opt("ALERT_WEBHOOK_URL").map(|u| webhook_url(&u)).transpose()?,
+            alert_webhook_secret: opt("ALERT_WEBHOOK_SECRET").map(Secret),
         })
     }
 }
@@ -331,6 +336,16 @@ fn keep_alive_limit(text: &str) -> anyhow::Result<Duration> {
         bail!("invalid MAX_KEEP_ALIVE: '{text}' is under one second");
     }
     Ok(Duration::from_nanos(nanos as u64))
+}
+
+/// `ALERT_WEBHOOK_URL`: http or https. The message never repeats the URL,
+/// which may carry a token.
+fn webhook_url(text: &str) -> anyhow::Result<Secret<Url>> {
+    let url = Url::parse(text).map_err(|e| anyhow!("invalid ALERT_WEBHOOK_URL: not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        bail!("invalid ALERT_WEBHOOK_URL: expected an http:// or https:// URL with a host");
+    }
+    Ok(Secret(url))
 }
 
 fn parse_bool(v: &str) -> Option<bool> {

@@ -65,4 +65,6 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LISTEN_BACKLOG", "1024", "connections the system queues before they are accepted"),
     ("MAX_STREAM_DURATION_SECS", "3600", "longest response stream; it then ends with an error event and what passed is charged"),
     ("REVOKED_STREAM_CHECK_SECS", "2", "how often running streams' keys are checked; a deactivated, rotated, expired or deleted key's streams end"),
+    ("ALERT_WEBHOOK_URL", "", "http(s) URL that gets each alert (soft limit reached, backend down or up) as a JSON POST; empty: alerts are only recorded and shown in the console"),
+    ("ALERT_WEBHOOK_SECRET", "", "signs each alert's body: header X-Ollama-Gate-Signature: sha256=<hex HMAC-SHA256 of the body with this secret>"),
 ];

@@ -94,3 +94,16 @@ fn secrets_do_not_show_in_debug_output() {
     }
     assert_eq!(s.admin_password.as_ref().map(|p| p.expose().as_str()), Some("hunter2-admin"));
 }
+
+#[test]
+fn the_alert_webhook_is_http_and_its_token_stays_out_of_errors_and_debug() {
+    assert!(with(&[]).unwrap().alert_webhook_url.is_none());
+    let s = with(&[("ALERT_WEBHOOK_URL", "https://hooks.example/T0/s3cr3t"), ("ALERT_WEBHOOK_SECRET", "k")])
+        .unwrap();
+    assert_eq!(s.alert_webhook_url.as_ref().map(|u| u.expose().host_str()), Some(Some("hooks.example")));
+    assert!(!format!("{s:?}").contains("s3cr3t"));
+    for bad in ["ftp://hooks.example/s3cr3t", "hooks.example/s3cr3t", "file:///s3cr3t"] {
+        let err = with(&[("ALERT_WEBHOOK_URL", bad)]).unwrap_err().to_string();
+        assert!(err.contains("ALERT_WEBHOOK_URL") && !err.contains("s3cr3t"), "{err}");
+    }
+}

@@ -136,6 +136,7 @@ pub struct Principal {
     pub own: Budget,
     /// Its `model_limits` entries, in order.
     pub models: Vec<Budget>,
+    pub alerts: super::alerts::SoftLimits,
 }
 
 /// One level a request is measured against, for messages and headers.

@@ -15,6 +15,7 @@ macro_rules! sql_store {
     ($store:ty, $db:ty) => {
         $crate::store::sql_steps::sql_steps!($store, $db);
         $crate::store::people::people_store!($store, $db);
+        $crate::store::alerts::alerts_store!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
