@@ -25,6 +25,8 @@ pub struct Shared {
     pub instance_id: String,
     /// Changeable at run time from the admin, so kept apart from `settings`.
     pub runtime: Runtime,
+    /// Soft limits reached, backends down and up: raised here, sent in the background.
+    pub alerts: crate::alerts::Alerts,
 }
 
 impl Shared {

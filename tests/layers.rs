@@ -20,6 +20,7 @@ const NEVER: &[(&str, &[&str])] = &[
     ("key_cache", &["proxy", "admin"]),
     ("tokens", &["proxy", "admin", "store"]),
     ("usage_log", &["proxy", "admin"]),
+    ("alerts", &["proxy", "admin"]),
 ];
 
 /// `src/a/b.rs` and `src/a/b/mod.rs` are the module `a::b`.

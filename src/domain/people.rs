@@ -8,7 +8,7 @@ use super::windows::Windows;
 use serde::{Deserialize, Serialize};
 
 /// Who a `budgets` row belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Owner {
     Key,

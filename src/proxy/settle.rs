@@ -171,6 +171,7 @@ pub struct Settler {
     pub clock: Arc<dyn Clock>,
     pub usage_log: UsageLog,
     pub tokenizer: Arc<Tokenizer>,
+    pub alerts: crate::alerts::Alerts,
 }
 
 impl Settler {
@@ -180,6 +181,7 @@ impl Settler {
             clock: state.clock.clone(),
             usage_log: state.usage_log.clone(),
             tokenizer: state.tokenizer.clone(),
+            alerts: state.alerts.clone(),
         }
     }
 }
@@ -202,6 +204,8 @@ pub struct Ticket {
     /// The backend slot the request runs in; freed as soon as it ends, not
     /// once its settlement is written.
     pub slot: Option<crate::upstream::slots::Slot>,
+    /// The levels with soft limits and their usage as admitted; `None` for most keys.
+    pub soft_limits: Option<Box<crate::alerts::soft::Watch>>,
 }
 
 impl Ticket {
@@ -244,6 +248,9 @@ impl Ticket {
             budgets: self.budgets.clone(),
         };
         settle_until_done(&*self.settler.store, &settlement).await;
+        if let Some(watch) = &self.soft_limits {
+            self.settler.alerts.settled(watch, settlement.weighted_tokens, charge.refund);
+        }
         self.settler.usage_log.record(&UsageEvent {
             ts: chrono::Utc::now().to_rfc3339(),
             event: "request",
