@@ -2,6 +2,7 @@
 //! [`ApiAdmin`](super::auth::ApiAdmin): the admin password, or a console
 //! session with its CSRF token.
 
+mod alerts;
 mod keys;
 mod people;
 pub mod settings;
@@ -44,5 +45,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/settings", web::get().to(settings::get_settings))
         .route("/settings", web::put().to(settings::put_settings))
         .route("/ollama-models", web::get().to(settings::ollama_models))
-        .route("/proxy-info", web::get().to(settings::proxy_info));
+        .route("/proxy-info", web::get().to(settings::proxy_info))
+        .route("/alerts", web::get().to(alerts::list_alerts))
+        .route("/alerts/{id}/dismiss", web::post().to(alerts::dismiss_alert));
 }

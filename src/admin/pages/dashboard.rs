@@ -29,6 +29,7 @@ struct DashboardPage {
     top_models: Vec<(String, i64, i64)>,
     top_users: Vec<(String, i64, i64)>,
     top_teams: Vec<(String, i64, i64)>,
+    alerts: Vec<super::alerts::AlertView>,
 }
 
 /// Requests and tokens by name.
@@ -92,5 +93,6 @@ pub async fn dashboard(console: Console, state: Data<AdminState>, client: Data<a
         top_models: top(per_model),
         top_users: top(per_user),
         top_teams: top(per_team),
+        alerts: super::alerts::open_alerts(&state).await?,
     })
 }
