@@ -57,7 +57,8 @@ impl<T> Bounded<T> {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.items.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }

@@ -225,8 +225,7 @@ mod tests {
 
     #[test]
     fn admission_counted_this_request_in_the_keys_usage_and_settlement_takes_it_out() {
-        let mut admitted = Usage::default();
-        admitted.day = Count { requests: 5, tokens: 900 };
+        let admitted = Usage { day: Count { requests: 5, tokens: 900 }, ..Default::default() };
         let before = without(&admitted, 300, 1);
         assert_eq!(before.day, Count { requests: 4, tokens: 600 });
         assert_eq!(with(&before, 10, 0).day, Count { requests: 4, tokens: 610 });

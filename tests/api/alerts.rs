@@ -355,3 +355,28 @@ async fn bad_soft_limits_are_refused_and_change_nothing() {
         .json();
     assert_eq!(set["alerts"], json!({"monthly_tokens": 75}));
 }
+
+#[actix_web::test]
+async fn two_processes_on_one_database_send_a_soft_limits_alert_once() {
+    let mut hook = Receiver::start(&[]).await;
+    let first = app_with_hook(&hook.url, vec![], None).await;
+    let second = app_with_hook(&hook.url, vec![("DATABASE_URL", first.database_url.clone())], None).await;
+    let (key, record) = first
+        .create_key(json!({"name": "shared", "limits": {"daily_requests": 10, "monthly_requests": 20},
+                           "alerts": {"daily_requests": 30, "monthly_requests": 40}}))
+        .await;
+    // Both see the daily 30% (3 of 10) reached: the first at request 3, the
+    // second at 4; the monthly 40% (8 of 20): the second at 8, the first at 9.
+    for n in 0..9 {
+        let app = if n % 2 == 0 { &first } else { &second };
+        ok(app, &key).await;
+        app.settled(&record["id"]).await;
+    }
+    let daily = hook.next_body().await;
+    assert_eq!((daily["limit"].clone(), daily["used"].clone()), (json!("daily_requests"), json!(3)));
+    let monthly = hook.next_body().await;
+    assert_eq!((monthly["limit"].clone(), monthly["used"].clone()), (json!("monthly_requests"), json!(8)));
+    assert!(hook.got.try_recv().is_err(), "the other process found each claimed");
+    let recorded = first.admin("GET", "/alerts", None).await.json();
+    assert_eq!(recorded["alerts"].as_array().unwrap().len(), 2, "{recorded}");
+}
