@@ -1,4 +1,5 @@
 pub mod admin;
+pub mod alerts;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -98,6 +98,7 @@ impl Application {
             instance_id,
             runtime,
             refusals: Default::default(),
+            alerts: crate::alerts::Alerts::new(clock.clone()),
             store,
             clock,
             metrics: Arc::new(crate::metrics::Metrics::new(settings.metrics_key_label)?),
@@ -211,6 +212,7 @@ impl Application {
         actix_web::rt::spawn(crate::proxy::stream_watch::recheck(proxy_state.clone()));
         actix_web::rt::spawn(crate::upkeep::return_freed_memory());
         actix_web::rt::spawn(shared.upstreams.clone().watch(build_client(settings)));
+        start_alerts(&shared);
         Ok(Application { proxy_port, admin_port, proxy, admin, shared, proxy_state, admin_state })
     }
 
@@ -266,6 +268,19 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// The alerts' background tasks: recording, the webhook, the backends' watch.
+fn start_alerts(shared: &Shared) {
+    let hook = shared.settings.alert_webhook_url.as_ref().map(|url| crate::alerts::webhook::Webhook {
+        url: url.expose().clone(),
+        secret: shared.settings.alert_webhook_secret.as_ref().map(|s| s.expose().clone()),
+    });
+    actix_web::rt::spawn(shared.alerts.clone().record(shared.store.clone(), hook.is_some()));
+    if let Some(hook) = hook {
+        actix_web::rt::spawn(shared.alerts.clone().send(shared.store.clone(), hook));
+    }
+    actix_web::rt::spawn(crate::alerts::upstream::watch(shared.upstreams.clone(), shared.alerts.clone()));
 }
 
 /// The key that signs and encrypts admin cookies (kept out of the database).

@@ -30,6 +30,8 @@ pub struct Shared {
     pub refusals: crate::refusals::RefusalCounter,
     /// What `/metrics` shows; both listeners' paths record into it.
     pub metrics: Arc<Metrics>,
+    /// Soft limits reached, backends down and up: raised here, sent in the background.
+    pub alerts: crate::alerts::Alerts,
 }
 
 impl Shared {

@@ -22,6 +22,7 @@ const NEVER: &[(&str, &[&str])] = &[
     ("usage_log", &["proxy", "admin"]),
     ("metrics", &["proxy", "admin", "state", "store", "runtime"]),
     ("telemetry", &["proxy", "admin", "store", "state"]),
+    ("alerts", &["proxy", "admin"]),
 ];
 
 /// `src/a/b.rs` and `src/a/b/mod.rs` are the module `a::b`.

@@ -61,6 +61,7 @@ pub async fn requests_per_second(
                     name: format!("tps {tag}"),
                     limits: Some(limits),
                     model_limits: if with_models { entry() } else { None },
+                    alerts: None,
                 })
                 .await?
                 .id,

@@ -4,6 +4,7 @@
 
 use crate::admin::audit;
 use crate::admin::error::{AdminError, PageError};
+use crate::domain::alerts::SoftLimits;
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::Actor;
 use crate::domain::clamps::{Clamps, ClampsPatch, ModelAliases};
@@ -19,6 +20,7 @@ use crate::state::Shared;
 use crate::store::{KeyFields, KeyRecord, NewKey, Store, StoreError};
 use chrono_tz::Tz;
 use serde::Deserialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// `POST /api/api-keys`; the console's form uses the same names.
@@ -49,6 +51,9 @@ pub struct CreateKey {
     /// Limits per model (`domain::people`); set apart from the fields.
     #[serde(default)]
     pub model_limits: Option<Vec<ModelLimit>>,
+    /// Soft limits (`domain::alerts`); set apart from the fields.
+    #[serde(default, deserialize_with = "present")]
+    pub alerts: Option<Option<Value>>,
 }
 
 /// `PATCH /api/api-keys/{id}`: an absent field stays, `null` clears it.
@@ -77,6 +82,9 @@ pub struct PatchKey {
     /// Replaces the key's limits per model; `[]` removes them.
     #[serde(default)]
     pub model_limits: Option<Vec<ModelLimit>>,
+    /// Replaces the key's soft limits; `{}` or `null` removes them.
+    #[serde(default, deserialize_with = "present")]
+    pub alerts: Option<Option<Value>>,
 }
 
 /// A refused value and the field it belongs to (the JSON API's field name,
@@ -165,6 +173,11 @@ fn priority(value: Option<i64>) -> Result<i64, FieldError> {
 /// Checked `model_limits` entries, when given.
 pub fn model_limits(entries: Option<&[ModelLimit]>) -> Result<Option<Vec<ModelLimit>>, FieldError> {
     entries.map(|e| on("model_limits", people::check_model_limits(e))).transpose()
+}
+
+/// Checked soft limits, when given (`null`: none). Shared by keys, users and teams.
+pub fn soft_limits(value: Option<Option<Value>>) -> Result<Option<SoftLimits>, FieldError> {
+    value.map(|v| on("alerts", SoftLimits::parse(&v.unwrap_or(Value::Null)))).transpose()
 }
 
 pub fn new_fields(input: CreateKey, tz: Tz) -> Result<KeyFields, FieldError> {
@@ -349,6 +362,15 @@ impl<'a> KeyOps<'a> {
         let after = self.changed(record, id)?;
         self.audit("key.model_limits", id, Some(&before), Some(&after)).await;
         Ok(after)
+    }
+
+    /// Replaces a key's soft limits.
+    pub async fn set_soft_limits(&self, id: i64, soft: &SoftLimits) -> Result<KeyRecord, KeyError> {
+        if !self.store.set_soft_limits(Owner::Key, id, soft).await? {
+            return Err(KeyError::NotFound(id));
+        }
+        let record = self.store.get_key(id).await?;
+        self.changed(record, id)
     }
 
     /// A new secret for a key; the old one stops working at once.

@@ -5,7 +5,8 @@
 
 use crate::admin::audit;
 use crate::admin::error::AdminError;
-use crate::admin::keys::FieldError;
+use crate::admin::keys::{soft_limits, FieldError};
+use crate::domain::alerts::SoftLimits;
 use crate::domain::audit::Actor;
 use crate::domain::lengths;
 use crate::domain::limits::{present, Limits, LimitsPatch};
@@ -30,6 +31,8 @@ pub struct CreateTeam {
     pub limits: Option<Limits>,
     #[serde(default)]
     pub model_limits: Option<Vec<ModelLimit>>,
+    #[serde(default, deserialize_with = "present")]
+    pub alerts: Option<Option<Value>>,
 }
 
 /// `PATCH /api/teams/{id}`: an absent field stays.
@@ -40,6 +43,8 @@ pub struct PatchTeam {
     pub name: Option<String>,
     #[serde(default)]
     pub model_limits: Option<Vec<ModelLimit>>,
+    #[serde(default, deserialize_with = "present")]
+    pub alerts: Option<Option<Value>>,
 }
 
 /// `POST /api/users`.
@@ -55,6 +60,8 @@ pub struct CreateUser {
     pub limits: Option<Limits>,
     #[serde(default)]
     pub model_limits: Option<Vec<ModelLimit>>,
+    #[serde(default, deserialize_with = "present")]
+    pub alerts: Option<Option<Value>>,
 }
 
 /// `PATCH /api/users/{id}`: an absent field stays, `null` clears it.
@@ -69,6 +76,8 @@ pub struct PatchUser {
     pub team_id: Option<Option<i64>>,
     #[serde(default)]
     pub model_limits: Option<Vec<ModelLimit>>,
+    #[serde(default, deserialize_with = "present")]
+    pub alerts: Option<Option<Value>>,
 }
 
 /// Why a user or team operation did not happen.
@@ -181,6 +190,19 @@ impl<'a> PeopleOps<'a> {
         }
     }
 
+    /// Replaces a user's or team's soft limits, when given.
+    async fn set_soft_limits(
+        &self,
+        owner: Owner,
+        id: i64,
+        soft: Option<SoftLimits>,
+    ) -> Result<(), PeopleError> {
+        if let Some(soft) = soft {
+            self.store.set_soft_limits(owner, id, &soft).await?;
+        }
+        Ok(())
+    }
+
     pub async fn team(&self, id: i64) -> Result<TeamRecord, PeopleError> {
         self.store.get_team(id).await?.ok_or(PeopleError::NotFound("team", id))
     }
@@ -202,11 +224,13 @@ impl<'a> PeopleOps<'a> {
         let name = name(&input.name)?;
         let limits = limits(input.limits)?;
         let per_model = model_limits(input.model_limits.as_deref())?;
+        let soft = soft_limits(input.alerts)?;
         let team = self.store.create_team(&name, self.now).await?;
         self.store.set_own_limits(Owner::Team, team.id, &limits).await?;
         if let Some(entries) = per_model {
             self.store.set_model_limits(Owner::Team, team.id, &entries).await?;
         }
+        self.set_soft_limits(Owner::Team, team.id, soft).await?;
         self.changed();
         let team = self.team(team.id).await?;
         self.audit("team.create", team_target(team.id), None, Some(audit::team_json(&team))).await;
@@ -216,6 +240,7 @@ impl<'a> PeopleOps<'a> {
     pub async fn patch_team(&self, id: i64, patch: PatchTeam) -> Result<TeamRecord, PeopleError> {
         let current = self.team(id).await?;
         let per_model = model_limits(patch.model_limits.as_deref())?;
+        let soft = soft_limits(patch.alerts)?;
         if let Some(n) = patch.name {
             let n = name(&n)?;
             if n != current.name {
@@ -225,6 +250,7 @@ impl<'a> PeopleOps<'a> {
         if let Some(entries) = per_model {
             self.store.set_model_limits(Owner::Team, id, &entries).await?;
         }
+        self.set_soft_limits(Owner::Team, id, soft).await?;
         self.changed();
         let after = self.team(id).await?;
         let (b, a) = (audit::team_json(&current), audit::team_json(&after));
@@ -264,12 +290,14 @@ impl<'a> PeopleOps<'a> {
         };
         let limits = limits(input.limits)?;
         let per_model = model_limits(input.model_limits.as_deref())?;
+        let soft = soft_limits(input.alerts)?;
         self.check_team(fields.team_id).await?;
         let user = self.store.create_user(&fields, self.now).await?;
         self.store.set_own_limits(Owner::User, user.id, &limits).await?;
         if let Some(entries) = per_model {
             self.store.set_model_limits(Owner::User, user.id, &entries).await?;
         }
+        self.set_soft_limits(Owner::User, user.id, soft).await?;
         self.changed();
         let user = self.user(user.id).await?;
         self.audit("user.create", user_target(user.id), None, Some(audit::user_json(&user))).await;
@@ -290,11 +318,13 @@ impl<'a> PeopleOps<'a> {
             fields.team_id = t;
         }
         let per_model = model_limits(patch.model_limits.as_deref())?;
+        let soft = soft_limits(patch.alerts)?;
         self.check_team(fields.team_id).await?;
         self.store.save_user(id, &fields, self.now).await?;
         if let Some(entries) = per_model {
             self.store.set_model_limits(Owner::User, id, &entries).await?;
         }
+        self.set_soft_limits(Owner::User, id, soft).await?;
         self.changed();
         let after = self.user(id).await?;
         self.audit("user.update", user_target(id), Some(before), Some(audit::user_json(&after))).await;
@@ -344,6 +374,7 @@ pub fn team_json(t: &TeamRecord, w: &Windows) -> Value {
         "updated_at": rfc3339(t.updated_at),
         "limits": t.own.limits,
         "model_limits": crate::admin::api::model_limits_json(&t.models, w),
+        "alerts": t.alerts.to_json(),
         "usage": crate::admin::api::usage_json(&usage),
         "remaining": t.own.limits.remaining(&usage),
     })
@@ -362,6 +393,7 @@ pub fn user_json(u: &UserRecord, w: &Windows) -> Value {
         "updated_at": rfc3339(u.updated_at),
         "limits": u.own.limits,
         "model_limits": crate::admin::api::model_limits_json(&u.models, w),
+        "alerts": u.alerts.to_json(),
         "usage": crate::admin::api::usage_json(&usage),
         "remaining": u.own.limits.remaining(&usage),
     })

@@ -153,7 +153,7 @@ pub async fn users(action: UsersCommand, store: &dyn Store, now: i64, w: &Window
     match action {
         UsersCommand::Create { name, email, team_id, limits, json } => {
             let input =
-                CreateUser { name, email, team_id, limits: Some(limits.limits()?), model_limits: None };
+                CreateUser { name, email, team_id, limits: Some(limits.limits()?), ..Default::default() };
             let user = ops.create_user(input).await?;
             if json {
                 println!("{}", user_json(&user, w));
@@ -194,7 +194,7 @@ pub async fn users(action: UsersCommand, store: &dyn Store, now: i64, w: &Window
                         .map_err(|_| anyhow::anyhow!("--team-id must be an id or 'none', not '{t}'"))?,
                 )),
             };
-            let patch = PatchUser { name, email: email.map(Some), team_id, model_limits: None };
+            let patch = PatchUser { name, email: email.map(Some), team_id, ..Default::default() };
             let user = ops.patch_user(id, patch).await?;
             eprintln!("user {} '{}' saved", user.id, user.name);
         }
@@ -215,7 +215,7 @@ pub async fn teams(action: TeamsCommand, store: &dyn Store, now: i64, w: &Window
     match action {
         TeamsCommand::Create { name, limits, json } => {
             let team = ops
-                .create_team(CreateTeam { name, limits: Some(limits.limits()?), model_limits: None })
+                .create_team(CreateTeam { name, limits: Some(limits.limits()?), ..Default::default() })
                 .await?;
             if json {
                 println!("{}", team_json(&team, w));
@@ -242,7 +242,7 @@ pub async fn teams(action: TeamsCommand, store: &dyn Store, now: i64, w: &Window
             }
         }
         TeamsCommand::Set { id, name } => {
-            let team = ops.patch_team(id, PatchTeam { name: Some(name), model_limits: None }).await?;
+            let team = ops.patch_team(id, PatchTeam { name: Some(name), ..Default::default() }).await?;
             eprintln!("team {} '{}' saved", team.id, team.name);
         }
         TeamsCommand::Quota { id, limits } => {

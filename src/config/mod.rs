@@ -125,6 +125,9 @@ pub struct Settings {
     pub metrics_key_label: bool,
     /// Traces are exported when set (`OTEL_*`).
     pub otel: Option<OtelSettings>,
+    /// Where alerts are POSTed; a secret, as such URLs often carry a token.
+    pub alert_webhook_url: Option<Secret<Url>>,
+    pub alert_webhook_secret: Option<Secret<String>>,
 }
 
 /// A name the file may set: one of [`SETTINGS`]. A misspelt setting in a file
@@ -366,6 +369,8 @@ impl Settings {
             metrics_token: opt("METRICS_TOKEN").map(Secret),
             metrics_key_label: flag("METRICS_KEY_LABEL")?,
             otel: otel::read(&opt, flag("OTEL_SDK_DISABLED")?)?,
+            alert_webhook_url: opt("ALERT_WEBHOOK_URL").map(|u| webhook_url(&u)).transpose()?,
+            alert_webhook_secret: opt("ALERT_WEBHOOK_SECRET").map(Secret),
         })
     }
 }
@@ -383,6 +388,16 @@ fn keep_alive_limit(text: &str) -> anyhow::Result<Duration> {
         bail!("invalid MAX_KEEP_ALIVE: '{text}' is under one second");
     }
     Ok(Duration::from_nanos(nanos as u64))
+}
+
+/// `ALERT_WEBHOOK_URL`: http or https. The message never repeats the URL,
+/// which may carry a token.
+fn webhook_url(text: &str) -> anyhow::Result<Secret<Url>> {
+    let url = Url::parse(text).map_err(|e| anyhow!("invalid ALERT_WEBHOOK_URL: not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        bail!("invalid ALERT_WEBHOOK_URL: expected an http:// or https:// URL with a host");
+    }
+    Ok(Secret(url))
 }
 
 fn parse_bool(v: &str) -> Option<bool> {

@@ -74,6 +74,8 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("OTEL_EXPORTER_OTLP_HEADERS", "", "headers sent with every export, as name=value,name2=value2 (values percent-encoded)"),
     ("OTEL_SERVICE_NAME", "ollama-gate", "service.name of the exported spans"),
     ("OTEL_SDK_DISABLED", "false", "true: no traces, whatever endpoint is set"),
+    ("ALERT_WEBHOOK_URL", "", "http(s) URL that gets each alert (soft limit reached, backend down or up) as a JSON POST; empty: alerts are only recorded and shown in the console"),
+    ("ALERT_WEBHOOK_SECRET", "", "signs each alert's body: header X-Ollama-Gate-Signature: sha256=<hex HMAC-SHA256 of the body with this secret>"),
 ];
 
 /// Every setting with its default and meaning, for `ollama-gate --help`.

@@ -120,3 +120,16 @@ fn edit_distance_counts_single_edits() {
     assert_eq!(super::edit_distance("APP_TZ", "APP_T"), 1);
     assert_eq!(super::edit_distance("", "ABC"), 3);
 }
+
+#[test]
+fn the_alert_webhook_is_http_and_its_token_stays_out_of_errors_and_debug() {
+    assert!(with(&[]).unwrap().alert_webhook_url.is_none());
+    let s = with(&[("ALERT_WEBHOOK_URL", "https://hooks.example/T0/s3cr3t"), ("ALERT_WEBHOOK_SECRET", "k")])
+        .unwrap();
+    assert_eq!(s.alert_webhook_url.as_ref().map(|u| u.expose().host_str()), Some(Some("hooks.example")));
+    assert!(!format!("{s:?}").contains("s3cr3t"));
+    for bad in ["ftp://hooks.example/s3cr3t", "hooks.example/s3cr3t", "file:///s3cr3t"] {
+        let err = with(&[("ALERT_WEBHOOK_URL", bad)]).unwrap_err().to_string();
+        assert!(err.contains("ALERT_WEBHOOK_URL") && !err.contains("s3cr3t"), "{err}");
+    }
+}

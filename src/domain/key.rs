@@ -1,5 +1,6 @@
 //! An API key as the gate knows it: what an admin set, and its counters.
 
+use super::alerts::SoftLimits;
 use super::clamps::{Clamps, ModelAliases};
 pub use super::counters::Counters;
 use super::limits::{Limits, Usage};
@@ -19,6 +20,8 @@ pub struct KeyRecord {
     pub updated_at: i64,
     pub fields: KeyFields,
     pub counters: Counters,
+    /// Its soft limits (`domain::alerts`), set apart from the fields.
+    pub alerts: SoftLimits,
     /// The key's own `model_limits` entries, in order.
     pub model_limits: Vec<Budget>,
     /// Its user and that user's team, as read with the key.

@@ -1,5 +1,6 @@
 //! Types that can only hold valid values: keys, scopes, limits, quota windows.
 
+pub mod alerts;
 pub mod api_key;
 pub mod audit;
 pub mod backend;

@@ -8,7 +8,7 @@ use super::windows::Windows;
 use serde::{Deserialize, Serialize};
 
 /// Who a `budgets` row belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Owner {
     Key,
@@ -136,6 +136,7 @@ pub struct Principal {
     pub own: Budget,
     /// Its `model_limits` entries, in order.
     pub models: Vec<Budget>,
+    pub alerts: super::alerts::SoftLimits,
 }
 
 /// One level a request is measured against, for messages and headers.

@@ -70,7 +70,7 @@ pub async fn admit(
     let mut budgets: Vec<i64> = scopes.iter().filter_map(|s| s.budget_id).collect();
     budgets.sort_unstable();
     let mut attempt = 0;
-    let (reservation_id, usage) = loop {
+    let (reservation_id, usage, admission) = loop {
         attempt += 1;
         if let (Some(max), Some(b)) = (output, body.as_mut()) {
             if facts.max_output != Some(max) {
@@ -104,7 +104,7 @@ pub async fn admit(
         let admitted = state.metrics.timed(DbOp::Admission, state.store.admit(&admission)).await;
         let admitted = admitted.map_err(ProxyError::database("admission", &ex.request_id))?;
         match admitted {
-            Admitted::Yes { reservation_id, usage } => break (reservation_id, usage),
+            Admitted::Yes { reservation_id, usage } => break (reservation_id, usage, admission),
             Admitted::KeyGone => {
                 state.keys.clear();
                 return Err(ProxyError::Unauthorized(
@@ -150,6 +150,13 @@ pub async fn admit(
         body: None,
         terms: Terms { reports_usage: route.kind.reports_usage(), prompt_estimate },
         weight,
+        soft_limits: crate::alerts::soft::watch(
+            key,
+            &usage,
+            admission.reserve_tokens,
+            admission.counts_in_request_quotas,
+            &admission.windows,
+        ),
         budgets,
         slot: None,
         tally: ex.tally.hand_over(),

@@ -176,6 +176,7 @@ pub struct Settler {
     pub usage_log: UsageLog,
     pub tokenizer: Arc<Tokenizer>,
     pub metrics: Arc<Metrics>,
+    pub alerts: crate::alerts::Alerts,
 }
 
 impl Settler {
@@ -186,6 +187,7 @@ impl Settler {
             usage_log: state.usage_log.clone(),
             tokenizer: state.tokenizer.clone(),
             metrics: state.metrics.clone(),
+            alerts: state.alerts.clone(),
         }
     }
 }
@@ -213,6 +215,8 @@ pub struct Ticket {
     pub request_id: RequestId,
     /// The request's spans, when it is traced: they end with the settlement.
     pub trace: Option<RequestTrace>,
+    /// The levels with soft limits and their usage as admitted; `None` for most keys.
+    pub soft_limits: Option<Box<crate::alerts::soft::Watch>>,
 }
 
 impl Ticket {
@@ -285,6 +289,9 @@ impl Ticket {
                 model: Some(&self.model),
                 tokens: Some((prompt, completion)),
             });
+        }
+        if let Some(watch) = &self.soft_limits {
+            self.settler.alerts.settled(watch, settlement.weighted_tokens, charge.refund);
         }
         self.settler.usage_log.record(&UsageEvent {
             ts: chrono::Utc::now().to_rfc3339(),

@@ -1,7 +1,7 @@
 //! `migrate --from --to`: one database's keys, users, teams, their limits
 //! and counters, usage history and settings into another, empty one.
 
-use super::{Store, StoreResult};
+use super::{Owner, Store, StoreResult};
 
 /// How much was copied.
 pub struct Copied {
@@ -21,6 +21,14 @@ pub async fn copy(source: &dyn Store, target: &dyn Store) -> StoreResult<Copied>
     }
     let (teams, users) = (source.list_teams().await?, source.list_users().await?);
     target.import_people(&teams, &users, &source.all_budgets().await?).await?;
+    // Soft limits; the alerts already sent and recorded stay behind.
+    let soft = keys.iter().map(|k| (Owner::Key, k.id, &k.alerts));
+    let soft = soft.chain(users.iter().map(|u| (Owner::User, u.id, &u.alerts)));
+    for (owner, id, alerts) in soft.chain(teams.iter().map(|t| (Owner::Team, t.id, &t.alerts))) {
+        if !alerts.is_empty() {
+            target.set_soft_limits(owner, id, alerts).await?;
+        }
+    }
     let mut usage_rows = 0;
     let mut after = 0;
     loop {

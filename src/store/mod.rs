@@ -7,6 +7,7 @@
 //! sends a batch of statements (`sqlite_batch.rs`), PostgreSQL one call of a
 //! function that loops over arrays (`pg_batch.rs`).
 
+pub mod alerts;
 pub mod audit;
 mod checkpoint;
 pub mod copy;
@@ -59,7 +60,9 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait::async_trait]
-pub trait Store: people::People + audit::Audit + refusals::Refusals + Send + Sync {
+pub trait Store:
+    people::People + audit::Audit + refusals::Refusals + alerts::AlertRecords + Send + Sync
+{
     /// One cheap round trip: is the database there (and, on SQLite, still
     /// the file at its path)?
     async fn ping(&self) -> StoreResult<()>;

@@ -3,6 +3,7 @@
 //! SQLite and PostgreSQL alike, like `sql_store!`.
 
 use super::{Budget, ModelLimit, Owner, StoreResult, TeamRecord, UserFields, UserRecord};
+use crate::domain::alerts::SoftLimits;
 use crate::domain::key::Counters;
 use crate::domain::limits::Limits;
 
@@ -83,7 +84,7 @@ pub const IMPORT_BUDGET: &str = "INSERT INTO budgets (id, owner_kind, owner_id, 
 
 pub const INSERT_TEAM: &str =
     "INSERT INTO teams (name, created_at, updated_at) VALUES ($1, $2, $2) RETURNING id";
-pub const TEAM_COLUMNS: &str = "id, name, created_at, updated_at";
+pub const TEAM_COLUMNS: &str = "id, name, created_at, updated_at, alerts";
 pub const RENAME_TEAM: &str = "UPDATE teams SET name = $2, updated_at = $3 WHERE id = $1";
 pub const UNTEAM_USERS: &str = "UPDATE users SET team_id = NULL WHERE team_id = $1";
 pub const DELETE_TEAM: &str = "DELETE FROM teams WHERE id = $1";
@@ -91,7 +92,7 @@ pub const IMPORT_TEAM: &str = "INSERT INTO teams (id, name, created_at, updated_
 
 pub const INSERT_USER: &str = "INSERT INTO users (name, email, team_id, created_at, updated_at) \
     VALUES ($1, $2, $3, $4, $4) RETURNING id";
-pub const USER_COLUMNS: &str = "id, name, email, team_id, created_at, updated_at";
+pub const USER_COLUMNS: &str = "id, name, email, team_id, created_at, updated_at, alerts";
 pub const SAVE_USER: &str =
     "UPDATE users SET name = $2, email = $3, team_id = $4, updated_at = $5 WHERE id = $1";
 pub const UNUSER_KEYS: &str = "UPDATE api_keys SET user_id = NULL WHERE user_id = $1";
@@ -101,8 +102,8 @@ pub const IMPORT_USER: &str = "INSERT INTO users (id, name, email, team_id, crea
 pub const KEYS_OF_USERS: &str = "SELECT user_id, id FROM api_keys WHERE user_id IS NOT NULL ORDER BY id";
 pub const KEYS_OF_USER: &str = "SELECT user_id, id FROM api_keys WHERE user_id = $1 ORDER BY id";
 /// A key's user and that user's team, by the user's id.
-pub const USER_AND_TEAM: &str = "SELECT u.id, u.name, t.id AS team_id, t.name AS team_name \
-    FROM users u LEFT JOIN teams t ON t.id = u.team_id WHERE u.id = $1";
+pub const USER_AND_TEAM: &str = "SELECT u.id, u.name, t.id AS team_id, t.name AS team_name, \
+    u.alerts, t.alerts AS team_alerts FROM users u LEFT JOIN teams t ON t.id = u.team_id WHERE u.id = $1";
 
 /// A budget row as the database returns it.
 #[derive(Debug, sqlx::FromRow)]
@@ -181,6 +182,7 @@ pub struct TeamRow {
     pub name: String,
     pub created_at: i64,
     pub updated_at: i64,
+    pub alerts: String,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -191,6 +193,7 @@ pub struct UserRow {
     pub team_id: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub alerts: String,
 }
 
 /// A user's or team's own budget row, or an empty one when it has none
@@ -227,6 +230,7 @@ pub fn team_record(row: TeamRow, budgets: &[Budget]) -> TeamRecord {
         name: row.name,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        alerts: SoftLimits::from_db(&row.alerts),
     }
 }
 
@@ -241,6 +245,7 @@ pub fn user_record(row: UserRow, budgets: &[Budget], keys: &[(i64, i64)]) -> Use
         team_id: row.team_id,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        alerts: SoftLimits::from_db(&row.alerts),
     }
 }
 
@@ -297,7 +302,8 @@ macro_rules! people_store {
             async fn with_levels(&self, key: Option<KeyRecord>) -> StoreResult<Option<KeyRecord>> {
                 use $crate::domain::people::Principal;
                 let Some(mut key) = key else { return Ok(None) };
-                let who: Option<(i64, String, Option<i64>, Option<String>)> = match key.fields.user_id {
+                type Who = (i64, String, Option<i64>, Option<String>, String, Option<String>);
+                let who: Option<Who> = match key.fields.user_id {
                     Some(user_id) => {
                         sqlx::query_as(people::USER_AND_TEAM)
                             .bind(user_id)
@@ -307,7 +313,7 @@ macro_rules! people_store {
                     None => None,
                 };
                 let (user_id, team_id) = match &who {
-                    Some((user, _, team, _)) => (Some(*user), *team),
+                    Some((user, _, team, ..)) => (Some(*user), *team),
                     None => (None, None),
                 };
                 let budgets: Vec<Budget> =
@@ -320,17 +326,19 @@ macro_rules! people_store {
                         .into_iter()
                         .map(Budget::from)
                         .collect();
-                let principal = |owner, id: i64, name: String| Principal {
+                let principal = |owner, id: i64, name: String, alerts: &str| Principal {
                     id,
                     name,
+                    alerts: $crate::domain::alerts::SoftLimits::from_db(alerts),
                     own: people::own_of(&budgets, owner, id),
                     models: people::models_of(&budgets, owner, id),
                 };
                 key.model_limits = people::models_of(&budgets, Owner::Key, key.id);
-                if let Some((user, user_name, team, team_name)) = who {
-                    key.user = Some(principal(Owner::User, user, user_name));
+                if let Some((user, user_name, team, team_name, user_alerts, team_alerts)) = who {
+                    key.user = Some(principal(Owner::User, user, user_name, &user_alerts));
                     if let (Some(team), Some(team_name)) = (team, team_name) {
-                        key.team = Some(principal(Owner::Team, team, team_name));
+                        let team_alerts = team_alerts.unwrap_or_default();
+                        key.team = Some(principal(Owner::Team, team, team_name, &team_alerts));
                     }
                 }
                 Ok(Some(key))

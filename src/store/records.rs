@@ -1,5 +1,6 @@
 //! What the store is asked and answers.
 
+use crate::domain::alerts::SoftLimits;
 pub use crate::domain::key::{Counters, KeyFields, KeyRecord, KeyStatus};
 use crate::domain::limits::Usage;
 pub use crate::domain::people::{Budget, ModelLimit, Owner};
@@ -141,6 +142,7 @@ pub struct TeamRecord {
     pub updated_at: i64,
     pub own: Budget,
     pub models: Vec<Budget>,
+    pub alerts: SoftLimits,
 }
 
 /// A person: their keys count against their limits, and their team's.
@@ -155,6 +157,7 @@ pub struct UserRecord {
     pub own: Budget,
     pub models: Vec<Budget>,
     pub key_ids: Vec<i64>,
+    pub alerts: SoftLimits,
 }
 
 /// What an admin sets on a user besides limits.

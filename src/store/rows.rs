@@ -1,6 +1,7 @@
 //! Rows as the database returns them, and how they become the domain's types.
 
 use super::records::{Counters, KeyFields, KeyRecord};
+use crate::domain::alerts::SoftLimits;
 use crate::domain::clamps::{Clamps, ModelAliases};
 use crate::domain::limits::{Count, Limits, Usage};
 use crate::domain::model::ModelList;
@@ -50,6 +51,7 @@ pub struct KeyRow {
     pub month_end: i64,
     pub user_id: Option<i64>,
     pub queue_priority: i64,
+    pub alerts: String,
 }
 
 impl From<KeyRow> for KeyRecord {
@@ -104,6 +106,7 @@ impl From<KeyRow> for KeyRecord {
                 total_tokens: r.total_tokens_used,
                 in_flight: r.in_flight,
             },
+            alerts: SoftLimits::from_db(&r.alerts),
             model_limits: Vec::new(),
             user: None,
             team: None,

@@ -8,7 +8,7 @@ pub const KEY_COLUMNS: &str = "id, name, owner, key_hash, key_hint, active, expi
     allow_keep_alive_extremes, model_aliases, minute_start, minute_requests_used, \
     minute_tokens_used, day_start, day_requests_used, day_tokens_used, month_start, month_requests_used, \
     month_tokens_used, total_requests_used, total_tokens_used, in_flight, minute_end, day_end, month_end, user_id, \
-    queue_priority";
+    queue_priority, alerts";
 
 pub const INSERT_KEY: &str = "INSERT INTO api_keys (name, owner, key_hash, key_hint, active, expires_at, \
     created_at, updated_at, scopes, models, requests_per_minute, tokens_per_minute, daily_requests, \

@@ -17,6 +17,7 @@ macro_rules! sql_store {
         $crate::store::people::people_store!($store, $db);
         $crate::store::audit::audit_store!($store, $db);
         $crate::store::refusals::refusals_store!($store, $db);
+        $crate::store::alerts::alerts_store!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {

@@ -1,5 +1,6 @@
 //! The HTML console over real HTTP, as a browser without JavaScript uses it.
 
+mod alerts;
 mod audit;
 mod people;
 

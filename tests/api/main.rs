@@ -6,6 +6,7 @@ use testkit::{mock_ollama, pg};
 mod accounting;
 mod admin_api;
 mod admin_door;
+mod alerts;
 mod audit;
 mod backends;
 mod compat;

@@ -36,6 +36,7 @@ pub fn key_json(k: &KeyRecord, w: &Windows) -> Value {
         "user_id": k.fields.user_id,
         "priority": k.fields.priority,
         "model_limits": model_limits_json(&k.model_limits, w),
+        "alerts": k.alerts.to_json(),
         "usage": usage_json(&usage),
         "remaining": k.fields.limits.remaining(&usage),
     })
@@ -89,11 +90,15 @@ pub async fn list_keys(_: ApiAdmin, state: Data<AdminState>) -> Reply {
 pub async fn create_key(admin: ApiAdmin, state: Data<AdminState>, body: Json<CreateKey>) -> Reply {
     let mut input = body.into_inner();
     let per_model = keys::model_limits(input.model_limits.take().as_deref())?;
+    let soft = keys::soft_limits(input.alerts.take())?;
     let fields = keys::new_fields(input, state.settings.app_tz)?;
     let ops = KeyOps::of(&state, admin.actor);
     let (secret, mut record) = ops.create(fields).await?;
     if let Some(entries) = per_model {
         record = ops.set_model_limits(record.id, &entries).await?;
+    }
+    if let Some(soft) = soft {
+        record = ops.set_soft_limits(record.id, &soft).await?;
     }
     log::info!("created API key {} ({})", record.id, record.key_hint);
     Ok(with_secret(StatusCode::CREATED, &state, &secret, &record))
@@ -113,10 +118,14 @@ pub async fn update_key(
     let current = ops.get(*id).await?;
     let mut patch = body.into_inner();
     let per_model = keys::model_limits(patch.model_limits.take().as_deref())?;
+    let soft = keys::soft_limits(patch.alerts.take())?;
     let fields = keys::patched_fields(&current.fields, patch, state.settings.app_tz)?;
     let mut record = ops.save(*id, &fields).await?;
     if let Some(entries) = per_model {
         record = ops.set_model_limits(*id, &entries).await?;
+    }
+    if let Some(soft) = soft {
+        record = ops.set_soft_limits(*id, &soft).await?;
     }
     Ok(shown(&state, &record))
 }

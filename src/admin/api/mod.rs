@@ -2,6 +2,7 @@
 //! [`ApiAdmin`](super::auth::ApiAdmin): the admin password, or a console
 //! session with its CSRF token.
 
+mod alerts;
 mod audit;
 mod keys;
 mod people;
@@ -48,5 +49,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ollama-models", web::get().to(settings::ollama_models))
         .route("/proxy-info", web::get().to(settings::proxy_info))
         .route("/audit", web::get().to(audit::audit_log))
-        .route("/refusals", web::get().to(refusals::refusals));
+        .route("/refusals", web::get().to(refusals::refusals))
+        .route("/alerts", web::get().to(alerts::list_alerts))
+        .route("/alerts/{id}/dismiss", web::post().to(alerts::dismiss_alert));
 }

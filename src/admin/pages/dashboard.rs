@@ -30,6 +30,7 @@ struct DashboardPage {
     top_users: Vec<(String, i64, i64)>,
     top_teams: Vec<(String, i64, i64)>,
     refused: super::refusals::RefusalCounts,
+    alerts: Vec<super::alerts::AlertView>,
 }
 
 /// Requests and tokens by name.
@@ -94,5 +95,6 @@ pub async fn dashboard(console: Console, state: Data<AdminState>, client: Data<a
         top_users: top(per_user),
         top_teams: top(per_team),
         refused: super::refusals::RefusalCounts::recent(&state, "Refused, last 24 hours", None, 24).await?,
+        alerts: super::alerts::open_alerts(&state).await?,
     })
 }

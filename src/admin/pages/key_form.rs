@@ -2,12 +2,13 @@
 //! checked fields of a key (errors stand next to their fields), and the
 //! new-key page.
 
-use super::model_limits;
 use super::names::Names;
+use super::{alert_fields, model_limits};
 use super::{render, render_status, Chrome, Form, Nav, Page};
 use crate::admin::auth::{Console, CsrfForm};
 use crate::admin::keys::{self as key_ops, CreateKey, FieldError, KeyOps};
 use crate::admin::AdminState;
+use crate::domain::alerts::SoftLimits;
 use crate::domain::clamps::Clamps;
 use crate::domain::limits::{LimitKind, Limits};
 use crate::domain::people::ModelLimit;
@@ -38,6 +39,7 @@ pub struct KeyForm {
     /// Its share of turns in the fair queue, as text.
     pub(super) priority: String,
     pub(super) limits: Vec<(&'static str, &'static str, String)>,
+    pub(super) alerts: Vec<alert_fields::AlertField>,
     pub(super) clamps: Vec<(&'static str, &'static str, String)>,
     pub(super) allow_keep_alive_extremes: bool,
     pub(super) errors: Vec<FieldError>,
@@ -99,6 +101,7 @@ impl KeyForm {
             model_limits: k.map(|k| model_limits::to_text(&k.model_limits)).unwrap_or_default(),
             priority: f.map(|f| f.priority).unwrap_or(1).to_string(),
             limits: stored_limits(&limits),
+            alerts: alert_fields::stored(&k.map(|k| k.alerts.clone()).unwrap_or_default()),
             clamps: [clamps.max_num_ctx, clamps.max_output_tokens, clamps.max_images]
                 .iter()
                 .zip(CLAMP_FIELDS)
@@ -127,6 +130,7 @@ impl KeyForm {
             model_limits: form.get("model_limits").to_owned(),
             priority: form.get("priority").to_owned(),
             limits: typed_limits(form),
+            alerts: alert_fields::typed(form),
             clamps: CLAMP_FIELDS.iter().map(|(n, l)| (*n, *l, form.get(n).to_owned())).collect(),
             allow_keep_alive_extremes: form.get("allow_keep_alive_extremes") == "true",
             errors: vec![],
@@ -187,6 +191,7 @@ pub(super) fn read_limits(form: &Form, errors: &mut Vec<FieldError>) -> Limits {
 fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
     let mut errors = vec![];
     let limits = read_limits(form, &mut errors);
+    let alerts = alert_fields::read(form, &mut errors);
     let mut n = |name: &'static str, group: &'static str| number(form, name, &mut errors, group);
     let clamps = Clamps {
         max_num_ctx: n("max_num_ctx", "clamps"),
@@ -234,6 +239,7 @@ fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
         limits: Some(limits),
         clamps: Some(clamps),
         model_aliases: Some(aliases),
+        alerts: alerts.map(|soft| Some(soft.to_json())),
     })
 }
 
@@ -241,6 +247,8 @@ fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
 pub struct CheckedKey {
     pub fields: KeyFields,
     pub model_limits: Vec<ModelLimit>,
+    /// `None` when the form has no alert fields.
+    pub alerts: Option<SoftLimits>,
 }
 
 /// The form as the fields of a key, or the form back with its errors.
@@ -248,8 +256,9 @@ pub fn checked(form: &Form, tz: Tz) -> Result<CheckedKey, Box<KeyForm>> {
     let mut input = read_key_form(form)?;
     let back = |e: FieldError| Box::new(KeyForm { errors: vec![e], ..KeyForm::from_form(form) });
     let entries = key_ops::model_limits(input.model_limits.take().as_deref()).map_err(back)?;
+    let alerts = key_ops::soft_limits(input.alerts.take()).map_err(back)?;
     let fields = key_ops::new_fields(input, tz).map_err(back)?;
-    Ok(CheckedKey { fields, model_limits: entries.unwrap_or_default() })
+    Ok(CheckedKey { fields, model_limits: entries.unwrap_or_default(), alerts })
 }
 
 #[derive(Template)]
@@ -287,6 +296,9 @@ pub async fn create_key(req: HttpRequest, state: Data<AdminState>, post: CsrfFor
     let (secret, mut record) = ops.create(key.fields).await?;
     if !key.model_limits.is_empty() {
         record = ops.set_model_limits(record.id, &key.model_limits).await?;
+    }
+    if let Some(soft) = key.alerts.filter(|s| !s.is_empty()) {
+        record = ops.set_soft_limits(record.id, &soft).await?;
     }
     log::info!("created API key {} ({}) from the console", record.id, record.key_hint);
     let heading = format!("Key “{}” created", record.fields.name);

@@ -200,6 +200,9 @@ pub async fn update_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>
             if post.form.has("model_limits") {
                 ops.set_model_limits(k.id, &key.model_limits).await?;
             }
+            if let Some(soft) = &key.alerts {
+                ops.set_soft_limits(k.id, soft).await?;
+            }
             Ok(redirect_notice(&req, &format!("/keys/{}", k.id), Notice::Saved))
         }
         Err(form) => detail_page(&state, Chrome::new(&post.session, Nav::Keys), &k, *form).await,

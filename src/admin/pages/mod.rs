@@ -3,6 +3,8 @@
 //! quicker. Every change is a POST followed by a redirect; the two that make a
 //! secret redirect to a page that shows it once (see `reveal`).
 
+mod alert_fields;
+mod alerts;
 mod audit;
 mod backends;
 mod bars;
@@ -325,7 +327,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/settings", web::get().to(settings::settings_page))
         .route("/settings", web::post().to(settings::save_settings))
         .route("/settings/password", web::post().to(settings::change_password))
-        .route("/connect", web::get().to(connect::connect_page));
+        .route("/connect", web::get().to(connect::connect_page))
+        .route("/alerts/badge", web::get().to(alerts::badge))
+        .route("/alerts/{id}/dismiss", web::post().to(alerts::dismiss));
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@
 
 use super::key_form::{read_limits, stored_limits, typed_limits};
 use super::names::Names;
-use super::{model_limits, Form};
+use super::{alert_fields, model_limits, Form};
 use crate::admin::keys::FieldError;
 use crate::admin::people::{self, PeopleError};
+use crate::domain::alerts::SoftLimits;
 use crate::domain::limits::Limits;
 use crate::domain::people::{check_model_limits, Budget, ModelLimit};
 use crate::store::{StoreError, TeamRecord, UserRecord};
@@ -20,6 +21,7 @@ pub struct PersonForm {
     /// Every team as (id, name, selected); only the user form shows them.
     pub(super) team_options: Vec<(i64, String, bool)>,
     pub(super) limits: Vec<(&'static str, &'static str, String)>,
+    pub(super) alerts: Vec<alert_fields::AlertField>,
     pub(super) model_limits: String,
     pub(super) errors: Vec<FieldError>,
 }
@@ -31,6 +33,8 @@ pub struct Person {
     pub team_id: Option<i64>,
     pub limits: Limits,
     pub model_limits: Vec<ModelLimit>,
+    /// `None` when the form has no alert fields.
+    pub alerts: Option<SoftLimits>,
 }
 
 impl PersonForm {
@@ -42,32 +46,33 @@ impl PersonForm {
         !self.errors.is_empty()
     }
 
-    fn stored(name: &str, limits: &Limits, models: &[Budget]) -> PersonForm {
+    fn stored(name: &str, limits: &Limits, models: &[Budget], alerts: &SoftLimits) -> PersonForm {
         PersonForm {
             name: name.to_owned(),
             email: String::new(),
             team_id: String::new(),
             team_options: vec![],
             limits: stored_limits(limits),
+            alerts: alert_fields::stored(alerts),
             model_limits: model_limits::to_text(models),
             errors: vec![],
         }
     }
 
     pub fn blank() -> PersonForm {
-        PersonForm::stored("", &Limits::default(), &[])
+        PersonForm::stored("", &Limits::default(), &[], &SoftLimits::default())
     }
 
     pub fn of_user(u: &UserRecord) -> PersonForm {
         PersonForm {
             email: u.email.clone().unwrap_or_default(),
             team_id: u.team_id.map(|t| t.to_string()).unwrap_or_default(),
-            ..PersonForm::stored(&u.name, &u.own.limits, &u.models)
+            ..PersonForm::stored(&u.name, &u.own.limits, &u.models, &u.alerts)
         }
     }
 
     pub fn of_team(t: &TeamRecord) -> PersonForm {
-        PersonForm::stored(&t.name, &t.own.limits, &t.models)
+        PersonForm::stored(&t.name, &t.own.limits, &t.models, &t.alerts)
     }
 
     fn typed(form: &Form, errors: Vec<FieldError>) -> PersonForm {
@@ -77,6 +82,7 @@ impl PersonForm {
             team_id: form.get("team_id").trim().to_owned(),
             team_options: vec![],
             limits: typed_limits(form),
+            alerts: alert_fields::typed(form),
             model_limits: form.get("model_limits").to_owned(),
             errors,
         }
@@ -117,11 +123,12 @@ pub fn read(form: &Form) -> Result<Person, Box<PersonForm>> {
         ),
     };
     let limits = read_limits(form, &mut errors);
+    let alerts = alert_fields::read(form, &mut errors);
     let entries = model_limits::parse(form.get("model_limits")).and_then(|e| check_model_limits(&e));
     let entries = keep(entries.map_err(|m| FieldError::new("model_limits", m)), &mut errors);
     match (name, entries) {
         (Some(name), Some(model_limits)) if errors.is_empty() => {
-            Ok(Person { name, email, team_id, limits, model_limits })
+            Ok(Person { name, email, team_id, limits, model_limits, alerts })
         }
         _ => Err(Box::new(PersonForm::typed(form, errors))),
     }

@@ -114,6 +114,7 @@ pub async fn create_team(req: HttpRequest, state: Data<AdminState>, post: CsrfFo
         name: person.name,
         limits: Some(person.limits),
         model_limits: Some(person.model_limits),
+        alerts: person.alerts.map(|soft| Some(soft.to_json())),
     };
     match PeopleOps::of(&state, post.actor).create_team(input).await {
         Ok(team) => {
@@ -203,7 +204,11 @@ pub async fn update_team(req: HttpRequest, state: Data<AdminState>, id: Path<i64
         Ok(person) => person,
         Err(form) => return detail_page(&state, chrome(), &t, *form).await,
     };
-    let patch = PatchTeam { name: Some(person.name), model_limits: Some(person.model_limits) };
+    let patch = PatchTeam {
+        name: Some(person.name),
+        model_limits: Some(person.model_limits),
+        alerts: person.alerts.map(|soft| Some(soft.to_json())),
+    };
     let saved = match ops.patch_team(t.id, patch).await {
         Ok(_) => ops.team_quota(t.id, &LimitsPatch::all(&person.limits)).await,
         Err(e) => Err(e),

@@ -143,6 +143,7 @@ pub async fn create_user(req: HttpRequest, state: Data<AdminState>, post: CsrfFo
         team_id: person.team_id,
         limits: Some(person.limits),
         model_limits: Some(person.model_limits),
+        alerts: person.alerts.map(|soft| Some(soft.to_json())),
     };
     match PeopleOps::of(&state, post.actor).create_user(input).await {
         Ok(user) => {
@@ -223,6 +224,7 @@ pub async fn update_user(req: HttpRequest, state: Data<AdminState>, id: Path<i64
         email: Some(person.email),
         team_id: Some(person.team_id),
         model_limits: Some(person.model_limits),
+        alerts: person.alerts.map(|soft| Some(soft.to_json())),
     };
     let saved = match ops.patch_user(u.id, patch).await {
         Ok(_) => ops.user_quota(u.id, &LimitsPatch::all(&person.limits)).await,
