@@ -23,6 +23,9 @@ pub async fn once(state: &AdminState) -> anyhow::Result<()> {
     if let Err(e) = prune_audit_log(state, now).await {
         log::warn!("could not delete old audit log entries (will retry): {e:#}");
     }
+    if let Err(e) = prune_alerts(state, now).await {
+        log::warn!("could not delete old alerts (will retry): {e:#}");
+    }
     Ok(())
 }
 
@@ -92,6 +95,24 @@ async fn prune_audit_log(state: &Shared, now: i64) -> anyhow::Result<()> {
         if pruned > 0 {
             log::info!("deleted {pruned} audit log entries older than AUDIT_RETENTION_DAYS");
         }
+    }
+    Ok(())
+}
+
+/// Windows longer than any quota window (a month): a claim this old can never
+/// be claimed again, so it may go.
+const CLAIMS_KEPT_SECS: i64 = 62 * 86_400;
+
+/// Alerts recorded before `AUDIT_RETENTION_DAYS` go with the audit log, and
+/// the once-per-window claims of windows long over.
+async fn prune_alerts(state: &Shared, now: i64) -> anyhow::Result<()> {
+    let recorded_before = match state.settings.audit_retention {
+        Some(keep) => now - keep.as_secs() as i64,
+        None => i64::MIN,
+    };
+    let pruned = state.store.prune_alerts(recorded_before, now - CLAIMS_KEPT_SECS).await?;
+    if pruned > 0 {
+        log::info!("deleted {pruned} old alerts and alert claims");
     }
     Ok(())
 }

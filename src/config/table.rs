@@ -65,7 +65,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LISTEN_BACKLOG", "1024", "connections the system queues before they are accepted"),
     ("MAX_STREAM_DURATION_SECS", "3600", "longest response stream; it then ends with an error event and what passed is charged"),
     ("REVOKED_STREAM_CHECK_SECS", "2", "how often running streams' keys are checked; a deactivated, rotated, expired or deleted key's streams end"),
-    ("AUDIT_RETENTION_DAYS", "365", "audit log entries older than this are deleted (0: kept forever)"),
+    ("AUDIT_RETENTION_DAYS", "365", "audit log entries and recorded alerts older than this are deleted (0: kept forever)"),
     ("REFUSALS_FLUSH_MS", "5000", "how often refused-request counts kept in memory are added to the database"),
     ("METRICS_TOKEN", "", "bearer token GET /metrics on the admin listener needs (the admin password works too); empty: open"),
     ("METRICS_KEY_LABEL", "true", "label request and token metrics with the key's id; false for gates with many keys"),

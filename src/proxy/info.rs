@@ -114,7 +114,7 @@ pub async fn key_usage(req: HttpRequest, state: Data<ProxyState>) -> HttpRespons
     };
     match result.await {
         Ok(body) => HttpResponse::Ok().json(body),
-        Err(e) => e.render(Family::OpenAi, &[], request_id.as_str()),
+        Err(e) => refused(&state, &e, &request_id),
     }
 }
 
@@ -173,8 +173,15 @@ pub async fn key_usage_summary(
     };
     match result.await {
         Ok(body) => HttpResponse::Ok().json(body),
-        Err(e) => e.render(Family::OpenAi, &[], request_id.as_str()),
+        Err(e) => refused(&state, &e, &request_id),
     }
+}
+
+/// A refused usage lookup counts with the proxy's other refusals: guessing keys
+/// through `/v1/usage` shows in the refusal counts like guessing them anywhere else.
+fn refused(state: &ProxyState, e: &ProxyError, request_id: &RequestId) -> HttpResponse {
+    state.refusals.note(state.clock.now().timestamp(), None, e.reason());
+    e.render(Family::OpenAi, &[], request_id.as_str())
 }
 
 fn usage_json(usage: &Usage) -> Value {

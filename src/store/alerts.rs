@@ -43,6 +43,11 @@ pub trait AlertRecords: Send + Sync {
     async fn open_alert_count(&self, since: i64) -> StoreResult<i64>;
     /// Dismisses one alert; false when there is none open with that id.
     async fn dismiss_alert(&self, id: i64, now: i64) -> StoreResult<bool>;
+    /// Deletes alerts recorded before `recorded_before`, and the claims of
+    /// windows that began before `windows_before` (long over: they can never
+    /// be claimed again). Lifetime limits' claims (window 0) stay: their window
+    /// never ends. Returns how many rows went.
+    async fn prune_alerts(&self, recorded_before: i64, windows_before: i64) -> StoreResult<u64>;
 }
 
 /// The table a level's soft limits are kept in.
@@ -65,6 +70,8 @@ pub const RECENT_ALERTS: &str =
     WHERE created_at >= $1 AND ($3 = 0 OR dismissed_at IS NULL) ORDER BY id DESC LIMIT $2";
 pub const OPEN_ALERT_COUNT: &str =
     "SELECT COUNT(*) FROM alerts WHERE created_at >= $1 AND dismissed_at IS NULL";
+pub const PRUNE_ALERTS: &str = "DELETE FROM alerts WHERE created_at < $1";
+pub const PRUNE_CLAIMS: &str = "DELETE FROM alerts_sent WHERE window_start > 0 AND window_start < $1";
 pub const DISMISS_ALERT: &str = "UPDATE alerts SET dismissed_at = $2 WHERE id = $1 AND dismissed_at IS NULL";
 
 macro_rules! alerts_store {
@@ -151,6 +158,22 @@ macro_rules! alerts_store {
                     .bind(since)
                     .fetch_one(self.reader()?)
                     .await?)
+            }
+
+            async fn prune_alerts(&self, recorded_before: i64, windows_before: i64) -> StoreResult<u64> {
+                $crate::store::sql_steps::write_tx!(self, tx, {
+                    let alerts = sqlx::query($crate::store::alerts::PRUNE_ALERTS)
+                        .bind(recorded_before)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    let claims = sqlx::query($crate::store::alerts::PRUNE_CLAIMS)
+                        .bind(windows_before)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    alerts + claims
+                })
             }
 
             async fn dismiss_alert(&self, id: i64, now: i64) -> StoreResult<bool> {

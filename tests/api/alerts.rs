@@ -380,3 +380,31 @@ async fn two_processes_on_one_database_send_a_soft_limits_alert_once() {
     let recorded = first.admin("GET", "/alerts", None).await.json();
     assert_eq!(recorded["alerts"].as_array().unwrap().len(), 2, "{recorded}");
 }
+
+#[actix_web::test]
+async fn upkeep_deletes_old_alerts_and_the_claims_of_windows_long_over() {
+    use ollama_gate::domain::people::Owner;
+    let app =
+        spawn_app_with(Options { env: vec![("AUDIT_RETENTION_DAYS", "30".into())], ..Options::default() })
+            .await;
+    let store = app.state.store.as_ref();
+    let now = app.state.clock.now().timestamp();
+    let day = 86_400;
+    store.record_alert("soft_limit", "{}", now - 31 * day).await.unwrap();
+    store.record_alert("soft_limit", "{}", now - 29 * day).await.unwrap();
+    // A daily window of 70 days ago, one of yesterday, and a lifetime limit's (window 0) of long ago.
+    assert!(store.claim_alert(Owner::Key, 1, "daily_tokens", now - 70 * day, now - 70 * day).await.unwrap());
+    assert!(store.claim_alert(Owner::Key, 1, "daily_tokens", now - day, now - day).await.unwrap());
+    assert!(store.claim_alert(Owner::Key, 1, "total_tokens", 0, now - 400 * day).await.unwrap());
+
+    ollama_gate::upkeep::once(&app.state).await.unwrap();
+
+    let kept = store.recent_alerts(0, 100, false).await.unwrap();
+    assert_eq!(kept.len(), 1, "only the alert inside the retention stays: {kept:?}");
+    assert_eq!(kept[0].created_at, now - 29 * day);
+    // The old window's claim is gone (it could be claimed again, harmlessly: it never recurs);
+    // yesterday's and the lifetime one stay claimed, so they never fire twice.
+    assert!(store.claim_alert(Owner::Key, 1, "daily_tokens", now - 70 * day, now).await.unwrap());
+    assert!(!store.claim_alert(Owner::Key, 1, "daily_tokens", now - day, now).await.unwrap());
+    assert!(!store.claim_alert(Owner::Key, 1, "total_tokens", 0, now).await.unwrap());
+}

@@ -187,3 +187,15 @@ async fn bad_refusal_parameters_get_400_with_the_parameter_named() {
     let reply = send(app.client.get(format!("{}/api/refusals", app.admin)), None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "admins only");
 }
+
+#[actix_web::test]
+async fn guessing_keys_through_the_usage_endpoint_is_counted_too() {
+    let app = spawn_app_with(no_background_flush()).await;
+    for path in ["/v1/usage", "/v1/usage/summary"] {
+        let guess = "sk-og-thisisnotakeythisisnotakeythisisnot";
+        assert_eq!(app.get(path, Some(guess)).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(app.get(path, None).await.status, StatusCode::UNAUTHORIZED);
+    }
+    flush(&app).await;
+    assert_eq!(by_reason(&refusals(&app, "group_by=reason").await), vec![("unauthenticated".to_owned(), 4)]);
+}
