@@ -207,8 +207,14 @@ async fn copy_database(from: &str, to: &str, settings: &Settings) -> anyhow::Res
     }
     let copied = store::copy::copy(source.as_ref(), target.as_ref()).await?;
     eprintln!(
-        "ollama-gate: copied {} keys, {} users, {} teams, {} usage rows and {} settings",
-        copied.keys, copied.users, copied.teams, copied.usage_rows, copied.settings
+        "ollama-gate: copied {} keys, {} users, {} teams, {} usage rows, {} audit entries, {} refusal counts and {} settings",
+        copied.keys,
+        copied.users,
+        copied.teams,
+        copied.usage_rows,
+        copied.audit_entries,
+        copied.refusal_rows,
+        copied.settings
     );
     Ok(())
 }

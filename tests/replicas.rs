@@ -280,6 +280,11 @@ async fn a_sqlite_database_moves_to_postgres_with_nothing_lost() {
     let keys_before = gate.admin("GET", "/api-keys", None).await;
     let people_before = (gate.admin("GET", "/users", None).await, gate.admin("GET", "/teams", None).await);
     let usage_before = gate.admin("GET", "/usage?limit=1000", None).await;
+    // Two refused requests: counted in memory, saved as the gate stops.
+    assert_eq!(gate.generate("sk-og-not-a-key", "llama3").await.0, 401);
+    assert_eq!(gate.generate("sk-og-not-a-key-either", "llama3").await.0, 401);
+    let audit_before = gate.admin("GET", "/audit?limit=1000", None).await;
+    assert!(audit_before["rows"].as_array().unwrap().len() >= 5, "{audit_before}");
     kill(&child, 15);
     wait_exit(&mut child, Duration::from_secs(10)).await;
 
@@ -288,6 +293,11 @@ async fn a_sqlite_database_moves_to_postgres_with_nothing_lost() {
     let out = gate.run(&["migrate", "--from", &sqlite_url, "--to", &target]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("copied 2 keys, 1 users, 1 teams, 4 usage rows"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 refusal counts"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let again = gate.run(&["migrate", "--from", &sqlite_url, "--to", &target]);
     assert!(!again.status.success(), "copying into a database that is not empty is refused");
 
@@ -306,6 +316,13 @@ async fn a_sqlite_database_moves_to_postgres_with_nothing_lost() {
     }
     assert_eq!(keys_after, keys_before);
     assert_eq!(gate.admin("GET", "/usage?limit=1000", None).await, usage_before);
+    assert_eq!(gate.admin("GET", "/audit?limit=1000", None).await, audit_before, "the audit log is copied");
+    let refusals = gate.admin("GET", "/refusals?group_by=reason", None).await;
+    assert_eq!(
+        refusals["rows"],
+        json!([{"reason": "unauthenticated", "count": 2}]),
+        "and the refusal counts"
+    );
     let mut people_after = (gate.admin("GET", "/users", None).await, gate.admin("GET", "/teams", None).await);
     let mut people_before = people_before;
     for list in [&mut people_before.0, &mut people_before.1, &mut people_after.0, &mut people_after.1] {

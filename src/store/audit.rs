@@ -12,6 +12,8 @@ pub trait Audit: Send + Sync {
     async fn audit_rows(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>>;
     /// Deletes the entries older than `before`; returns how many went.
     async fn prune_audit(&self, before: i64) -> StoreResult<u64>;
+    /// Entries read from another database (`migrate --from --to`), as they were.
+    async fn import_audit(&self, rows: &[AuditRow]) -> StoreResult<()>;
 }
 
 /// Which entries to read; a `None` matches every entry.
@@ -79,6 +81,23 @@ macro_rules! audit_store {
                     .bind(f.offset)
                     .fetch_all(self.reader()?)
                     .await?)
+            }
+
+            async fn import_audit(&self, rows: &[$crate::store::audit::AuditRow]) -> StoreResult<()> {
+                $crate::store::sql_steps::write_tx!(self, tx, {
+                    for r in rows {
+                        sqlx::query($crate::store::audit::INSERT_AUDIT)
+                            .bind(r.at)
+                            .bind(&r.actor)
+                            .bind(&r.address)
+                            .bind(&r.action)
+                            .bind(&r.target)
+                            .bind(&r.before)
+                            .bind(&r.after)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                })
             }
 
             async fn prune_audit(&self, before: i64) -> StoreResult<u64> {

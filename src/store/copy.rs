@@ -1,7 +1,8 @@
 //! `migrate --from --to`: one database's keys, users, teams, their limits
-//! and counters, usage history and settings into another, empty one.
+//! and counters, usage history, audit log, refusal counts and settings into
+//! another, empty one.
 
-use super::{Owner, Store, StoreResult};
+use super::{AuditFilter, Owner, RefusalFilter, RefusalGroup, Store, StoreResult};
 
 /// How much was copied.
 pub struct Copied {
@@ -9,6 +10,8 @@ pub struct Copied {
     pub users: usize,
     pub teams: usize,
     pub usage_rows: usize,
+    pub audit_entries: usize,
+    pub refusal_rows: usize,
     pub settings: usize,
 }
 
@@ -38,6 +41,23 @@ pub async fn copy(source: &dyn Store, target: &dyn Store) -> StoreResult<Copied>
         target.import_usage(&batch).await?;
         usage_rows += batch.len();
     }
+    // The audit log is read newest first, page by page, and written oldest first.
+    let mut audit = Vec::new();
+    loop {
+        let filter = AuditFilter { limit: 1000, offset: audit.len() as i64, ..AuditFilter::default() };
+        let page = source.audit_rows(&filter).await?;
+        let done = page.len() < 1000;
+        audit.extend(page);
+        if done {
+            break;
+        }
+    }
+    audit.reverse();
+    for chunk in audit.chunks(1000) {
+        target.import_audit(chunk).await?;
+    }
+    let refusals = source.refusal_rows(&RefusalFilter::default(), RefusalGroup::Each).await?;
+    target.import_refusals(&refusals).await?;
     let settings = source.all_settings().await?;
     for (name, value) in &settings {
         target.put_setting(name, value).await?;
@@ -48,6 +68,8 @@ pub async fn copy(source: &dyn Store, target: &dyn Store) -> StoreResult<Copied>
         users: users.len(),
         teams: teams.len(),
         usage_rows,
+        audit_entries: audit.len(),
+        refusal_rows: refusals.len(),
         settings: settings.len(),
     })
 }

@@ -12,6 +12,9 @@ pub trait Refusals: Send + Sync {
     async fn add_refusals(&self, counts: &[RefusalCount]) -> StoreResult<()>;
     async fn refusal_rows(&self, filter: &RefusalFilter, group: RefusalGroup)
         -> StoreResult<Vec<RefusalRow>>;
+    /// Rows read from another database (`migrate --from --to`, one per hour,
+    /// key and reason), added as they were.
+    async fn import_refusals(&self, rows: &[RefusalRow]) -> StoreResult<()>;
 }
 
 /// Refusals of one reason, for one key (`None`: before a key was known), in
@@ -115,6 +118,20 @@ macro_rules! refusals_store {
                             .bind(stored_key(c.key_id))
                             .bind(c.reason)
                             .bind(c.count)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                })
+            }
+
+            async fn import_refusals(&self, rows: &[$crate::store::refusals::RefusalRow]) -> StoreResult<()> {
+                $crate::store::sql_steps::write_tx!(self, tx, {
+                    for r in rows {
+                        sqlx::query($crate::store::refusals::ADD_REFUSALS)
+                            .bind(r.hour)
+                            .bind(r.key_id)
+                            .bind(&r.reason)
+                            .bind(r.count)
                             .execute(&mut *tx)
                             .await?;
                     }
