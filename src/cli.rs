@@ -281,7 +281,7 @@ async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Resul
                     k.fields.expires_at.map(rfc3339).unwrap_or_else(|| "-".into()),
                     usage.day.tokens,
                     usage.total.tokens,
-                    limits_text(&k.fields.limits)
+                    people::limits_text(&k.fields.limits)
                 );
             }
         }
@@ -293,27 +293,16 @@ async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Resul
     Ok(())
 }
 
-/// A key's limits on one line, `name=value` for each one set; `unlimited` when none is.
-fn limits_text(limits: &Limits) -> String {
-    let set: Vec<String> =
-        limits.named().iter().filter_map(|(name, v)| v.map(|v| format!("{name}={v}"))).collect();
-    if set.is_empty() {
-        "unlimited".into()
-    } else {
-        set.join(" ")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn limits_show_on_one_line() {
-        assert_eq!(limits_text(&Limits::default()), "unlimited");
+        assert_eq!(people::limits_text(&Limits::default()), "unlimited");
         let limits =
             Limits { daily_requests: Some(1000), monthly_tokens: Some(5_000_000), ..Limits::default() };
-        assert_eq!(limits_text(&limits), "daily_requests=1000 monthly_tokens=5000000");
+        assert_eq!(people::limits_text(&limits), "daily_requests=1000 monthly_tokens=5000000");
     }
 
     #[test]

@@ -137,8 +137,8 @@ pub enum TeamsCommand {
     Delete { id: i64 },
 }
 
-/// Limits as `daily_tokens=50000 max_concurrent=2`, or `unlimited`.
-fn limits_text(limits: &Limits) -> String {
+/// Limits as `daily_tokens=50000 max_concurrent=2`, or `unlimited` (keys, users, teams).
+pub(super) fn limits_text(limits: &Limits) -> String {
     let set: Vec<String> =
         limits.named().iter().filter_map(|(name, v)| v.map(|v| format!("{name}={v}"))).collect();
     if set.is_empty() {

@@ -42,8 +42,9 @@ impl Exchange {
         }
     }
 
-    /// The route is known (the trace is named after it).
+    /// The route is known: the metrics' label, and the trace's name.
     pub fn route(&mut self, route: &Result<Route, Refusal>) {
+        self.tally.route = route.as_ref().map_or(crate::metrics::UNMATCHED_ROUTE, |r| r.name);
         if let (Some(trace), Ok(route)) = (&mut self.trace, route) {
             trace.route(route);
         }

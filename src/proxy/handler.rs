@@ -47,7 +47,6 @@ async fn run(
 ) -> Result<HttpResponse, ProxyError> {
     // Who calls, and may they call this route at all.
     let route = routes::resolve(req.method(), req.path());
-    ex.tally.route = route.as_ref().map_or(crate::metrics::UNMATCHED_ROUTE, |r| r.name);
     ex.route(&route);
     let mut body = Incoming::new(payload);
     let key = auth::caller(state, req, &route, &mut body).await?;

@@ -38,14 +38,19 @@ fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Random bytes that are not all zero: W3C trace context reserves the zero id as invalid.
+fn nonzero_random<const N: usize>() -> [u8; N] {
+    loop {
+        let bytes: [u8; N] = std::array::from_fn(|_| rand::random());
+        if bytes != [0; N] {
+            return bytes;
+        }
+    }
+}
+
 impl TraceId {
     pub fn random() -> TraceId {
-        loop {
-            let bytes: [u8; 16] = rand::random();
-            if bytes != [0; 16] {
-                return TraceId(bytes);
-            }
-        }
+        TraceId(nonzero_random())
     }
 
     pub fn hex(&self) -> String {
@@ -55,12 +60,7 @@ impl TraceId {
 
 impl SpanId {
     pub fn random() -> SpanId {
-        loop {
-            let bytes: [u8; 8] = rand::random();
-            if bytes != [0; 8] {
-                return SpanId(bytes);
-            }
-        }
+        SpanId(nonzero_random())
     }
 
     pub fn hex(&self) -> String {
