@@ -20,6 +20,7 @@ mod names;
 mod person_form;
 mod refusals;
 mod settings;
+pub(crate) mod shown;
 mod teams;
 mod usage;
 mod users;
