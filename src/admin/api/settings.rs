@@ -4,7 +4,7 @@
 use super::Reply;
 use crate::admin::auth::ApiAdmin;
 use crate::admin::error::AdminError;
-use crate::admin::snippets::{client_snippets, public_base_url};
+use crate::admin::snippets::{client_snippets, public_base_url, snippet_model};
 use crate::admin::AdminState;
 use crate::domain::backend::{parse_list, BackendSpec};
 use actix_web::web::{Data, Json};
@@ -79,7 +79,7 @@ impl BackendChange {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsChange {
     /// Each spelled as in `OLLAMA_URL`; a URL without options that is in use
@@ -101,6 +101,17 @@ pub async fn apply_settings(
     actor: crate::domain::audit::Actor,
     change: SettingsChange,
 ) -> Result<(), AdminError> {
+    let change = check_settings(state, change)?;
+    crate::admin::audit::settings_change(state, actor, "settings.update", None, change).await?;
+    Ok(())
+}
+
+/// A change of settings, checked whole, without storing anything: the
+/// console checks each of its fields this way to show every error at once.
+pub fn check_settings(
+    state: &AdminState,
+    change: SettingsChange,
+) -> Result<crate::runtime::Change, AdminError> {
     use crate::domain::lengths;
     let urls =
         change.ollama_urls.or_else(|| change.ollama_url.map(|s| s.split(',').map(str::to_owned).collect()));
@@ -157,9 +168,7 @@ pub async fn apply_settings(
         (None, None) => None,
     };
     let upstreams = upstreams.transpose().map_err(AdminError::BadRequest)?;
-    let change = crate::runtime::Change { upstreams, anthropic_default_model: model };
-    crate::admin::audit::settings_change(state, actor, "settings.update", None, change).await?;
-    Ok(())
+    Ok(crate::runtime::Change { upstreams, anthropic_default_model: model })
 }
 
 pub async fn put_settings(admin: ApiAdmin, state: Data<AdminState>, body: Json<SettingsChange>) -> Reply {
@@ -171,13 +180,19 @@ pub async fn ollama_models(_: ApiAdmin, state: Data<AdminState>, client: Data<aw
     Ok(HttpResponse::Ok().json(state.upstreams.tags(&client).await.map_err(AdminError::Upstream)?))
 }
 
-pub async fn proxy_info(_: ApiAdmin, req: HttpRequest, state: Data<AdminState>) -> Reply {
+pub async fn proxy_info(
+    _: ApiAdmin,
+    req: HttpRequest,
+    state: Data<AdminState>,
+    client: Data<awc::Client>,
+) -> Reply {
     let base = public_base_url(&state, &req);
+    let model = snippet_model(&state, &client).await;
     Ok(HttpResponse::Ok().json(json!({
         "base_url": base,
         "openai_base_url": format!("{base}/v1"),
         "anthropic_base_url": base,
         "ollama_host": base,
-        "snippets": client_snippets(&base),
+        "snippets": client_snippets(&base, &model),
     })))
 }
