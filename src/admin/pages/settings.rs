@@ -2,7 +2,7 @@
 //! the admin password.
 
 use super::{redirect_notice, render, render_status, Chrome, Nav, Notice, NoticeQuery, Page};
-use crate::admin::api::settings::{apply_settings, SettingsChange};
+use crate::admin::api::settings::{apply_settings, check_settings, SettingsChange};
 use crate::admin::auth::{Console, CsrfForm};
 use crate::admin::error::AdminError;
 use crate::admin::session::{self, SessionData};
@@ -21,6 +21,7 @@ struct SettingsPage {
     ollama_urls: String,
     anthropic_default_model: String,
     upstream_error: Option<String>,
+    model_error: Option<String>,
     password_from_env: bool,
     password_error: Option<String>,
 }
@@ -36,6 +37,7 @@ impl SettingsPage {
             ollama_urls: state.upstreams.specs().iter().map(|b| b.to_text()).collect::<Vec<_>>().join("\n"),
             anthropic_default_model: state.runtime.anthropic_default_model().unwrap_or_default(),
             upstream_error: None,
+            model_error: None,
             password_from_env: password_from_env(state),
             password_error: None,
         }
@@ -55,20 +57,30 @@ pub async fn settings_page(console: Console, state: Data<AdminState>, query: Que
 
 pub async fn save_settings(req: HttpRequest, state: Data<AdminState>, post: CsrfForm) -> Page {
     let form = &post.form;
-    let change = SettingsChange {
+    let urls = || SettingsChange {
         ollama_urls: Some(form.get("ollama_urls").lines().map(str::to_owned).collect()),
-        ollama_url: None,
-        backends: None,
-        anthropic_default_model: Some(Some(form.get("anthropic_default_model").to_owned())),
+        ..SettingsChange::default()
     };
-    if let Err(e) = apply_settings(&state, post.actor, change).await {
+    let model = || SettingsChange {
+        anthropic_default_model: Some(Some(form.get("anthropic_default_model").to_owned())),
+        ..SettingsChange::default()
+    };
+    // Each field is checked alone so that every error shows at once, next to
+    // its field, with everything typed kept.
+    let upstream_error = check_settings(&state, urls()).err().map(|e| e.to_string());
+    let model_error = check_settings(&state, model()).err().map(|e| e.to_string());
+    if upstream_error.is_some() || model_error.is_some() {
         let page = SettingsPage {
             ollama_urls: form.get("ollama_urls").to_owned(),
-            upstream_error: Some(e.to_string()),
+            anthropic_default_model: form.get("anthropic_default_model").to_owned(),
+            upstream_error,
+            model_error,
             ..SettingsPage::new(&state, &post.session)
         };
         return page.refused();
     }
+    let change = SettingsChange { anthropic_default_model: model().anthropic_default_model, ..urls() };
+    apply_settings(&state, post.actor, change).await?;
     Ok(redirect_notice(&req, "/settings", Notice::Saved))
 }
 
