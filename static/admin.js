@@ -6,18 +6,44 @@ document.addEventListener("securitypolicyviolation", (event) => {
   sessionStorage.setItem("csp-violations", JSON.stringify(seen));
 });
 
+// Scripts run: copy buttons show (admin.css hides them until then, so without
+// JavaScript the text is there to select, with no button that does nothing).
+document.documentElement.classList.add("js");
+
 // Copy buttons: <button data-copy="element-id">. Loaded as a file so the
-// Content-Security-Policy can forbid inline scripts.
+// Content-Security-Policy can forbid inline scripts. Over plain HTTP to a host
+// other than localhost browsers offer no clipboard API: the text is selected
+// and copied the old way, and if that fails too it stays selected for Ctrl+C.
+function selectText(element) {
+  const range = document.createRange();
+  range.selectNodeContents(element);
+  const selection = window.getSelection();
+  selection.removeAllRanges();
+  selection.addRange(range);
+}
+
+function flash(button, text) {
+  const label = button.dataset.label || button.textContent;
+  button.dataset.label = label;
+  button.textContent = text;
+  setTimeout(() => { button.textContent = label; }, 1500);
+}
+
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-copy]");
   if (!button) return;
   const source = document.getElementById(button.dataset.copy);
-  if (!source || !navigator.clipboard) return;
-  navigator.clipboard.writeText(source.textContent.trim()).then(() => {
-    const label = button.textContent;
-    button.textContent = "Copied";
-    setTimeout(() => { button.textContent = label; }, 1500);
-  });
+  if (!source) return;
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(source.textContent.trim()).then(
+      () => flash(button, "Copied"),
+      () => { selectText(source); flash(button, "Press Ctrl+C"); });
+    return;
+  }
+  selectText(source);
+  let copied = false;
+  try { copied = document.execCommand("copy"); } catch (_) { copied = false; }
+  flash(button, copied ? "Copied" : "Press Ctrl+C");
 });
 
 // htmx leaves 4xx and 5xx answers unswapped (the htmx-config in layout.html
@@ -62,3 +88,18 @@ document.addEventListener("htmx:beforeRequest", () => {
   const banner = document.getElementById("request-error");
   if (banner) banner.remove();
 });
+
+// A table too wide for a phone scrolls inside itself (admin.css); such a
+// table is made focusable so the arrow keys can scroll it too.
+function focusableWideTables() {
+  for (const table of document.querySelectorAll("table")) {
+    if (table.scrollWidth > table.clientWidth + 1) {
+      table.setAttribute("tabindex", "0");
+    } else if (table.getAttribute("tabindex") === "0") {
+      table.removeAttribute("tabindex");
+    }
+  }
+}
+document.addEventListener("DOMContentLoaded", focusableWideTables);
+document.addEventListener("htmx:afterSettle", focusableWideTables);
+window.addEventListener("resize", focusableWideTables);
