@@ -1,7 +1,15 @@
 //! The console in a real headless Chromium over WebDriver (Debian's chromium
-//! and chromium-driver), once with JavaScript on and once with it off: log in,
-//! create a key and read its secret once, edit it, deactivate, rotate, delete,
-//! log out. A screenshot of every page goes to target/screenshots/.
+//! and chromium-driver), at a desktop's 1366x900 and a phone's 390x844, each
+//! with JavaScript on and off (the phone with JavaScript in dark mode): log
+//! in, create a key and read its secret once, edit it, deactivate, rotate,
+//! delete, log out, and the rest of the console. With JavaScript on, every
+//! page is checked by axe-core (tests/vendor/axe.min.js) and must have no
+//! violations, in light mode at desktop size and dark mode at phone size; on
+//! the phone no page may scroll sideways as a whole. A screenshot of every page
+//! goes to target/screenshots/.
+
+#[path = "browser/screen.rs"]
+mod screen;
 
 use testkit::{gate, mock_ollama};
 
@@ -52,13 +60,55 @@ async fn start_driver(binary: &Path) -> (Driver, u16) {
     (Driver(child), port)
 }
 
-async fn browser(driver_port: u16, javascript: bool, profile: &Path) -> Client {
-    let mut options = json!({
-        "binary": "/usr/bin/chromium",
-        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                 "--disable-sync", "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())],
-    });
+/// One way of looking at the console.
+#[derive(Clone, Copy)]
+struct Screen {
+    label: &'static str,
+    width: u32,
+    height: u32,
+    javascript: bool,
+    dark: bool,
+}
+
+impl Screen {
+    const ALL: [Screen; 4] = [
+        Screen { label: "desktop-js", width: 1366, height: 900, javascript: true, dark: false },
+        Screen { label: "desktop-nojs", width: 1366, height: 900, javascript: false, dark: false },
+        Screen { label: "phone-js-dark", width: 390, height: 844, javascript: true, dark: true },
+        Screen { label: "phone-nojs", width: 390, height: 844, javascript: false, dark: false },
+    ];
+
+    fn phone(self) -> bool {
+        self.width < 600
+    }
+}
+
+async fn browser(driver_port: u16, screen: Screen, profile: &Path) -> Client {
+    let javascript = screen.javascript;
+    let mut args = vec![
+        "--headless=new".to_owned(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-dev-shm-usage".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--no-first-run".into(),
+        "--disable-sync".into(),
+        "--hide-scrollbars".into(),
+        format!("--window-size={},{}", screen.width, screen.height),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    if screen.dark {
+        // Blink's preferred colour scheme: 0 is dark.
+        args.push("--blink-settings=preferredColorScheme=0".into());
+        args.push("--force-dark-mode".into());
+    }
+    let mut options = json!({ "binary": "/usr/bin/chromium", "args": args });
+    if screen.phone() {
+        // A window cannot be narrower than 500 px: the phone's viewport is
+        // emulated. Without touch: emulated taps crawl with JavaScript off.
+        options["mobileEmulation"] = json!({"deviceMetrics": {"width": screen.width, "height": screen.height, "pixelRatio": 2.0, "touch": false}});
+    }
     // Downloads land in the profile's downloads/ without asking.
     let mut prefs = json!({
         "download.default_directory": profile.join("downloads").display().to_string(),
@@ -78,20 +128,66 @@ async fn browser(driver_port: u16, javascript: bool, profile: &Path) -> Client {
         .expect("a WebDriver session")
 }
 
-struct Run<'a> {
+pub(crate) struct Run<'a> {
     c: Client,
     base: String,
     label: &'a str,
+    screen: Screen,
     shots: PathBuf,
     count: usize,
     downloads: PathBuf,
 }
 
+const AXE: &str = include_str!("vendor/axe.min.js");
+
 impl Run<'_> {
+    /// Checks the page as it is now (axe-core; on a phone, no sideways
+    /// scrolling of the whole page) and saves a screenshot of it.
     async fn shot(&mut self, name: &str) {
         self.count += 1;
+
         let png = self.c.screenshot().await.unwrap();
         std::fs::write(self.shots.join(format!("{}-{:02}-{name}.png", self.label, self.count)), png).unwrap();
+        // WebDriver's scripts run only where the page's may: with JavaScript
+        // off the same pages were checked already with it on.
+        if !self.screen.javascript {
+            return;
+        }
+        self.accessible(name).await;
+        if self.screen.phone() {
+            let wide = self
+                .c
+                .execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![])
+                .await
+                .unwrap();
+            let (page, window) = (wide[0].as_i64().unwrap(), wide[1].as_i64().unwrap());
+            assert!(
+                page <= window,
+                "{}: {name} scrolls sideways on a phone ({page} > {window} px)",
+                self.label
+            );
+        }
+    }
+
+    /// axe-core on the page: WCAG 2.1 A and AA and best practice, no violations.
+    async fn accessible(&self, name: &str) {
+        let script = format!(
+            "{AXE}\nconst done = arguments[arguments.length - 1];\n\
+             axe.run(document, {{ runOnly: {{ type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] }} }})\n\
+             .then(r => done(r.violations.map(v => v.id + ': ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).slice(0, 5).join(', '))))\n\
+             .catch(e => done(['axe failed: ' + e]));"
+        );
+        let found = match self.c.execute_async(&script, vec![]).await {
+            Ok(found) => found,
+            Err(e) => panic!("{}: axe-core did not run on {name}: {e}", self.label),
+        };
+        let found: Vec<String> = serde_json::from_value(found).unwrap();
+        assert!(
+            found.is_empty(),
+            "{}: {name} has accessibility violations:\n{}",
+            self.label,
+            found.join("\n")
+        );
     }
 
     async fn go(&mut self, path: &str) {
@@ -354,7 +450,12 @@ async fn backends(run: &mut Run<'_>, gate: &Gate) {
     assert_eq!(settings["backends"][0]["draining"], true, "{settings}");
     run.shot("backend-draining").await;
     run.click_button("Stop draining").await;
-    run.wait_path("notice=saved").await;
+    // The address says notice=saved already: wait for the page that follows.
+    let started = Instant::now();
+    while run.text("table").await.contains("draining") {
+        assert!(started.elapsed() < Duration::from_secs(10), "{}: the backend still drains", run.label);
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
     let settings = gate.admin("GET", "/settings", None).await;
     assert_eq!(settings["backends"][0]["draining"], false);
 }
@@ -458,6 +559,7 @@ async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
 
     people(run, gate, javascript).await;
     backends(run, gate).await;
+    screen::check(run, gate, javascript).await;
 
     for (path, name) in
         [("/usage", "usage"), ("/models", "models"), ("/settings", "settings"), ("/connect", "connect")]
@@ -496,13 +598,15 @@ async fn the_console_works_in_chromium_with_and_without_javascript() {
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let (_driver, driver_port) = start_driver(&driver_binary).await;
-    for (label, javascript) in [("js", true), ("nojs", false)] {
+    for screen in Screen::ALL {
+        let javascript = screen.javascript;
         let profile = tempfile::tempdir().unwrap();
-        let c = browser(driver_port, javascript, profile.path()).await;
+        let c = browser(driver_port, screen, profile.path()).await;
         let mut run = Run {
             c,
             base: format!("http://127.0.0.1:{}", gate.admin_port()),
-            label,
+            label: screen.label,
+            screen,
             shots: shots.clone(),
             count: 0,
             downloads: profile.path().join("downloads"),
