@@ -53,6 +53,8 @@ pub struct Track {
 #[derive(Debug, Clone)]
 pub struct Pull {
     pub model: String,
+    /// When it was started, in seconds since the epoch.
+    pub started_at: i64,
     pub tracks: Vec<Track>,
     finished_at: Option<Instant>,
 }
@@ -90,6 +92,7 @@ pub fn start(
     client: awc::Client,
     model: &str,
     backends: Vec<Arc<Backend>>,
+    now: i64,
 ) -> Result<String, String> {
     let id = new_id();
     {
@@ -120,7 +123,7 @@ pub fn start(
                 outcome: Outcome::Running,
             })
             .collect();
-        map.insert(id.clone(), Pull { model: model.to_owned(), tracks, finished_at: None });
+        map.insert(id.clone(), Pull { model: model.to_owned(), started_at: now, tracks, finished_at: None });
     }
     for (i, backend) in backends.into_iter().enumerate() {
         let (upstreams, client, id, model) =
@@ -262,7 +265,7 @@ mod tests {
     fn one(id: &str) -> Pull {
         let track =
             Track { backend: "a".into(), status: String::new(), layers: vec![], outcome: Outcome::Running };
-        let pull = Pull { model: "m".into(), tracks: vec![track], finished_at: None };
+        let pull = Pull { model: "m".into(), started_at: 0, tracks: vec![track], finished_at: None };
         lock().insert(id.to_owned(), pull.clone());
         pull
     }

@@ -78,7 +78,8 @@ pub async fn start_pull(
         }
     };
     let names: Vec<String> = backends.iter().map(|b| b.spec.name.clone()).collect();
-    let id = pull_task::start(state.upstreams.clone(), client.get_ref().clone(), &model, backends)
+    let now = state.clock.now().timestamp();
+    let id = pull_task::start(state.upstreams.clone(), client.get_ref().clone(), &model, backends, now)
         .map_err(AdminError::Conflict)?;
     log::info!("pull of {model} started from the console on {}", names.join(", "));
     super::model_actions::audit(&state, post.actor, "model.pull", &model, &names).await;
@@ -126,6 +127,9 @@ struct TrackView {
 pub(super) struct PullPartial {
     id: String,
     model: String,
+    /// When it started, in `APP_TZ`, and as UTC for `<time datetime>`.
+    started: String,
+    started_utc: String,
     running: bool,
     several: bool,
     tracks: Vec<TrackView>,
@@ -151,7 +155,7 @@ fn short(digest: &str) -> String {
     digest.trim_start_matches("sha256:").chars().take(12).collect()
 }
 
-fn view(id: String, pull: Pull) -> PullPartial {
+fn view(id: String, pull: Pull, tz: chrono_tz::Tz) -> PullPartial {
     let running = pull.running();
     let several = pull.tracks.len() > 1;
     let tracks = pull
@@ -180,10 +184,23 @@ fn view(id: String, pull: Pull) -> PullPartial {
             }
         })
         .collect();
-    PullPartial { id, model: pull.model, running, several, tracks }
+    PullPartial {
+        id,
+        started: shown::time(pull.started_at, tz),
+        started_utc: shown::utc(pull.started_at),
+        model: pull.model,
+        running,
+        several,
+        tracks,
+    }
 }
 
-pub async fn pull_page(req: HttpRequest, console: Console, id: Path<String>) -> Page {
+pub async fn pull_page(
+    req: HttpRequest,
+    console: Console,
+    state: Data<AdminState>,
+    id: Path<String>,
+) -> Page {
     let id = id.into_inner();
     let Some(pull) = pull_task::get(&id) else {
         return Err(AdminError::NotFound(
@@ -191,7 +208,10 @@ pub async fn pull_page(req: HttpRequest, console: Console, id: Path<String>) -> 
         )
         .into());
     };
-    let page = PullPage { chrome: Chrome::new(&console.session, Nav::Models), pull: view(id, pull) };
+    let page = PullPage {
+        chrome: Chrome::new(&console.session, Nav::Models),
+        pull: view(id, pull, state.settings.app_tz),
+    };
     render_swappable(&req, &page)
 }
 

@@ -70,6 +70,7 @@ async fn a_pull_shows_its_progress_while_it_runs_and_a_reload_never_starts_anoth
         mid.body
     );
     assert!(mid.body.contains(" 50% "), "{}", mid.body);
+    assert!(mid.body.contains("Started <time datetime=\"20"), "when it started: {}", mid.body);
     assert!(mid.body.contains(REFRESH), "the page refreshes itself without JavaScript while it runs");
     assert!(mid.body.contains(POLL) && mid.body.contains(&format!(r#"hx-get="{path}""#)), "{}", mid.body);
 
