@@ -153,7 +153,13 @@ async fn a_model_is_deleted_only_after_its_confirmation_and_with_the_csrf_token(
     let app = spawn_app().await;
     let (mut browser, csrf) = logged_in(&app).await;
     let models = browser.get("/models").await;
-    assert!(models.body.contains(r#"href="/models/delete?name=mistral%3Alatest""#), "{}", models.body);
+    assert!(
+        models
+            .body
+            .contains(r#"href="/models/delete?name=mistral%3Alatest" aria-label="Delete mistral:latest""#),
+        "{}",
+        models.body
+    );
     let confirm = browser.get("/models/delete?name=mistral%3Alatest").await;
     assert_eq!(confirm.status, StatusCode::OK);
     assert!(confirm.body.contains("Delete the model “mistral:latest”?"), "{}", confirm.body);
@@ -226,8 +232,8 @@ async fn with_two_backends_the_table_says_which_has_which_and_pulls_go_where_cho
     assert!(qwen.contains("—") && qwen.contains("loaded</span>"), "on b only, loaded there: {qwen}");
     let llama = row(&page.body, "llama3:latest");
     assert!(llama.find("loaded</span>") < llama.find("—"), "on a, loaded: {llama}");
-    assert!(page.body.contains(r#"<option value="a" selected>a</option>"#), "{}", page.body);
-    assert!(page.body.contains(r#"<option value="*">every backend</option>"#), "{}", page.body);
+    assert!(page.body.contains(r#"<option value="a" selected>on a</option>"#), "{}", page.body);
+    assert!(page.body.contains(r#"<option value="*">on every backend</option>"#), "{}", page.body);
 
     let on_b = pull(&mut browser, &csrf, "phi3", Some("b")).await;
     page_saying(&mut browser, &on_b, "is pulled on b").await;
