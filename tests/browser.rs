@@ -13,6 +13,9 @@ mod screen;
 
 use testkit::{gate, mock_ollama};
 
+#[path = "browser/models.rs"]
+mod models;
+
 use fantoccini::{Client, ClientBuilder, Locator};
 use gate::*;
 use mock_ollama::MockOllama;
@@ -560,6 +563,7 @@ async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     people(run, gate, javascript).await;
     backends(run, gate).await;
     screen::check(run, gate, javascript).await;
+    models::check(run, gate, javascript).await;
 
     for (path, name) in
         [("/usage", "usage"), ("/models", "models"), ("/settings", "settings"), ("/connect", "connect")]

@@ -72,6 +72,9 @@ pub const ACTIONS: &[&str] = &[
     "backend.undrain",
     "backend.disable",
     "backend.enable",
+    "model.pull",
+    "model.delete",
+    "model.unload",
 ];
 
 /// One change, as written to the audit log. `before` and `after` hold only

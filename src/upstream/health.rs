@@ -189,6 +189,16 @@ impl Upstreams {
         merged.ok_or_else(|| format!("no backend listed {path}: {}", errors.join("; ")))
     }
 
+    /// A listing of each reachable backend on its own, in the order they are
+    /// listed: the console shows which backend has which model.
+    pub async fn each(&self, client: &awc::Client, path: &str) -> Vec<(Arc<Backend>, Result<Value, String>)> {
+        let backends = self.pool().reachable();
+        let timeout = Duration::from_secs(10);
+        let answers =
+            join_all(backends.iter().map(|b| get_json(self, client, b.url(), path, timeout, false))).await;
+        backends.into_iter().zip(answers).collect()
+    }
+
     /// `/api/tags` of every backend, for the console and the admin API.
     pub async fn tags(&self, client: &awc::Client) -> Result<Value, String> {
         self.merged(client, "/api/tags").await

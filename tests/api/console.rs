@@ -2,6 +2,7 @@
 
 mod alerts;
 mod audit;
+mod models;
 mod people;
 
 use crate::helpers::*;

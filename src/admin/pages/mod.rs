@@ -14,10 +14,13 @@ mod dashboard;
 mod key_form;
 mod keys;
 mod login;
+mod model_actions;
 mod model_limits;
 mod models;
 mod names;
 mod person_form;
+mod pull_task;
+mod pulls;
 mod refusals;
 mod settings;
 pub(crate) mod shown;
@@ -144,10 +147,12 @@ pub enum Notice {
     Activated,
     Deactivated,
     Password,
+    ModelDeleted,
+    ModelUnloaded,
 }
 
 impl Notice {
-    const ALL: [Notice; 7] = [
+    const ALL: [Notice; 9] = [
         Notice::Deleted,
         Notice::UserDeleted,
         Notice::TeamDeleted,
@@ -155,6 +160,8 @@ impl Notice {
         Notice::Activated,
         Notice::Deactivated,
         Notice::Password,
+        Notice::ModelDeleted,
+        Notice::ModelUnloaded,
     ];
 
     /// The notice a `?notice=` code names; unknown codes say nothing.
@@ -171,6 +178,8 @@ impl Notice {
             Notice::Activated => "activated",
             Notice::Deactivated => "deactivated",
             Notice::Password => "password",
+            Notice::ModelDeleted => "model-deleted",
+            Notice::ModelUnloaded => "model-unloaded",
         }
     }
 
@@ -183,6 +192,8 @@ impl Notice {
             Notice::Activated => "The key is active.",
             Notice::Deactivated => "The key is deactivated: it is refused from the next request on.",
             Notice::Password => "The password is changed; every other session has ended.",
+            Notice::ModelDeleted => "The model was deleted.",
+            Notice::ModelUnloaded => "The model is unloaded from memory; its next request loads it again.",
         }
     }
 }
@@ -323,6 +334,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/usage.csv", web::get().to(usage::usage_csv))
         .route("/audit", web::get().to(audit::audit_page))
         .route("/models", web::get().to(models::models_page))
+        .route("/models/pull", web::post().to(pulls::start_pull))
+        .route("/models/pulls/{id}", web::get().to(pulls::pull_page))
+        .route("/models/delete", web::get().to(model_actions::delete_form))
+        .route("/models/delete", web::post().to(model_actions::delete_model))
+        .route("/models/unload", web::post().to(model_actions::unload_model))
         .route("/backends", web::get().to(backends::backends_page))
         .route("/backends/{name}/{action}", web::post().to(backends::set_backend))
         .route("/settings", web::get().to(settings::settings_page))

@@ -38,15 +38,18 @@ use actix_web::web::{self, Bytes, Data};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::stream;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 mod compat;
+mod manage;
 mod native;
 mod streams;
 mod wire;
 
 use compat::*;
+use manage::*;
 pub use native::PNG;
 use native::*;
 use streams::*;
@@ -80,6 +83,19 @@ pub struct MockState {
     pub busy: AtomicBool,
     /// What `/api/tags` and `/api/ps` list instead of the usual three models.
     pub models: Mutex<Option<Vec<String>>>,
+    /// `/api/pull` requests received (see `manage`).
+    pub pulls: AtomicUsize,
+    /// Milliseconds between a pull's progress lines.
+    pub pull_delay_ms: AtomicU64,
+    /// Pulls stop half-way until a permit is added to `pull_gate`.
+    pub pull_held: AtomicBool,
+    pub pull_gate: Gate,
+    /// Models pulled since the start: listed by `/api/tags` too.
+    pub pulled: Mutex<Vec<String>>,
+    /// Models deleted: no longer listed.
+    pub deleted: Mutex<HashSet<String>>,
+    /// Models unloaded (`keep_alive: 0`): no longer in `/api/ps`.
+    pub unloaded: Mutex<HashSet<String>>,
 }
 
 pub struct MockOllama {
@@ -123,6 +139,32 @@ impl MockOllama {
     /// `/api/tags` and `/api/ps` list these models from now on.
     pub fn set_models(&self, models: &[&str]) {
         *self.state.models.lock().unwrap() = Some(models.iter().map(|m| m.to_string()).collect());
+    }
+
+    /// `/api/pull` requests received so far.
+    pub fn pulls(&self) -> usize {
+        self.state.pulls.load(Ordering::SeqCst)
+    }
+
+    /// Spaces a pull's progress lines by this much from now on.
+    pub fn set_pull_delay(&self, delay: std::time::Duration) {
+        self.state.pull_delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Pulls started from now on stop half-way through their first layer
+    /// until `release_pulls`.
+    pub fn hold_pulls(&self) {
+        self.state.pull_held.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets `n` held pulls go on to the end.
+    pub fn release_pulls(&self, n: usize) {
+        self.state.pull_gate.0.add_permits(n);
+    }
+
+    /// What `/api/tags` lists now.
+    pub fn model_names(&self) -> Vec<String> {
+        tag_names(&self.state)
     }
 
     /// Health probes received so far.
@@ -278,6 +320,10 @@ async fn respond(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpR
     });
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = v.get("model").and_then(Value::as_str).unwrap_or("llama3").to_owned();
+    if matches!(req.path(), "/api/generate" | "/api/chat") && !is_unload(&v) {
+        // A generation loads the model again.
+        state.unloaded.lock().unwrap().remove(&full_name(&model));
+    }
     let generation = matches!(
         req.path(),
         "/api/generate"
@@ -299,6 +345,7 @@ async fn respond(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpR
     }
     match req.path() {
         "/api/tags" | "/api/ps" | "/api/version" => listing(req.path(), &state),
+        "/api/generate" if is_unload(&v) => unload(&v, &state),
         "/api/generate" | "/api/chat" => generate(req.path() == "/api/chat", &model, &v, state).await,
         "/api/embed" => {
             let n = words(&v);
@@ -340,31 +387,34 @@ async fn respond(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpR
             "model_info": {"general.architecture": "llama", "llama.context_length": 8192},
             "capabilities": ["completion"], "modified_at": "2026-11-01T10:00:00Z"
         })),
-        "/api/pull" => {
-            let lines = ["{\"status\":\"pulling manifest\"}\n", "{\"status\":\"verifying sha256 digest\"}\n", "{\"status\":\"success\"}\n"];
-            HttpResponse::Ok()
-                .content_type("application/x-ndjson")
-                .streaming(stream::iter(lines.map(|l| Ok::<_, actix_web::Error>(Bytes::from(l)))))
-        }
+        "/api/pull" => pull(&v, state),
+        "/api/delete" => delete(&v, &state),
         _ => HttpResponse::Ok().json(json!({})),
     }
 }
 
 /// `/api/tags`, `/api/ps`, `/api/version`: what the gate's probes read too.
+/// Deleted models are left out, pulled ones added, unloaded ones not in `/api/ps`.
 fn listing(path: &str, state: &MockState) -> HttpResponse {
-    if let Some(models) = state.models.lock().unwrap().clone() {
-        let list: Vec<Value> = models.iter().map(|m| json!({"name": m, "model": m, "size": 1000})).collect();
+    let names = tag_names(state);
+    let unloaded = state.unloaded.lock().unwrap().clone();
+    if state.models.lock().unwrap().is_some() {
+        let list: Vec<Value> = names.iter().map(|m| json!({"name": m, "model": m, "size": 1000})).collect();
         match path {
             "/api/tags" => return HttpResponse::Ok().json(json!({"models": list})),
             "/api/ps" => {
-                return HttpResponse::Ok()
-                    .json(json!({"models": list.first().cloned().into_iter().collect::<Vec<_>>()}))
+                let first = list
+                    .first()
+                    .cloned()
+                    .filter(|m| !unloaded.contains(m["name"].as_str().unwrap_or_default()));
+                return HttpResponse::Ok().json(json!({"models": first.into_iter().collect::<Vec<_>>()}));
             }
             _ => {}
         }
     }
     match path {
-        "/api/tags" => HttpResponse::Ok().json(json!({"models": [
+        "/api/tags" => {
+            let known = json!([
             {"name": "llama3:latest", "model": "llama3:latest", "modified_at": "2026-11-01T10:00:00Z", "size": 4661224676u64,
              "digest": "365c0bd3c000a25d28ddbf732fe1c6add414de7275464c4e4d1c3b5fcb5d8ad1",
              "details": {"format": "gguf", "family": "llama", "parameter_size": "8.0B", "quantization_level": "Q4_0"}},
@@ -374,10 +424,31 @@ fn listing(path: &str, state: &MockState) -> HttpResponse {
             {"name": "mistral:latest", "model": "mistral:latest", "modified_at": "2026-11-03T10:00:00Z", "size": 4100000000u64,
              "digest": "f974a74358d62a017b37c6f424fcdf2744ca02926c4f952513ddf474b2fa5091",
              "details": {"format": "gguf", "family": "llama", "parameter_size": "7.2B", "quantization_level": "Q4_0"}}
-        ]})),
-        "/api/ps" => HttpResponse::Ok().json(json!({"models": [{"name": "llama3:latest", "model": "llama3:latest",
-            "size": 5137025024u64, "digest": "365c0bd3c000", "details": {"family": "llama"},
-            "expires_at": "2026-11-21T10:05:00Z", "size_vram": 5137025024u64}]})),
+            ]);
+            let list: Vec<Value> = names
+                .iter()
+                .map(|n| {
+                    known.as_array().into_iter().flatten().find(|m| m["name"] == n.as_str()).cloned().unwrap_or_else(|| {
+                        json!({"name": n, "model": n, "modified_at": "2026-11-21T10:00:00Z", "size": 4661224676u64,
+                               "digest": "6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa",
+                               "details": {"format": "gguf", "family": "llama", "parameter_size": "8.0B", "quantization_level": "Q4_0"}})
+                    })
+                })
+                .collect();
+            HttpResponse::Ok().json(json!({"models": list}))
+        }
+        "/api/ps" => {
+            let loaded = names.iter().any(|n| n == "llama3:latest") && !unloaded.contains("llama3:latest");
+            let list: Vec<Value> = loaded
+                .then(|| {
+                    json!({"name": "llama3:latest", "model": "llama3:latest",
+                    "size": 5137025024u64, "digest": "365c0bd3c000", "details": {"family": "llama"},
+                    "expires_at": "2026-11-21T10:05:00Z", "size_vram": 5137025024u64})
+                })
+                .into_iter()
+                .collect();
+            HttpResponse::Ok().json(json!({"models": list}))
+        }
         "/api/version" => HttpResponse::Ok().json(json!({"version": "0.12.6"})),
         _ => HttpResponse::Ok().json(json!({})),
     }
