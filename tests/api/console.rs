@@ -2,6 +2,7 @@
 
 mod alerts;
 mod audit;
+mod keys;
 mod models;
 mod people;
 

@@ -4,13 +4,14 @@
 
 use super::names::Names;
 use super::{alert_fields, model_limits};
-use super::{render, render_status, Chrome, Form, Nav, Page};
+use super::{render, render_status, shown, Chrome, Form, Nav, Page};
 use crate::admin::auth::{Console, CsrfForm};
 use crate::admin::keys::{self as key_ops, CreateKey, FieldError, KeyOps};
 use crate::admin::AdminState;
 use crate::domain::alerts::SoftLimits;
 use crate::domain::clamps::Clamps;
 use crate::domain::limits::{LimitKind, Limits};
+use crate::domain::model::normalize;
 use crate::domain::people::ModelLimit;
 use crate::domain::scopes::Scope;
 use crate::domain::time::rfc3339;
@@ -43,6 +44,15 @@ pub struct KeyForm {
     pub(super) clamps: Vec<(&'static str, &'static str, String)>,
     pub(super) allow_keep_alive_extremes: bool,
     pub(super) errors: Vec<FieldError>,
+    /// `APP_TZ`'s name, for the expiry's help text.
+    pub(super) zone: String,
+    /// The upstream's models as (name, on the key's list) for the picker;
+    /// empty when the upstream could not be asked.
+    pub(super) model_choices: Vec<(String, bool)>,
+    /// Why the upstream's models are not offered, when they are not.
+    pub(super) models_unlisted: Option<String>,
+    /// Names on the key's list that no backend has: a warning only.
+    pub(super) unknown_models: Vec<String>,
 }
 
 const LIMIT_FIELDS: [(&str, &str); 8] = [
@@ -62,16 +72,45 @@ const CLAMP_FIELDS: [(&str, &str); 3] = [
 ];
 
 impl KeyForm {
-    pub(super) fn error_for(&self, field: &str) -> Option<&str> {
-        self.errors.iter().find(|e| e.field == field).map(|e| e.message.as_str())
+    /// Every error of a field (a group such as `limits` may have several).
+    pub(super) fn error_for(&self, field: &str) -> Option<String> {
+        let all: Vec<&str> =
+            self.errors.iter().filter(|e| e.field == field).map(|e| e.message.as_str()).collect();
+        (!all.is_empty()).then(|| all.join("; "))
+    }
+
+    /// The summary's lines: (the field's id, its message), in form order.
+    pub(super) fn summary(&self) -> Vec<(&'static str, &str)> {
+        self.errors.iter().map(|e| (e.field, e.message.as_str())).collect()
+    }
+
+    /// Offers the upstream's models as checkboxes and moves the ones the key
+    /// allows out of the free text, which keeps the rest; flags names that no
+    /// backend has. `Err` (the upstream could not be asked) leaves the text.
+    pub fn with_models(mut self, upstream: &Result<Vec<String>, String>) -> KeyForm {
+        let names = match upstream {
+            Ok(names) => names,
+            Err(e) => {
+                self.models_unlisted = Some(e.clone());
+                return self;
+            }
+        };
+        let listed: Vec<String> = split_models(&self.models);
+        let wanted: Vec<String> = listed.iter().map(|m| normalize(m)).collect();
+        self.model_choices = names.iter().map(|n| (n.clone(), wanted.contains(&normalize(n)))).collect();
+        let known: Vec<String> = names.iter().map(|n| normalize(n)).collect();
+        let rest: Vec<&String> = listed.iter().filter(|m| !known.contains(&normalize(m))).collect();
+        self.unknown_models = rest.iter().map(|m| (*m).clone()).collect();
+        self.models = rest.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+        self
     }
 
     pub fn has_errors(&self) -> bool {
         !self.errors.is_empty()
     }
 
-    fn blank() -> KeyForm {
-        KeyForm::from_record(None)
+    fn blank(tz: Tz) -> KeyForm {
+        KeyForm::from_record(None, tz)
     }
 
     /// Fills the user field's choices, marking the form's user.
@@ -80,7 +119,7 @@ impl KeyForm {
         self
     }
 
-    pub fn from_record(k: Option<&KeyRecord>) -> KeyForm {
+    pub fn from_record(k: Option<&KeyRecord>, tz: Tz) -> KeyForm {
         let f = k.map(|k| &k.fields);
         let limits = f.map(|f| f.limits).unwrap_or_default();
         let clamps = f.map(|f| f.clamps).unwrap_or_default();
@@ -89,7 +128,7 @@ impl KeyForm {
         KeyForm {
             name: f.map(|f| f.name.clone()).unwrap_or_default(),
             owner: f.and_then(|f| f.owner.clone()).unwrap_or_default(),
-            expires_at: f.and_then(|f| f.expires_at).map(rfc3339).unwrap_or_default(),
+            expires_at: f.and_then(|f| f.expires_at).map(|t| expiry_text(t, tz)).unwrap_or_default(),
             scope_options: Scope::ALL.iter().map(|s| (s.as_str(), scopes.contains(*s))).collect(),
             models: f.and_then(|f| f.models.as_ref()).map(|m| m.names().join(", ")).unwrap_or_default(),
             model_aliases: f
@@ -109,13 +148,18 @@ impl KeyForm {
                 .collect(),
             allow_keep_alive_extremes: clamps.allow_keep_alive_extremes,
             errors: vec![],
+            zone: tz.name().to_owned(),
+            model_choices: vec![],
+            models_unlisted: None,
+            unknown_models: vec![],
         }
     }
 
     /// What was typed, kept so a form with errors comes back filled in.
-    fn from_form(form: &Form) -> KeyForm {
+    fn from_form(form: &Form, tz: Tz) -> KeyForm {
         let scopes = form.all("scopes");
         KeyForm {
+            models: form_models(form).join(", "),
             name: form.get("name").to_owned(),
             owner: form.get("owner").to_owned(),
             expires_at: form.get("expires_at").to_owned(),
@@ -123,7 +167,6 @@ impl KeyForm {
                 .iter()
                 .map(|s| (s.as_str(), scopes.iter().any(|x| x == s.as_str())))
                 .collect(),
-            models: form.get("models").to_owned(),
             model_aliases: form.get("model_aliases").to_owned(),
             user_id: form.get("user_id").trim().to_owned(),
             user_options: vec![],
@@ -134,8 +177,48 @@ impl KeyForm {
             clamps: CLAMP_FIELDS.iter().map(|(n, l)| (*n, *l, form.get(n).to_owned())).collect(),
             allow_keep_alive_extremes: form.get("allow_keep_alive_extremes") == "true",
             errors: vec![],
+            zone: tz.name().to_owned(),
+            model_choices: vec![],
+            models_unlisted: None,
+            unknown_models: vec![],
         }
     }
+}
+
+/// An expiry as the form shows it: a date when it is the end of a day in
+/// `APP_TZ` (stored as the next midnight), else the instant in RFC 3339.
+fn expiry_text(ts: i64, tz: Tz) -> String {
+    if shown::date(ts, tz) != shown::date(ts - 1, tz) {
+        shown::date(ts - 1, tz)
+    } else {
+        rfc3339(ts)
+    }
+}
+
+/// Names in a comma-separated list, trimmed, empty ones left out.
+fn split_models(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect()
+}
+
+/// The models a form allows: the ticked upstream models, then the typed ones.
+fn form_models(form: &Form) -> Vec<String> {
+    let mut out: Vec<String> = form.all("model_picks").into_iter().map(|m| m.trim().to_owned()).collect();
+    for m in split_models(form.get("models")) {
+        if !out.iter().any(|o| normalize(o) == normalize(&m)) {
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// The upstream's model names, or why they could not be had.
+pub async fn upstream_models(state: &AdminState, client: &awc::Client) -> Result<Vec<String>, String> {
+    let tags = state.upstreams.tags(client).await?;
+    let names = tags["models"]
+        .as_array()
+        .map(|list| list.iter().filter_map(|m| m["name"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    Ok(names)
 }
 
 /// The limit fields (name, label, text) as stored: empty for unlimited.
@@ -187,8 +270,9 @@ pub(super) fn read_limits(form: &Form, errors: &mut Vec<FieldError>) -> Limits {
     limits
 }
 
-/// Reads the key form into the JSON API's create body; errors go next to their fields.
-fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
+/// Reads the key form into the JSON API's create body, with the errors of
+/// reading it (a field that cannot be read is left out of the body).
+fn read_key_form(form: &Form) -> (CreateKey, Vec<FieldError>) {
     let mut errors = vec![];
     let limits = read_limits(form, &mut errors);
     let alerts = alert_fields::read(form, &mut errors);
@@ -203,8 +287,7 @@ fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
     if scopes.is_empty() {
         errors.push(FieldError::new("scopes", "choose at least one scope"));
     }
-    let models: Vec<String> =
-        form.get("models").split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect();
+    let models = form_models(form);
     let mut aliases = BTreeMap::new();
     for line in form.get("model_aliases").lines().map(str::trim).filter(|l| !l.is_empty()) {
         match line.split_once('=') {
@@ -224,10 +307,7 @@ fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
             None
         }
     };
-    if !errors.is_empty() {
-        return Err(Box::new(KeyForm { errors, ..KeyForm::from_form(form) }));
-    }
-    Ok(CreateKey {
+    let body = CreateKey {
         user_id,
         priority,
         model_limits,
@@ -240,7 +320,26 @@ fn read_key_form(form: &Form) -> Result<CreateKey, Box<KeyForm>> {
         clamps: Some(clamps),
         model_aliases: Some(aliases),
         alerts: alerts.map(|soft| Some(soft.to_json())),
-    })
+    };
+    (body, errors)
+}
+
+/// Leaves a refused field out of the body (its default is always valid), so
+/// the next check reaches the fields after it. `false`: nothing to leave out.
+fn drop_field(body: &mut CreateKey, field: &str) -> bool {
+    match field {
+        "name" => body.name = "-".into(),
+        "owner" => body.owner = None,
+        "expires_at" => body.expires_at = None,
+        "scopes" => body.scopes = None,
+        "models" => body.models = None,
+        "model_aliases" => body.model_aliases = None,
+        "priority" => body.priority = None,
+        "limits" => body.limits = None,
+        "clamps" => body.clamps = None,
+        _ => return false,
+    }
+    true
 }
 
 /// A key as its form says: its fields and its limits per model.
@@ -252,13 +351,71 @@ pub struct CheckedKey {
 }
 
 /// The form as the fields of a key, or the form back with its errors.
+/// Every error shows at once: those of reading the form, then the domain's
+/// checks, which stop at their first refusal, so each refused field is left
+/// out in turn and the checks run again on the rest.
 pub fn checked(form: &Form, tz: Tz) -> Result<CheckedKey, Box<KeyForm>> {
-    let mut input = read_key_form(form)?;
-    let back = |e: FieldError| Box::new(KeyForm { errors: vec![e], ..KeyForm::from_form(form) });
-    let entries = key_ops::model_limits(input.model_limits.take().as_deref()).map_err(back)?;
-    let alerts = key_ops::soft_limits(input.alerts.take()).map_err(back)?;
-    let fields = key_ops::new_fields(input, tz).map_err(back)?;
-    Ok(CheckedKey { fields, model_limits: entries.unwrap_or_default(), alerts })
+    let (mut input, mut errors) = read_key_form(form);
+    let entries =
+        key_ops::model_limits(input.model_limits.take().as_deref()).map_err(|e| errors.push(e)).ok();
+    let alerts = key_ops::soft_limits(input.alerts.take()).map_err(|e| errors.push(e)).ok();
+    let mut dropped: Vec<&'static str> = errors.iter().map(|e| e.field).collect();
+    let fields = loop {
+        for field in &dropped {
+            drop_field(&mut input, field);
+        }
+        match key_ops::new_fields(input, tz) {
+            Ok(fields) => break Some(fields),
+            Err(e) => {
+                // Each turn leaves out one more field, so this ends.
+                let again = dropped.contains(&e.field) || !is_key_field(e.field);
+                if !errors.iter().any(|x| x.field == e.field) {
+                    dropped.push(e.field);
+                    errors.push(e);
+                }
+                if again {
+                    break None;
+                }
+                input = read_key_form(form).0;
+                input.model_limits = None;
+                input.alerts = None;
+            }
+        }
+    };
+    match (fields, entries, alerts) {
+        (Some(fields), Some(entries), Some(alerts)) if errors.is_empty() => {
+            Ok(CheckedKey { fields, model_limits: entries.unwrap_or_default(), alerts })
+        }
+        _ => {
+            if errors.is_empty() {
+                errors.push(FieldError::new("name", "the key could not be checked; try again"));
+            }
+            errors
+                .sort_by_key(|e| FIELD_ORDER.iter().position(|f| *f == e.field).unwrap_or(FIELD_ORDER.len()));
+            Err(Box::new(KeyForm { errors, ..KeyForm::from_form(form, tz) }))
+        }
+    }
+}
+
+/// The fields in the order the form shows them, for the summary.
+const FIELD_ORDER: [&str; 13] = [
+    "name",
+    "user_id",
+    "priority",
+    "owner",
+    "expires_at",
+    "scopes",
+    "models",
+    "model_aliases",
+    "limits",
+    "model_limits",
+    "alerts",
+    "clamps",
+    "",
+];
+
+fn is_key_field(field: &str) -> bool {
+    drop_field(&mut CreateKey::default(), field)
 }
 
 #[derive(Template)]
@@ -274,8 +431,13 @@ pub struct NewKeyQuery {
     user_id: Option<i64>,
 }
 
-pub async fn new_key_form(console: Console, state: Data<AdminState>, query: Query<NewKeyQuery>) -> Page {
-    let mut form = KeyForm::blank();
+pub async fn new_key_form(
+    console: Console,
+    state: Data<AdminState>,
+    client: Data<awc::Client>,
+    query: Query<NewKeyQuery>,
+) -> Page {
+    let mut form = KeyForm::blank(state.settings.app_tz).with_models(&upstream_models(&state, &client).await);
     if let Some(id) = query.user_id {
         form.user_id = id.to_string();
     }
@@ -283,11 +445,17 @@ pub async fn new_key_form(console: Console, state: Data<AdminState>, query: Quer
     render(&KeyNewPage { chrome: Chrome::new(&console.session, Nav::Keys), form })
 }
 
-pub async fn create_key(req: HttpRequest, state: Data<AdminState>, post: CsrfForm) -> Page {
+pub async fn create_key(
+    req: HttpRequest,
+    state: Data<AdminState>,
+    client: Data<awc::Client>,
+    post: CsrfForm,
+) -> Page {
     let key = match checked(&post.form, state.settings.app_tz) {
         Ok(key) => key,
         Err(form) => {
-            let form = form.with_users(&Names::users(&state).await?);
+            let upstream = upstream_models(&state, &client).await;
+            let form = form.with_users(&Names::users(&state).await?).with_models(&upstream);
             let page = KeyNewPage { chrome: Chrome::new(&post.session, Nav::Keys), form };
             return render_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }

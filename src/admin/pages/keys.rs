@@ -1,6 +1,6 @@
-//! The keys list (its table swapped by htmx as the filter changes), a key's
-//! page, and the changes made there: save, activate or deactivate, rotate,
-//! delete. A new secret is shown once, on a page of its own.
+//! A key's page and the changes made there: save, activate or deactivate,
+//! rotate (after a page that asks), delete. A new secret is shown once, on a
+//! page of its own. The list is in `key_list`.
 
 use super::bars::{Bars, LimitTable};
 use super::chart::DayChart;
@@ -8,116 +8,18 @@ use super::key_form::{self, KeyForm};
 use super::names::Names;
 use super::refusals::RefusalCounts;
 use super::usage::UsageRows;
-use super::{html_safe, redirect_notice, render, render_status, render_swappable, to_secret_page};
-use super::{Chrome, Nav, Notice, NoticeQuery, Page, Swappable};
+use super::{key_list, redirect_notice, render, render_status, shown, to_secret_page};
+use super::{Chrome, Nav, Notice, NoticeQuery, Page};
 use crate::admin::auth::{Console, CsrfForm};
 use crate::admin::error::AdminError;
 use crate::admin::keys::KeyOps;
 use crate::admin::AdminState;
-use crate::domain::key::KeyStatus;
-use crate::domain::time::rfc3339;
-use crate::domain::windows::Windows;
 use crate::store::{KeyRecord, UsageFilter};
 use actix_web::http::{header, StatusCode};
 use actix_web::web::{Data, Path, Query};
 use actix_web::HttpRequest;
 use askama::Template;
 use serde::Deserialize;
-
-pub(super) struct KeyRowView {
-    id: i64,
-    name: String,
-    owner: String,
-    /// The key's user: (id, name).
-    user: Option<(i64, String)>,
-    hint: String,
-    status: &'static str,
-    expires: String,
-    bars: Bars,
-}
-
-/// A key as a row of a table; `users` names the key's user.
-pub(super) fn key_row(k: &KeyRecord, w: &Windows, users: &Names) -> KeyRowView {
-    let bars = Bars::new(&k.fields.limits, &k.usage_at(w));
-    KeyRowView {
-        id: k.id,
-        user: users.link(k.fields.user_id),
-        name: k.fields.name.clone(),
-        owner: k.fields.owner.clone().unwrap_or_default(),
-        hint: k.key_hint.clone(),
-        status: k.status(w.now).as_str(),
-        expires: k.fields.expires_at.map(rfc3339).unwrap_or_else(|| "never".into()),
-        bars,
-    }
-}
-
-/// The keys table: what the filter form swaps.
-#[derive(Template)]
-#[template(path = "admin/keys_partial.html")]
-pub(super) struct KeysPartial {
-    pub(super) keys: Vec<KeyRowView>,
-}
-
-html_safe!(KeysPartial);
-
-#[derive(Template)]
-#[template(path = "admin/keys.html")]
-struct KeysPage {
-    chrome: Chrome,
-    q: String,
-    status_options: Vec<(&'static str, &'static str, bool)>,
-    table: KeysPartial,
-}
-
-impl Swappable for KeysPage {
-    type Partial = KeysPartial;
-    fn partial(&self) -> &KeysPartial {
-        &self.table
-    }
-}
-
-#[derive(Deserialize)]
-pub struct KeysQuery {
-    q: Option<String>,
-    status: Option<String>,
-    notice: Option<String>,
-}
-
-pub async fn keys_page(
-    req: HttpRequest,
-    console: Console,
-    state: Data<AdminState>,
-    query: Query<KeysQuery>,
-) -> Page {
-    let w = state.windows();
-    let q = query.q.clone().unwrap_or_default();
-    let status = query.status.clone().unwrap_or_default();
-    let needle = q.to_lowercase();
-    let users = Names::users(&state).await?;
-    let keys: Vec<KeyRowView> = state
-        .store
-        .list_keys()
-        .await?
-        .iter()
-        .map(|k| key_row(k, &w, &users))
-        .filter(|k| status.is_empty() || k.status == status)
-        .filter(|k| {
-            needle.is_empty()
-                || k.name.to_lowercase().contains(&needle)
-                || k.owner.to_lowercase().contains(&needle)
-                || k.user.as_ref().is_some_and(|(_, name)| name.to_lowercase().contains(&needle))
-                || k.hint.to_lowercase().contains(&needle)
-        })
-        .collect();
-    let any = std::iter::once(("", "any"));
-    let status_options = any
-        .chain(KeyStatus::ALL.map(|s| (s.as_str(), s.as_str())))
-        .map(|(v, l)| (v, l, v == status))
-        .collect();
-    let notice = query.notice.as_deref().and_then(Notice::parse);
-    let chrome = Chrome::new(&console.session, Nav::Keys).with_notice(notice);
-    render_swappable(&req, &KeysPage { chrome, q, status_options, table: KeysPartial { keys } })
-}
 
 #[derive(Template)]
 #[template(path = "admin/key_detail.html")]
@@ -130,23 +32,32 @@ struct KeyDetailPage {
     limits: LimitTable,
     hint: String,
     created: String,
+    created_utc: String,
+    expires: Option<String>,
+    /// `Daily token limit reached: …` lines, one per limit reached.
+    reached: Vec<String>,
+    /// Today's and this month's requests and tokens, limits or not.
+    usage: String,
     status: &'static str,
     active: bool,
     form: KeyForm,
     chart: DayChart,
-    day_requests: i64,
-    day_tokens: i64,
-    month_requests: i64,
-    month_tokens: i64,
-    total_tokens: i64,
+    total_tokens: String,
     recent: UsageRows,
     refused_day: super::refusals::RefusalCounts,
     refused_month: super::refusals::RefusalCounts,
 }
 
 /// A key's page; with a form that has errors, those and a 422.
-async fn detail_page(state: &AdminState, chrome: Chrome, k: &KeyRecord, form: KeyForm) -> Page {
+async fn detail_page(
+    state: &AdminState,
+    client: &awc::Client,
+    chrome: Chrome,
+    k: &KeyRecord,
+    form: KeyForm,
+) -> Page {
     let w = state.windows();
+    let tz = state.settings.app_tz;
     let u = k.usage_at(&w);
     let users = Names::users(state).await?;
     let filter = UsageFilter { key_id: Some(k.id), limit: 20, ..UsageFilter::default() };
@@ -158,16 +69,16 @@ async fn detail_page(state: &AdminState, chrome: Chrome, k: &KeyRecord, form: Ke
         team: k.team.as_ref().map(|p| (p.id, p.name.clone())),
         limits: LimitTable::new(Bars::new(&k.fields.limits, &u), &k.model_limits, &w),
         hint: k.key_hint.clone(),
-        created: rfc3339(k.created_at),
+        created: shown::time(k.created_at, tz),
+        created_utc: shown::utc(k.created_at),
+        expires: k.fields.expires_at.map(|t| shown::expiry(t, tz)),
+        reached: key_list::reached(k, &w).iter().map(|r| r.line(tz)).collect(),
+        usage: key_list::usage_line(k, &w),
         status: k.status(w.now).as_str(),
         active: k.active,
-        form: form.with_users(&users),
+        form: form.with_users(&users).with_models(&key_form::upstream_models(state, client).await),
         chart: DayChart::tokens_per_day(state, Some(k.id)).await?,
-        day_requests: u.day.requests,
-        day_tokens: u.day.tokens,
-        month_requests: u.month.requests,
-        month_tokens: u.month.tokens,
-        total_tokens: u.total.tokens,
+        total_tokens: shown::number(u.total.tokens),
         recent: UsageRows::new(&state.store.usage_rows(&filter).await?, state.settings.app_tz, &users),
         refused_day: RefusalCounts::recent(state, "Refused, last 24 hours", Some(k.id), 24).await?,
         refused_month: RefusalCounts::recent(state, "Refused, last 30 days", Some(k.id), 30 * 24).await?,
@@ -178,15 +89,22 @@ async fn detail_page(state: &AdminState, chrome: Chrome, k: &KeyRecord, form: Ke
 pub async fn key_detail(
     console: Console,
     state: Data<AdminState>,
+    client: Data<awc::Client>,
     id: Path<i64>,
     query: Query<NoticeQuery>,
 ) -> Page {
     let k = KeyOps::of(&state, console.actor).get(*id).await?;
     let chrome = Chrome::new(&console.session, Nav::Keys).with_notice(query.notice());
-    detail_page(&state, chrome, &k, KeyForm::from_record(Some(&k))).await
+    detail_page(&state, &client, chrome, &k, KeyForm::from_record(Some(&k), state.settings.app_tz)).await
 }
 
-pub async fn update_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, post: CsrfForm) -> Page {
+pub async fn update_key(
+    req: HttpRequest,
+    state: Data<AdminState>,
+    client: Data<awc::Client>,
+    id: Path<i64>,
+    post: CsrfForm,
+) -> Page {
     let ops = KeyOps::of(&state, post.actor);
     let k = ops.get(*id).await?;
     match key_form::checked(&post.form, state.settings.app_tz) {
@@ -205,7 +123,7 @@ pub async fn update_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>
             }
             Ok(redirect_notice(&req, &format!("/keys/{}", k.id), Notice::Saved))
         }
-        Err(form) => detail_page(&state, Chrome::new(&post.session, Nav::Keys), &k, *form).await,
+        Err(form) => detail_page(&state, &client, Chrome::new(&post.session, Nav::Keys), &k, *form).await,
     }
 }
 
@@ -223,6 +141,20 @@ pub async fn set_active(
     };
     KeyOps::of(&state, post.actor).set_active(id, active).await?;
     Ok(redirect_notice(&req, &format!("/keys/{id}"), notice))
+}
+
+#[derive(Template)]
+#[template(path = "admin/key_rotate.html")]
+struct KeyRotatePage {
+    chrome: Chrome,
+    id: i64,
+    name: String,
+}
+
+/// Asks before a rotate: the old secret stops working the moment it is done.
+pub async fn rotate_form(console: Console, state: Data<AdminState>, id: Path<i64>) -> Page {
+    let k = KeyOps::of(&state, console.actor).get(*id).await?;
+    render(&KeyRotatePage { chrome: Chrome::new(&console.session, Nav::Keys), id: k.id, name: k.fields.name })
 }
 
 pub async fn rotate_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, post: CsrfForm) -> Page {

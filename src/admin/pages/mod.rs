@@ -12,6 +12,7 @@ mod chart;
 mod connect;
 mod dashboard;
 mod key_form;
+mod key_list;
 mod keys;
 mod login;
 mod model_actions;
@@ -306,11 +307,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(login::login_form))
         .route("/login", web::post().to(login::login))
         .route("/logout", web::post().to(login::logout))
-        .route("/keys", web::get().to(keys::keys_page))
+        .route("/keys", web::get().to(key_list::keys_page))
         .route("/keys", web::post().to(key_form::create_key))
         .route("/keys/new", web::get().to(key_form::new_key_form))
         .route("/keys/{id}", web::get().to(keys::key_detail))
         .route("/keys/{id}", web::post().to(keys::update_key))
+        .route("/keys/{id}/rotate", web::get().to(keys::rotate_form))
         .route("/keys/{id}/rotate", web::post().to(keys::rotate_key))
         .route("/keys/{id}/secret", web::get().to(keys::key_secret))
         .route("/keys/{id}/delete", web::get().to(keys::delete_key_form))

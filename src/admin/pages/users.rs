@@ -3,7 +3,7 @@
 //! there: create, save, delete.
 
 use super::bars::{Bars, LimitTable};
-use super::keys::{key_row, KeysPartial};
+use super::key_list::{key_row, KeysPartial};
 use super::names::Names;
 use super::person_form::{self, PersonForm};
 use super::usage::UsageRows;
@@ -181,7 +181,7 @@ async fn detail_page(state: &AdminState, chrome: Chrome, u: &UserRecord, form: P
         .await?
         .iter()
         .filter(|k| k.fields.user_id == Some(u.id))
-        .map(|k| key_row(k, &w, &users))
+        .map(|k| key_row(k, &w, &users, state.settings.app_tz))
         .collect();
     let filter = UsageFilter { user_id: Some(u.id), limit: 20, ..UsageFilter::default() };
     let status = if form.has_errors() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
@@ -193,7 +193,7 @@ async fn detail_page(state: &AdminState, chrome: Chrome, u: &UserRecord, form: P
         team: teams.link(u.team_id),
         created: rfc3339(u.created_at),
         limits: LimitTable::new(Bars::of(&u.own, &w), &u.models, &w),
-        keys: KeysPartial { keys },
+        keys: KeysPartial::unpaged(keys),
         recent: UsageRows::new(&state.store.usage_rows(&filter).await?, state.settings.app_tz, &users),
         form: form.with_teams(&teams),
     };
