@@ -94,6 +94,8 @@ pub struct UsageFilter {
     pub team_id: Option<i64>,
     pub limit: i64,
     pub offset: i64,
+    /// Only rows older than this id: a cursor for reading every row in pages.
+    pub before_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]

@@ -175,6 +175,7 @@ macro_rules! sql_store {
                     .bind(f.team_id)
                     .bind(f.limit)
                     .bind(f.offset)
+                    .bind(f.before_id)
                     .fetch_all(self.reader()?)
                     .await?;
                 Ok(rows)
