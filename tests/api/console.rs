@@ -3,6 +3,7 @@
 mod alerts;
 mod audit;
 mod people;
+mod usage;
 
 use crate::helpers::*;
 use awc::http::StatusCode;
