@@ -5,6 +5,9 @@
 
 use testkit::{gate, mock_ollama};
 
+#[path = "browser/usage.rs"]
+mod usage;
+
 use fantoccini::{Client, ClientBuilder, Locator};
 use gate::*;
 use mock_ollama::MockOllama;
@@ -467,6 +470,7 @@ async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     }
     assert!(run.body().await.contains("ANTHROPIC_BASE_URL"));
 
+    usage::check(run, gate, javascript).await;
     csv_downloads(run).await;
     if javascript {
         errors_are_shown(run, gate).await;
