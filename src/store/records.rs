@@ -135,6 +135,14 @@ pub struct UsageBucket {
     pub weighted_tokens: i64,
 }
 
+/// Tokens of one model in one slice of time.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ModelBucket {
+    pub bucket: i64,
+    pub model: String,
+    pub total_tokens: i64,
+}
+
 /// A team, with its own limits and its per-model ones.
 #[derive(Debug, Clone)]
 pub struct TeamRecord {

@@ -361,6 +361,13 @@ pub fn usage_buckets() -> String {
     )
 }
 
+pub fn model_buckets() -> String {
+    format!(
+        "SELECT (created_at / $8) * $8 AS bucket, model, CAST(SUM(total_tokens) AS BIGINT) AS total_tokens \
+         FROM usage {USAGE_WHERE} GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+}
+
 pub const GET_SETTING: &str = "SELECT value FROM settings WHERE name = $1";
 pub const PUT_SETTING: &str = "INSERT INTO settings (name, value) VALUES ($1, $2) \
     ON CONFLICT (name) DO UPDATE SET value = excluded.value";

@@ -200,6 +200,25 @@ macro_rules! sql_store {
                 Ok(rows)
             }
 
+            async fn model_buckets(
+                &self,
+                f: &UsageFilter,
+                bucket_seconds: i64,
+            ) -> StoreResult<Vec<$crate::store::ModelBucket>> {
+                let rows = sqlx::query_as::<_, $crate::store::ModelBucket>(&sql::model_buckets())
+                    .bind(f.key_id)
+                    .bind(&f.model)
+                    .bind(&f.status)
+                    .bind(f.from)
+                    .bind(f.to)
+                    .bind(f.user_id)
+                    .bind(f.team_id)
+                    .bind(bucket_seconds.max(1))
+                    .fetch_all(self.reader()?)
+                    .await?;
+                Ok(rows)
+            }
+
             async fn import_key(&self, k: &KeyRecord) -> StoreResult<()> {
                 $crate::store::sql_steps::write_tx!(self, tx, {
                     let f = &k.fields;

@@ -76,7 +76,7 @@ pub async fn tokens_per_day_by_model(state: &AdminState) -> Result<SeriesChart, 
     let mut by_model: HashMap<String, Vec<i64>> = HashMap::new();
     let filter = UsageFilter { from: Some(from), ..UsageFilter::default() };
     // Quarter hours, so a day's edge in any zone falls on a bucket's edge.
-    for b in state.store.usage_buckets(&filter, 900).await? {
+    for b in state.store.model_buckets(&filter, 900).await? {
         if let Some(&i) = index.get(shown::date(b.bucket, tz).as_str()) {
             by_model.entry(b.model.clone()).or_insert_with(|| vec![0; days.len()])[i] += b.total_tokens;
         }
