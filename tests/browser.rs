@@ -15,6 +15,8 @@ use testkit::{gate, mock_ollama};
 
 #[path = "browser/models.rs"]
 mod models;
+#[path = "browser/usage.rs"]
+mod usage;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use gate::*;
@@ -573,6 +575,7 @@ async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     }
     assert!(run.body().await.contains("ANTHROPIC_BASE_URL"));
 
+    usage::check(run, gate, javascript).await;
     csv_downloads(run).await;
     if javascript {
         errors_are_shown(run, gate).await;

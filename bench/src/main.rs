@@ -7,8 +7,10 @@
 //!   cargo run --release -p ollama-gate-bench -- --quick   # under a minute, before a commit
 //!   cargo run --release -p ollama-gate-bench -- --peer litellm
 //!   cargo run --release -p ollama-gate-bench -- --fairness   # the fair queue's lane alone, under a minute
+//!   cargo run --release -p ollama-gate-bench -- console      # console pages on 200,000 usage rows
 
 mod client;
+mod console;
 mod fairness;
 mod load;
 mod mock;
@@ -84,6 +86,18 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
     },
+    /// The dashboard, the usage page, its daily totals and the CSV export,
+    /// timed on a usage log of this many rows.
+    Console {
+        #[arg(long, default_value_t = 200_000)]
+        rows: i64,
+        /// Each page is asked for this many times; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Measure this gate binary instead of building target/release/ollama-gate.
+        #[arg(long)]
+        gate_bin: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -127,6 +141,10 @@ fn main() -> anyhow::Result<()> {
     }
     // Before the runtime, so that every thread the client starts stays on its core.
     procs::pin_current_thread(procs::LOAD_CORE)?;
+    if let Some(Command::Console { rows, rounds, gate_bin }) = &cli.command {
+        let bin = run::gate_binary(gate_bin.clone())?;
+        return runtime()?.block_on(console::run(bin, *rows, (*rounds).max(1)));
+    }
     runtime()?.block_on(run::run(run::Options {
         quick: cli.quick,
         peer_litellm: matches!(cli.peer, Some(Peer::Litellm)),

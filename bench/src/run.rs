@@ -116,7 +116,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// The release binary, built now unless one was named.
-fn gate_binary(named: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+pub(crate) fn gate_binary(named: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(bin) = named {
         // The gate runs in the run's folder, so a relative path would miss.
         return std::fs::canonicalize(&bin).with_context(|| format!("no gate binary at {}", bin.display()));

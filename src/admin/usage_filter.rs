@@ -62,6 +62,7 @@ impl UsageQuery {
             team_id: id("team_id", &self.team_id)?,
             limit,
             offset,
+            before_id: None,
         })
     }
 

@@ -94,6 +94,8 @@ pub struct UsageFilter {
     pub team_id: Option<i64>,
     pub limit: i64,
     pub offset: i64,
+    /// Only rows older than this id: a cursor for reading every row in pages.
+    pub before_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -131,6 +133,14 @@ pub struct UsageBucket {
     pub completion_tokens: i64,
     pub total_tokens: i64,
     pub weighted_tokens: i64,
+}
+
+/// Tokens of one model in one slice of time.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ModelBucket {
+    pub bucket: i64,
+    pub model: String,
+    pub total_tokens: i64,
 }
 
 /// A team, with its own limits and its per-model ones.

@@ -344,7 +344,10 @@ const USAGE_COLUMNS: &str =
     completion_tokens, total_tokens, estimated, latency_ms, user_id, team_id, weighted_tokens, request_id";
 
 pub fn usage_rows() -> String {
-    format!("SELECT {USAGE_COLUMNS} FROM usage {USAGE_WHERE} ORDER BY id DESC LIMIT $8 OFFSET $9")
+    format!(
+        "SELECT {USAGE_COLUMNS} FROM usage {USAGE_WHERE} AND ($10 IS NULL OR id < $10) \
+         ORDER BY id DESC LIMIT $8 OFFSET $9"
+    )
 }
 
 pub fn usage_buckets() -> String {
@@ -355,6 +358,13 @@ pub fn usage_buckets() -> String {
          CAST(SUM(total_tokens) AS BIGINT) AS total_tokens, \
          CAST(SUM(weighted_tokens) AS BIGINT) AS weighted_tokens \
          FROM usage {USAGE_WHERE} GROUP BY 1, 2, 4, 5, 6 ORDER BY 1, 2, 4, 5, 6"
+    )
+}
+
+pub fn model_buckets() -> String {
+    format!(
+        "SELECT (created_at / $8) * $8 AS bucket, model, CAST(SUM(total_tokens) AS BIGINT) AS total_tokens \
+         FROM usage {USAGE_WHERE} GROUP BY 1, 2 ORDER BY 1, 2"
     )
 }
 

@@ -175,6 +175,7 @@ macro_rules! sql_store {
                     .bind(f.team_id)
                     .bind(f.limit)
                     .bind(f.offset)
+                    .bind(f.before_id)
                     .fetch_all(self.reader()?)
                     .await?;
                 Ok(rows)
@@ -186,6 +187,25 @@ macro_rules! sql_store {
                 bucket_seconds: i64,
             ) -> StoreResult<Vec<UsageBucket>> {
                 let rows = sqlx::query_as::<_, UsageBucket>(&sql::usage_buckets())
+                    .bind(f.key_id)
+                    .bind(&f.model)
+                    .bind(&f.status)
+                    .bind(f.from)
+                    .bind(f.to)
+                    .bind(f.user_id)
+                    .bind(f.team_id)
+                    .bind(bucket_seconds.max(1))
+                    .fetch_all(self.reader()?)
+                    .await?;
+                Ok(rows)
+            }
+
+            async fn model_buckets(
+                &self,
+                f: &UsageFilter,
+                bucket_seconds: i64,
+            ) -> StoreResult<Vec<$crate::store::ModelBucket>> {
+                let rows = sqlx::query_as::<_, $crate::store::ModelBucket>(&sql::model_buckets())
                     .bind(f.key_id)
                     .bind(&f.model)
                     .bind(&f.status)

@@ -5,6 +5,7 @@ mod audit;
 mod keys;
 mod models;
 mod people;
+mod usage;
 
 use crate::helpers::*;
 use awc::http::StatusCode;
@@ -542,7 +543,7 @@ async fn every_page_renders_and_usage_exports_as_csv() {
     assert_eq!(lines.len(), 2);
     assert!(lines[1].contains("\"reporter\",\"llama3:latest\""), "{}", lines[1]);
     assert!(
-        lines[0].ends_with(",request_id") && lines[1].ends_with(&format!(",\"{request_id}\"")),
+        lines[0].ends_with(",request_id,local_time") && lines[1].contains(&format!(",\"{request_id}\",")),
         "{}",
         csv.body
     );

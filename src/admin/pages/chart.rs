@@ -1,6 +1,12 @@
 //! Bars per day, drawn on the server as SVG (`chart.svg`): no chart library,
 //! no script, and every label escaped by the template.
 
+mod series;
+mod traffic;
+
+pub use series::SeriesChart;
+pub use traffic::{requests_per_hour, tokens_per_day_by_model};
+
 use super::html_safe;
 use crate::admin::error::{AdminError, PageError};
 use crate::admin::AdminState;

@@ -2,6 +2,7 @@
 //! htmx as the filter changes), and the CSV export.
 
 use super::names::Names;
+use super::shown;
 use super::{html_safe, render_swappable, Chrome, Nav, Page, Swappable};
 use crate::admin::auth::Console;
 use crate::admin::error::{AdminError, PageError};
@@ -16,35 +17,41 @@ use actix_web::web::{Data, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use chrono_tz::Tz;
+use std::collections::HashSet;
 
 const PAGE_SIZE: i64 = 50;
 
 struct UsageRowView {
+    /// UTC for the `<time datetime=>`, then as the console shows times.
+    utc: String,
     time: String,
     key_id: i64,
     key_name: String,
-    /// Who the request was for when it ran: (id, today's name).
-    user: Option<(i64, String)>,
+    /// The key is gone: its row shows as text, not a link to a missing page.
+    key_deleted: bool,
+    /// Who the request was for when it ran: (still exists, id, today's name).
+    user: Option<(bool, i64, String)>,
     model: String,
     route: String,
     status: String,
     status_class: &'static str,
-    prompt: i64,
-    completion: i64,
+    prompt: String,
+    completion: String,
     estimated: bool,
-    latency: i64,
+    latency: String,
     /// Empty on rows from before request ids.
     request_id: String,
 }
 
 fn usage_view(r: &UsageRow, tz: Tz, users: &Names) -> UsageRowView {
     UsageRowView {
-        time: chrono::DateTime::from_timestamp(r.created_at, 0)
-            .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_default(),
+        utc: shown::utc(r.created_at),
+        time: shown::time(r.created_at, tz),
         key_id: r.key_id,
         key_name: r.key_name.clone(),
-        user: users.link(r.user_id),
+        key_deleted: false,
+        // Only users who still exist get a link; a deleted one reads `#id (deleted)`.
+        user: r.user_id.map(|id| (users.get(id).is_some(), id, users.name(id))),
         model: r.model.clone(),
         route: r.route.clone(),
         status: r.status.clone(),
@@ -53,10 +60,10 @@ fn usage_view(r: &UsageRow, tz: Tz, users: &Names) -> UsageRowView {
             Some(Outcome::ClientAborted | Outcome::Interrupted) => "aborted",
             _ => "failed",
         },
-        prompt: r.prompt_tokens,
-        completion: r.completion_tokens,
+        prompt: shown::number(r.prompt_tokens),
+        completion: shown::number(r.completion_tokens),
         estimated: r.estimated,
-        latency: r.latency_ms,
+        latency: shown::number(r.latency_ms),
         request_id: r.request_id.clone().unwrap_or_default(),
     }
 }
@@ -75,26 +82,45 @@ impl UsageRows {
     pub fn new(rows: &[UsageRow], tz: Tz, users: &Names) -> UsageRows {
         UsageRows { rows: rows.iter().map(|r| usage_view(r, tz, users)).collect() }
     }
+
+    /// Marks the rows of keys not among `live` (the ids of today's keys) as deleted.
+    pub fn with_live_keys(mut self, live: &HashSet<i64>) -> UsageRows {
+        for r in &mut self.rows {
+            r.key_deleted = !live.contains(&r.key_id);
+        }
+        self
+    }
 }
 
 /// One group's totals, with a link to its own page when it has one.
 struct GroupView {
+    /// The hour's start in UTC, for `<time datetime=>`, on hourly groups.
+    utc: Option<String>,
     label: String,
     href: Option<String>,
-    totals: Totals,
+    /// Requests, prompt, completion, total and weighted tokens, as shown.
+    totals: [String; 5],
 }
 
-fn group_view(group: Group, totals: Totals) -> GroupView {
+fn group_view(group: Group, t: Totals, tz: Tz, live_keys: &HashSet<i64>) -> GroupView {
+    let mut utc = None;
     let (label, href) = match group {
-        Group::Hour(t) => (rfc3339(t), None),
+        Group::Hour(h) => {
+            utc = Some(shown::utc(h));
+            (shown::minute(h, tz), None)
+        }
         Group::Day(d) | Group::Model(d) => (d, None),
-        Group::Key(id, name) => (name, Some(format!("/keys/{id}"))),
+        Group::Key(id, name) if live_keys.contains(&id) => (name, Some(format!("/keys/{id}"))),
+        Group::Key(id, name) if name.is_empty() => (format!("deleted key #{id}"), None),
+        Group::Key(id, name) => (format!("deleted key #{id} ({name})"), None),
         Group::User(None, _) => ("no user".to_owned(), None),
         Group::Team(None, _) => ("no team".to_owned(), None),
         Group::User(Some(id), name) => person(id, name, "users"),
         Group::Team(Some(id), name) => person(id, name, "teams"),
     };
-    GroupView { label, href, totals }
+    let totals = [t.requests, t.prompt_tokens, t.completion_tokens, t.total_tokens, t.weighted_tokens]
+        .map(shown::number);
+    GroupView { utc, label, href, totals }
 }
 
 fn person(id: i64, name: Option<String>, section: &str) -> (String, Option<String>) {
@@ -173,6 +199,8 @@ pub async fn usage_page(
     let filter = query.filter_rows(&state, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)?;
     let users = Names::users(&state).await?;
     let tz = state.settings.app_tz;
+    let keys = state.store.list_keys().await?;
+    let live_keys: HashSet<i64> = keys.iter().map(|k| k.id).collect();
     let (rows, groups, more) = match by {
         None => {
             let mut rows = state.store.usage_rows(&filter).await?;
@@ -182,10 +210,10 @@ pub async fn usage_page(
         }
         Some(g) => {
             let groups = grouped(state.store.as_ref(), &filter, tz, g).await?;
-            (vec![], groups.into_iter().map(|(g, t)| group_view(g, t)).collect(), false)
+            (vec![], groups.into_iter().map(|(g, t)| group_view(g, t, tz, &live_keys)).collect(), false)
         }
     };
-    let keys = state.store.list_keys().await?.into_iter().map(|k| (k.id, k.fields.name)).collect();
+    let keys = keys.into_iter().map(|k| (k.id, k.fields.name)).collect();
     let teams = Names::teams(&state).await?;
     let group_options = std::iter::once(("", "each request"))
         .chain(GROUP_BY.map(|g| (g, g)))
@@ -194,7 +222,7 @@ pub async fn usage_page(
     let results = UsagePartial {
         group_by: by,
         groups,
-        rows: UsageRows::new(&rows, tz, &users),
+        rows: UsageRows::new(&rows, tz, &users).with_live_keys(&live_keys),
         query: query.query_string(),
         page,
         prev_page: (page > 1 && by.is_none()).then_some(page - 1),
@@ -232,50 +260,118 @@ fn csv_field(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
+/// Rows read from the store per query while the CSV streams.
+const CSV_BATCH: i64 = 1000;
+
 pub async fn usage_csv(_: Console, state: Data<AdminState>, query: Query<UsageQuery>) -> Page {
-    let filter = query.filter_rows(&state, 100_000, 0)?;
-    let out = match group_by(&query)? {
-        None => rows_csv(&state, &filter).await?,
-        Some(g) => groups_csv(&state, &filter, g).await?,
+    let filter = query.filter_rows(&state, CSV_BATCH, 0)?;
+    let response = |mut r: actix_web::HttpResponseBuilder| {
+        r.content_type("text/csv; charset=utf-8")
+            .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"ollama-gate-usage.csv\""))
+            .take()
     };
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"ollama-gate-usage.csv\""))
-        .body(out))
+    match group_by(&query)? {
+        None => {
+            let users = Names::users(&state).await?;
+            Ok(response(HttpResponse::Ok()).streaming(rows_csv(
+                state.into_inner(),
+                filter,
+                std::sync::Arc::new(users),
+            )))
+        }
+        Some(g) => Ok(response(HttpResponse::Ok()).body(groups_csv(&state, &filter, g).await?)),
+    }
 }
 
-async fn rows_csv(state: &AdminState, filter: &UsageFilter) -> Result<String, PageError> {
-    let users = Names::users(state).await?;
-    let mut out = String::from(
-        // New columns go at the end: spreadsheets and scripts read by position.
-        "time,key_id,key_name,model,route,status,http_status,prompt_tokens,completion_tokens,total_tokens,\
-         estimated,latency_ms,user_id,user_name,team_id,weighted_tokens,request_id\n",
-    );
+/// Where the export stands between batches.
+enum Cursor {
+    /// The header is still to be written.
+    Start,
+    /// Rows older than this id (all rows, at first) are still to come.
+    Before(Option<i64>),
+    /// An error line went out: the stream now fails, so the download does too.
+    Failed(String),
+    Done,
+}
+
+/// Every matching row, newest first, read a batch at a time by id so the
+/// whole log is never in memory. A store error mid-way writes an error
+/// line and then aborts the body: a partial file never looks complete.
+fn rows_csv(
+    state: std::sync::Arc<AdminState>,
+    filter: UsageFilter,
+    users: std::sync::Arc<Names>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, actix_web::Error>> {
+    futures_util::stream::unfold(Cursor::Start, move |cursor| {
+        let (state, filter, users) = (state.clone(), filter.clone(), users.clone());
+        async move {
+            match cursor {
+                Cursor::Start => {
+                    Some((Ok(bytes::Bytes::from_static(CSV_HEADER.as_bytes())), Cursor::Before(None)))
+                }
+                Cursor::Before(before_id) => {
+                    let page = UsageFilter { before_id, limit: CSV_BATCH, offset: 0, ..filter };
+                    match state.store.usage_rows(&page).await {
+                        Err(e) => {
+                            log::error!("usage CSV export failed part way: {e}");
+                            let line =
+                                format!("# export failed part way, the rows above are incomplete: {e}\n");
+                            Some((Ok(bytes::Bytes::from(line)), Cursor::Failed(e.to_string())))
+                        }
+                        Ok(rows) => {
+                            let next = match rows.last() {
+                                Some(last) if rows.len() as i64 == CSV_BATCH => Cursor::Before(Some(last.id)),
+                                _ => Cursor::Done,
+                            };
+                            let tz = state.settings.app_tz;
+                            let mut out = String::with_capacity(rows.len() * 200);
+                            for r in &rows {
+                                csv_line(&mut out, r, tz, &users);
+                            }
+                            Some((Ok(bytes::Bytes::from(out)), next))
+                        }
+                    }
+                }
+                Cursor::Failed(e) => Some((
+                    Err(actix_web::error::ErrorInternalServerError(format!("usage export failed: {e}"))),
+                    Cursor::Done,
+                )),
+                Cursor::Done => None,
+            }
+        }
+    })
+}
+
+// New columns go at the end: spreadsheets and scripts read by position.
+const CSV_HEADER: &str =
+    "time,key_id,key_name,model,route,status,http_status,prompt_tokens,completion_tokens,\
+    total_tokens,estimated,latency_ms,user_id,user_name,team_id,weighted_tokens,request_id,local_time\n";
+
+/// One row: `time` in UTC (RFC 3339, `Z`), `local_time` in `APP_TZ` with the zone.
+fn csv_line(out: &mut String, r: &UsageRow, tz: Tz, users: &Names) {
     let id = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-    for r in state.store.usage_rows(filter).await? {
-        let user_name = r.user_id.and_then(|u| users.get(u)).unwrap_or_default();
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            rfc3339(r.created_at),
-            r.key_id,
-            csv_field(&r.key_name),
-            csv_field(&r.model),
-            csv_field(&r.route),
-            r.status,
-            r.http_status,
-            r.prompt_tokens,
-            r.completion_tokens,
-            r.total_tokens,
-            r.estimated,
-            r.latency_ms,
-            id(r.user_id),
-            csv_field(user_name),
-            id(r.team_id),
-            r.weighted_tokens,
-            csv_field(r.request_id.as_deref().unwrap_or_default()),
-        ));
-    }
-    Ok(out)
+    let user_name = r.user_id.and_then(|u| users.get(u)).unwrap_or_default();
+    out.push_str(&format!(
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+        rfc3339(r.created_at),
+        r.key_id,
+        csv_field(&r.key_name),
+        csv_field(&r.model),
+        csv_field(&r.route),
+        r.status,
+        r.http_status,
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.total_tokens,
+        r.estimated,
+        r.latency_ms,
+        id(r.user_id),
+        csv_field(user_name),
+        id(r.team_id),
+        r.weighted_tokens,
+        csv_field(r.request_id.as_deref().unwrap_or_default()),
+        csv_field(&shown::time(r.created_at, tz)),
+    ));
 }
 
 async fn groups_csv(state: &AdminState, filter: &UsageFilter, by: &str) -> Result<String, PageError> {

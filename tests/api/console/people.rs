@@ -258,7 +258,11 @@ async fn usage_is_filtered_and_grouped_by_user_and_team_on_the_page_and_in_csv()
     assert!(lines.iter().any(|l| l.starts_with(&ana_line)), "{lines:?}");
     let csv = browser.get(&format!("/usage.csv?team_id={}", team["id"])).await;
     let lines: Vec<&str> = csv.body.lines().collect();
-    assert!(lines[0].ends_with(",user_id,user_name,team_id,weighted_tokens,request_id"), "{}", lines[0]);
+    assert!(
+        lines[0].ends_with(",user_id,user_name,team_id,weighted_tokens,request_id,local_time"),
+        "{}",
+        lines[0]
+    );
     assert_eq!(lines.len(), 4);
     let bo_line = lines.iter().find(|l| l.contains("\"bo's\"")).unwrap();
     assert!(bo_line.contains(&format!(",{},\"bo\",{},", bo["id"], team["id"])), "{bo_line}");
