@@ -89,10 +89,10 @@ document.addEventListener("htmx:beforeRequest", () => {
   if (banner) banner.remove();
 });
 
-// A table too wide for a phone scrolls inside itself (admin.css); such a
-// table is made focusable so the arrow keys can scroll it too.
+// A table or chart too wide for a phone scrolls inside itself (admin.css);
+// it is made focusable so the arrow keys can scroll it too.
 function focusableWideTables() {
-  for (const table of document.querySelectorAll("table")) {
+  for (const table of document.querySelectorAll("table, .chart-wrap")) {
     if (table.scrollWidth > table.clientWidth + 1) {
       table.setAttribute("tabindex", "0");
     } else if (table.getAttribute("tabindex") === "0") {

@@ -526,6 +526,11 @@ async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     run.wait_path("notice=activated").await;
 
     run.click_button("Rotate secret").await;
+    run.wait_path("/rotate").await;
+    assert!(run.text("#rotate-warning").await.contains("stops working"));
+    assert_eq!(status_of(gate, &secret).await, 200, "asking first changed nothing");
+    run.shot("key-rotate-confirm").await;
+    run.click_button("Rotate the secret").await;
     let rotated = run.text("#secret").await;
     assert!(rotated.starts_with("sk-og-") && rotated != secret);
     assert_eq!(status_of(gate, &secret).await, 401);

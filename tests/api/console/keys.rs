@@ -23,7 +23,8 @@ async fn logged_in(app: &TestApp) -> Browser {
 
 /// The text from the element with `id` up to the end of its `div`.
 fn field<'a>(page: &'a Page, id: &str) -> &'a str {
-    let at = page.body.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no field {id}: {}", page.body));
+    let at =
+        page.body.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no field {id}: {}", page.body));
     &page.body[at..at + page.body[at..].find("</div>").unwrap()]
 }
 
@@ -32,7 +33,9 @@ fn names_in_order(page: &Page) -> Vec<String> {
     page.body
         .split("<td><a href=\"/keys/")
         .skip(1)
-        .filter_map(|row| row.split_once("\">").and_then(|(_, rest)| rest.split_once("</a>")).map(|(n, _)| n.to_owned()))
+        .filter_map(|row| {
+            row.split_once("\">").and_then(|(_, rest)| rest.split_once("</a>")).map(|(n, _)| n.to_owned())
+        })
         .collect()
 }
 
@@ -50,10 +53,16 @@ async fn the_list_sorts_and_pages_a_hundred_and_twenty_keys() {
     assert_eq!(names.len(), 50, "{names:?}");
     assert_eq!((names[0].as_str(), names[49].as_str()), ("key-000", "key-049"));
     assert!(first.body.contains("Page 1 of 3 (120 keys)"));
-    assert!(first.body.contains("href=\"/keys?sort=name&#38;dir=asc&#38;page=2\""), "a link to the next page");
+    assert!(
+        first.body.contains("href=\"/keys?sort=name&#38;dir=asc&#38;page=2\""),
+        "a link to the next page"
+    );
     assert!(!first.body.contains("rel=\"prev\""), "no page before the first");
     assert!(first.body.contains("aria-sort=\"ascending\""));
-    assert!(first.body.contains("href=\"/keys?sort=name&#38;dir=desc&#38;page=1\""), "the current column turns round");
+    assert!(
+        first.body.contains("href=\"/keys?sort=name&#38;dir=desc&#38;page=1\""),
+        "the current column turns round"
+    );
 
     let third = browser.get("/keys?sort=name&dir=desc&page=3").await;
     let names = names_in_order(&third);
@@ -82,9 +91,14 @@ async fn the_list_sorts_and_pages_a_hundred_and_twenty_keys() {
     assert!(!filtered.body.contains("class=\"pager\""), "one page needs no pager");
 
     // htmx swaps the table with its pager, not the whole page.
-    let req = browser.client.get(format!("{}/keys?page=2", browser.base)).insert_header(("hx-request", "true"));
+    let req =
+        browser.client.get(format!("{}/keys?page=2", browser.base)).insert_header(("hx-request", "true"));
     let partial = browser.send(req, None).await;
-    assert!(partial.body.starts_with("<div id=\"keys-table\">"), "{}", &partial.body[..80.min(partial.body.len())]);
+    assert!(
+        partial.body.starts_with("<div id=\"keys-table\">"),
+        "{}",
+        &partial.body[..80.min(partial.body.len())]
+    );
     assert!(!partial.body.contains("<html"));
     assert_eq!(names_in_order(&partial)[0], "key-050");
     assert!(partial.body.contains("Page 2 of 3"));
@@ -109,7 +123,9 @@ async fn every_error_of_a_form_shows_at_once_next_to_its_field() {
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    for (id, words) in [("name", "name must be"), ("priority", "priority must be"), ("expires_at", "expires_at")] {
+    for (id, words) in
+        [("name", "name must be"), ("priority", "priority must be"), ("expires_at", "expires_at")]
+    {
         let f = field(&bad, id);
         assert!(f.contains("aria-invalid=\"true\""), "{id}: {f}");
         assert!(f.contains(&format!("aria-describedby=\"{id}-error\"")), "{id}: {f}");
@@ -133,7 +149,13 @@ async fn every_error_of_a_form_shows_at_once_next_to_its_field() {
     let mixed = browser
         .post(
             "/keys",
-            &[("csrf_token", &csrf), ("name", "ok"), ("priority", "0"), ("daily_tokens", "-5"), ("max_images", "x")],
+            &[
+                ("csrf_token", &csrf),
+                ("name", "ok"),
+                ("priority", "0"),
+                ("daily_tokens", "-5"),
+                ("max_images", "x"),
+            ],
         )
         .await;
     assert_eq!(mixed.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -156,7 +178,10 @@ async fn the_model_picker_lists_the_backends_models_and_flags_unknown_names() {
     let (_, key) = app.create_key(json!({"name": "picky", "models": ["llama3", "gone-model:1b"]})).await;
     let id = key["id"].as_i64().unwrap();
     let page = browser.get(&format!("/keys/{id}")).await;
-    assert!(page.body.contains("name=\"model_picks\" value=\"llama3:latest\" checked"), "llama3 is llama3:latest");
+    assert!(
+        page.body.contains("name=\"model_picks\" value=\"llama3:latest\" checked"),
+        "llama3 is llama3:latest"
+    );
     assert!(page.body.contains("name=\"model_picks\" value=\"qwen3:8b\" >"));
     let models = field(&page, "models");
     assert!(models.contains("value=\"gone-model:1b\""), "{models}");
@@ -182,7 +207,8 @@ async fn the_model_picker_lists_the_backends_models_and_flags_unknown_names() {
     assert_eq!(app.key(&key["id"]).await["models"], json!(["qwen3:8b", "mistral:latest", "other:2b"]));
 
     // A backend that cannot be asked leaves the free text, and says why.
-    let offline = spawn_app_with(Options { upstream: Some("http://127.0.0.1:9".into()), ..Options::default() }).await;
+    let offline =
+        spawn_app_with(Options { upstream: Some("http://127.0.0.1:9".into()), ..Options::default() }).await;
     let mut browser = logged_in(&offline).await;
     let new = browser.get("/keys/new").await;
     assert_eq!(new.status, StatusCode::OK);
@@ -272,7 +298,12 @@ async fn an_expiry_date_means_the_end_of_that_day_in_app_tz() {
     let saved = browser
         .post(
             &format!("/keys/{id}"),
-            &[("csrf_token", &csrf), ("name", "dated"), ("scopes", "inference"), ("expires_at", "2026-12-31")],
+            &[
+                ("csrf_token", &csrf),
+                ("name", "dated"),
+                ("scopes", "inference"),
+                ("expires_at", "2026-12-31"),
+            ],
         )
         .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
