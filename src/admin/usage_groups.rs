@@ -2,7 +2,7 @@
 //! JSON API's `/api/usage?group_by=`, the console's usage page and its CSV.
 
 use super::error::AdminError;
-use crate::store::{Store, StoreError, UsageBucket, UsageFilter};
+use crate::store::{BucketBy, Store, StoreError, UsageBucket, UsageFilter};
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
 
@@ -54,10 +54,14 @@ pub async fn grouped(
 ) -> Result<Vec<(Group, Totals)>, AdminError> {
     // Quarter-hour buckets fold into local days in every zone, DST included;
     // the other groups want one bucket for all time.
-    let seconds = match group_by {
-        "hour" => 3600,
-        "day" => 900,
-        g if GROUP_BY.contains(&g) => i64::MAX / 4,
+    let all_time = i64::MAX / 4;
+    let (seconds, split) = match group_by {
+        "hour" => (3600, BucketBy::Time),
+        "day" => (900, BucketBy::Time),
+        "model" => (all_time, BucketBy::Model),
+        "key" => (all_time, BucketBy::Key),
+        "user" => (all_time, BucketBy::User),
+        "team" => (all_time, BucketBy::Team),
         other => {
             return Err(AdminError::BadRequest(format!(
                 "group_by '{other}' is not one of {}",
@@ -68,7 +72,7 @@ pub async fn grouped(
     let names = names_for(store, group_by).await?;
     let mut by: BTreeMap<Group, Totals> = BTreeMap::new();
     let mut key_names: BTreeMap<i64, String> = BTreeMap::new();
-    for b in store.usage_buckets(filter, seconds).await? {
+    for b in store.usage_buckets(filter, seconds, split).await? {
         let name = |id: Option<i64>| id.and_then(|id| names.get(&id).cloned());
         let group = match group_by {
             "hour" => Group::Hour(b.bucket),

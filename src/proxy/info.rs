@@ -9,7 +9,7 @@ use crate::domain::people::{Budget, Owner, Principal};
 use crate::domain::time::{parse_time, rfc3339};
 use crate::domain::windows::Windows;
 use crate::proxy::ProxyState;
-use crate::store::{KeyRecord, UsageFilter};
+use crate::store::{BucketBy, KeyRecord, UsageFilter};
 use actix_web::web::{Data, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -145,10 +145,9 @@ pub async fn key_usage_summary(
         };
         let buckets = state
             .store
-            .usage_buckets(&filter, i64::MAX / 4)
+            .usage_buckets(&filter, i64::MAX / 4, BucketBy::Model)
             .await
             .map_err(ProxyError::database("usage lookup", &request_id))?;
-        // Buckets are per model and per user and team the key had: one line per model.
         let mut by_model: std::collections::BTreeMap<&str, [i64; 5]> = Default::default();
         for b in &buckets {
             let sums = by_model.entry(&b.model).or_default();

@@ -98,13 +98,18 @@ pub trait Store:
     async fn remove_instance(&self, instance_id: &str) -> StoreResult<()>;
 
     async fn usage_rows(&self, filter: &UsageFilter) -> StoreResult<Vec<UsageRow>>;
-    /// Usage summed per key, model and `bucket_seconds`-long slice of time.
-    async fn usage_buckets(&self, filter: &UsageFilter, bucket_seconds: i64)
-        -> StoreResult<Vec<UsageBucket>>;
-    /// Tokens summed per model and slice of time only: a chart's narrower
-    /// grouping, which sorts far fewer columns on a large log.
-    async fn model_buckets(&self, filter: &UsageFilter, bucket_seconds: i64)
-        -> StoreResult<Vec<ModelBucket>>;
+    /// Usage summed per `bucket_seconds`-long slice of time and what `by`
+    /// names (`i64::MAX / 4` seconds: one slice for all time).
+    async fn usage_buckets(
+        &self,
+        filter: &UsageFilter,
+        bucket_seconds: i64,
+        by: BucketBy,
+    ) -> StoreResult<Vec<UsageBucket>>;
+    /// Tokens per model and quarter hour since `from` (a quarter hour's
+    /// start), for the dashboard's chart over every key: read from an index
+    /// alone.
+    async fn model_quarters(&self, from: i64) -> StoreResult<Vec<ModelBucket>>;
 
     /// Copying a whole database (`ollama-gate migrate --from --to`).
     async fn import_key(&self, key: &KeyRecord) -> StoreResult<()>;

@@ -135,6 +135,21 @@ pub struct UsageBucket {
     pub weighted_tokens: i64,
 }
 
+/// What usage buckets are split by besides time. Each grouping sorts only
+/// its own columns: on a large log the sort is most of a query's time. The
+/// columns a grouping leaves out read 0, "" or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketBy {
+    /// Key, model, user and team.
+    All,
+    /// Time only.
+    Time,
+    Model,
+    Key,
+    User,
+    Team,
+}
+
 /// Tokens of one model in one slice of time.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ModelBucket {

@@ -185,8 +185,9 @@ macro_rules! sql_store {
                 &self,
                 f: &UsageFilter,
                 bucket_seconds: i64,
+                by: $crate::store::BucketBy,
             ) -> StoreResult<Vec<UsageBucket>> {
-                let rows = sqlx::query_as::<_, UsageBucket>(&sql::usage_buckets())
+                let rows = sqlx::query_as::<_, UsageBucket>(&sql::usage_buckets(by))
                     .bind(f.key_id)
                     .bind(&f.model)
                     .bind(&f.status)
@@ -200,20 +201,9 @@ macro_rules! sql_store {
                 Ok(rows)
             }
 
-            async fn model_buckets(
-                &self,
-                f: &UsageFilter,
-                bucket_seconds: i64,
-            ) -> StoreResult<Vec<$crate::store::ModelBucket>> {
-                let rows = sqlx::query_as::<_, $crate::store::ModelBucket>(&sql::model_buckets())
-                    .bind(f.key_id)
-                    .bind(&f.model)
-                    .bind(&f.status)
-                    .bind(f.from)
-                    .bind(f.to)
-                    .bind(f.user_id)
-                    .bind(f.team_id)
-                    .bind(bucket_seconds.max(1))
+            async fn model_quarters(&self, from: i64) -> StoreResult<Vec<$crate::store::ModelBucket>> {
+                let rows = sqlx::query_as::<_, $crate::store::ModelBucket>(sql::MODEL_QUARTERS)
+                    .bind(from)
                     .fetch_all(self.reader()?)
                     .await?;
                 Ok(rows)

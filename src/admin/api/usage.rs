@@ -7,7 +7,7 @@ use crate::admin::usage_filter::UsageQuery;
 use crate::admin::usage_groups::{grouped, Group, Totals};
 use crate::admin::AdminState;
 use crate::domain::time::rfc3339;
-use crate::store::UsageFilter;
+use crate::store::{BucketBy, UsageFilter};
 use actix_web::web::{Data, Query};
 use actix_web::HttpResponse;
 use serde::Deserialize;
@@ -72,7 +72,7 @@ pub async fn stats(_: ApiAdmin, state: Data<AdminState>, query: Query<StatsQuery
     let filter = UsageFilter { from: Some(from), ..UsageFilter::default() };
     // Buckets also split by user and team; a key's hour on a model is one row.
     let mut by: BTreeMap<(i64, i64, String), (String, Totals)> = BTreeMap::new();
-    for b in state.store.usage_buckets(&filter, 3600).await? {
+    for b in state.store.usage_buckets(&filter, 3600, BucketBy::All).await? {
         let entry = by
             .entry((b.bucket, b.key_id, b.model.clone()))
             .or_insert_with(|| (b.key_name.clone(), Totals::default()));

@@ -8,7 +8,7 @@ use super::{render, Chrome, Nav, Page};
 use crate::admin::auth::Console;
 use crate::admin::error::PageError;
 use crate::admin::AdminState;
-use crate::store::{RefusalFilter, RefusalGroup, UsageFilter};
+use crate::store::{BucketBy, RefusalFilter, RefusalGroup, UsageFilter};
 use actix_web::web::Data;
 use askama::Template;
 use std::collections::HashMap;
@@ -61,8 +61,13 @@ pub async fn dashboard(console: Console, state: Data<AdminState>, client: Data<a
     let w = state.windows();
     let keys = state.store.list_keys().await?;
     let month = UsageFilter { from: Some(w.month.start), ..UsageFilter::default() };
-    let buckets = state.store.usage_buckets(&month, 900).await?;
-    let (mut today, mut this_month) = ((0, 0), (0, 0));
+    // One bucket for the whole month: the top lists need no time, and on a
+    // large log quarter hours would be thousands of rows to fold here.
+    let buckets = state.store.usage_buckets(&month, i64::MAX / 4, BucketBy::All).await?;
+    let since_midnight = UsageFilter { from: Some(w.day.start), ..UsageFilter::default() };
+    let today = state.store.usage_buckets(&since_midnight, i64::MAX / 4, BucketBy::Time).await?;
+    let today = today.iter().fold((0, 0), |(r, t), b| (r + b.requests, t + b.total_tokens));
+    let mut this_month = (0, 0);
     let mut per_key: Totals = HashMap::new();
     let mut per_model: Totals = HashMap::new();
     let users = Names::users(&state).await?;
@@ -71,9 +76,6 @@ pub async fn dashboard(console: Console, state: Data<AdminState>, client: Data<a
     let mut per_team: Totals = HashMap::new();
     for b in &buckets {
         this_month = (this_month.0 + b.requests, this_month.1 + b.total_tokens);
-        if b.bucket >= w.day.start {
-            today = (today.0 + b.requests, today.1 + b.total_tokens);
-        }
         let user = b.user_id.map(|id| users.name(id));
         let team = b.team_id.map(|id| teams.name(id));
         let levels = [

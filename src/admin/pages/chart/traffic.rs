@@ -5,7 +5,7 @@ use super::series::{Column, Series, SeriesChart};
 use crate::admin::error::{AdminError, PageError};
 use crate::admin::pages::shown;
 use crate::admin::AdminState;
-use crate::store::{RefusalFilter, RefusalGroup, UsageFilter};
+use crate::store::{BucketBy, RefusalFilter, RefusalGroup, UsageFilter};
 use chrono::Timelike;
 use std::collections::HashMap;
 
@@ -29,7 +29,7 @@ pub async fn requests_per_hour(state: &AdminState) -> Result<SeriesChart, PageEr
     };
     let mut served = vec![0; HOURS as usize];
     let filter = UsageFilter { from: Some(first), ..UsageFilter::default() };
-    for b in state.store.usage_buckets(&filter, 3600).await? {
+    for b in state.store.usage_buckets(&filter, 3600, BucketBy::Time).await? {
         if let Some(i) = index(b.bucket) {
             served[i] += b.requests;
         }
@@ -74,9 +74,8 @@ pub async fn tokens_per_day_by_model(state: &AdminState) -> Result<SeriesChart, 
     let days: Vec<String> = (0..DAYS).map(|i| (first + chrono::Duration::days(i)).to_string()).collect();
     let index: HashMap<&str, usize> = days.iter().enumerate().map(|(i, d)| (d.as_str(), i)).collect();
     let mut by_model: HashMap<String, Vec<i64>> = HashMap::new();
-    let filter = UsageFilter { from: Some(from), ..UsageFilter::default() };
     // Quarter hours, so a day's edge in any zone falls on a bucket's edge.
-    for b in state.store.model_buckets(&filter, 900).await? {
+    for b in state.store.model_quarters(from).await? {
         if let Some(&i) = index.get(shown::date(b.bucket, tz).as_str()) {
             by_model.entry(b.model.clone()).or_insert_with(|| vec![0; days.len()])[i] += b.total_tokens;
         }
