@@ -10,7 +10,7 @@ pub use traffic::{requests_per_hour, tokens_per_day_by_model};
 use super::html_safe;
 use crate::admin::error::{AdminError, PageError};
 use crate::admin::AdminState;
-use crate::store::UsageFilter;
+use crate::store::{BucketBy, UsageFilter};
 use askama::Template;
 use std::collections::BTreeMap;
 
@@ -24,7 +24,7 @@ struct DayBar {
     width: String,
     height: String,
     day: String,
-    value: i64,
+    value: String,
     /// The date under every seventh bar.
     label: Option<String>,
 }
@@ -33,7 +33,7 @@ struct DayBar {
 #[template(path = "admin/chart.svg")]
 pub struct DayChart {
     unit: &'static str,
-    max: i64,
+    max: String,
     bars: Vec<DayBar>,
     width: f64,
     height: f64,
@@ -59,14 +59,14 @@ impl DayChart {
                     width: format!("{:.1}", (step - 2.0).max(1.0)),
                     height: format!("{bar:.1}"),
                     day: day.clone(),
-                    value: *value,
+                    value: super::shown::number(*value),
                     label: (i % 7 == 0).then(|| day.get(5..).unwrap_or(day).to_owned()),
                 }
             })
             .collect();
         DayChart {
             unit,
-            max,
+            max: super::shown::number(max),
             bars,
             width: WIDTH,
             height: HEIGHT,
@@ -93,7 +93,7 @@ impl DayChart {
         let filter = UsageFilter { key_id, from: Some(from), ..UsageFilter::default() };
         let mut by_day: BTreeMap<String, i64> =
             (0..30).map(|i| ((first + chrono::Duration::days(i)).to_string(), 0)).collect();
-        for b in state.store.usage_buckets(&filter, 900).await? {
+        for b in state.store.usage_buckets(&filter, 900, BucketBy::Time).await? {
             if let Some(t) = chrono::DateTime::from_timestamp(b.bucket, 0) {
                 *by_day.entry(t.with_timezone(&tz).date_naive().to_string()).or_default() += b.total_tokens;
             }

@@ -109,7 +109,11 @@ async fn pages_show_local_times_grouped_numbers_deleted_keys_charts_and_refusals
     }
     // 48 hours, each a table row; 30 days, with the models in order of tokens.
     assert_eq!(dashboard.matches(r#"<th scope="row"><time"#).count(), 48);
-    assert!(dashboard.contains(r#"<th class="num">llama3</th><th class="num">qwen3</th>"#), "{dashboard}");
+    assert!(
+        dashboard
+            .contains(r#"<th scope="col" class="num">llama3</th><th scope="col" class="num">qwen3</th>"#),
+        "{dashboard}"
+    );
     assert!(
         dashboard.contains(
             r#"<th scope="row">2026-12-04</th><td class="num">1,235,567</td><td class="num">10</td>"#
