@@ -6,6 +6,7 @@
 //!
 //!   cargo run --release -p ollama-gate-bench -- console
 //!   cargo run --release -p ollama-gate-bench -- console --rows 50000 --gate-bin target/debug/ollama-gate
+//!   cargo run --release -p ollama-gate-bench -- console --days 1    # every row today: the worst case
 
 use crate::procs::{self, GateSetup, ADMIN_PASSWORD};
 use anyhow::{bail, Context};
@@ -31,12 +32,12 @@ const MODELS: [&str; 8] = [
 ];
 const TARGET_MS: f64 = 200.0;
 
-pub async fn run(gate_bin: PathBuf, rows: i64, rounds: usize) -> anyhow::Result<()> {
+pub async fn run(gate_bin: PathBuf, rows: i64, rounds: usize, days: i64) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let database_url = format!("sqlite://{}", dir.join("gate.db").display());
     let seeded = Instant::now();
-    seed(&database_url, rows).await?;
-    println!("seeded {rows} usage rows in {:.1} s", seeded.elapsed().as_secs_f64());
+    seed(&database_url, rows, days).await?;
+    println!("seeded {rows} usage rows over {days} days in {:.1} s", seeded.elapsed().as_secs_f64());
     let (_mock, upstream) = procs::start_mock()?;
     let setup = GateSetup { bin: gate_bin, dir: dir.clone(), database_url, upstream, upstream_slots: None };
     let mut gate = procs::start_gate(&setup, "gate.log").await?;
@@ -78,9 +79,9 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// One key, and `rows` requests on it over the last 30 days, newest last,
-/// in one transaction.
-async fn seed(url: &str, rows: i64) -> anyhow::Result<()> {
+/// One key, and `rows` requests on it over the last `days` days, newest
+/// last, in one transaction.
+async fn seed(url: &str, rows: i64, days: i64) -> anyhow::Result<()> {
     let store = connect(
         &DatabaseUrl::parse(url).map_err(anyhow::Error::msg)?,
         &StoreOptions { max_connections: 4, busy_timeout: Duration::from_secs(5) },
@@ -91,14 +92,14 @@ async fn seed(url: &str, rows: i64) -> anyhow::Result<()> {
         .create(new_fields(CreateKey { name: "bench".into(), ..CreateKey::default() }, chrono_tz::UTC)?)
         .await?;
     let now = chrono::Utc::now().timestamp();
-    let spread = 30 * 86_400 / rows.max(1);
+    let span = days * 86_400;
     let batch: Vec<UsageRow> = (1..=rows)
         .map(|i| {
             let model = MODELS[(i as usize * 7 + i as usize / 13) % MODELS.len()];
             let (prompt, completion) = (20 + i % 400, 50 + i % 900);
             UsageRow {
                 id: i,
-                created_at: now - (rows - i) * spread,
+                created_at: now - (rows - i) * span / rows.max(1),
                 key_id: key.id,
                 key_name: "bench".into(),
                 model: model.into(),

@@ -94,6 +94,10 @@ enum Command {
         /// Each page is asked for this many times; the median is reported.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// The rows are spread evenly over this many days up to now: 1 puts
+        /// all of them in today, this month and the charts (the worst case).
+        #[arg(long, default_value_t = 30)]
+        days: i64,
         /// Measure this gate binary instead of building target/release/ollama-gate.
         #[arg(long)]
         gate_bin: Option<PathBuf>,
@@ -141,9 +145,9 @@ fn main() -> anyhow::Result<()> {
     }
     // Before the runtime, so that every thread the client starts stays on its core.
     procs::pin_current_thread(procs::LOAD_CORE)?;
-    if let Some(Command::Console { rows, rounds, gate_bin }) = &cli.command {
+    if let Some(Command::Console { rows, rounds, days, gate_bin }) = &cli.command {
         let bin = run::gate_binary(gate_bin.clone())?;
-        return runtime()?.block_on(console::run(bin, *rows, (*rounds).max(1)));
+        return runtime()?.block_on(console::run(bin, *rows, (*rounds).max(1), (*days).max(1)));
     }
     runtime()?.block_on(run::run(run::Options {
         quick: cli.quick,
