@@ -17,6 +17,7 @@ mod keys;
 mod login;
 mod model_actions;
 mod model_limits;
+mod model_names;
 mod models;
 mod names;
 mod person_form;

@@ -2,8 +2,8 @@
 //! gate asks the backends that hold it, as Ollama's own API does it
 //! (`DELETE /api/delete`; `/api/generate` with `keep_alive: 0`).
 
+use super::model_names::check_name;
 use super::models::names_in;
-use super::pulls::check_name;
 use super::{redirect_notice, render, Chrome, Nav, Notice, Page};
 use crate::admin::auth::{Console, CsrfForm};
 use crate::admin::error::AdminError;
@@ -174,7 +174,7 @@ async fn targets(
     model: &str,
 ) -> Result<Vec<Arc<Backend>>, AdminError> {
     if !choice.is_empty() {
-        return super::pulls::chosen(state, choice).map_err(AdminError::BadRequest);
+        return super::model_names::chosen(state, choice).map_err(AdminError::BadRequest);
     }
     let holders = holding(state, client, path, model).await;
     if holders.is_empty() {

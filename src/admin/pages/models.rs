@@ -1,7 +1,7 @@
 //! The models the backends have, which backend has which and which are
 //! loaded, with the forms that pull, unload and delete one.
 
-use super::pulls::ALL_BACKENDS;
+use super::model_names::ALL_BACKENDS;
 use super::{render, render_status, Chrome, Nav, NoticeQuery, Page};
 use crate::admin::auth::Console;
 use crate::admin::session::SessionData;
