@@ -114,6 +114,9 @@ pub struct CreateArgs {
     /// Its share of turns in the fair queue, 1 to 100 (default 1).
     #[arg(long)]
     pub priority: Option<i64>,
+    /// Comma-separated client addresses and CIDR blocks it may be used from (default: anywhere).
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_ips: Option<Vec<String>>,
     /// Print the key object as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -243,6 +246,7 @@ async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Resul
                 }),
                 user_id: a.user_id,
                 priority: a.priority,
+                allowed_ips: a.allowed_ips,
                 ..CreateKey::default()
             };
             let fields = keys::new_fields(input, settings.app_tz).map_err(anyhow::Error::msg)?;

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod config;
 pub mod conn_limit;
 pub mod domain;
+pub mod forwarded;
 pub mod instance;
 pub mod key_cache;
 pub mod logging;

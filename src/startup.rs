@@ -155,8 +155,9 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(crate::proxy::cors::cors))
                 .wrap(actix_web::middleware::from_fn(crate::proxy::request_id::tag))
                 .wrap(actix_web::middleware::from_fn(conn_limit::track))
-                .route("/", web::get().to(info::service_info))
-                .route("/health", web::get().to(info::health))
+                // HEAD too, as Ollama answers it on `/` (clients probe with it).
+                .route("/", get_or_head().to(info::service_info))
+                .route("/health", get_or_head().to(info::health))
                 .route("/v1/usage", web::get().to(info::key_usage))
                 .route("/v1/usage/summary", web::get().to(info::key_usage_summary))
                 .default_service(web::to(handler::proxy))
@@ -363,4 +364,10 @@ async fn admin_password(settings: &Settings, store: &dyn Store) -> anyhow::Resul
         eprintln!("ollama-gate: it is shown only this once; set ADMIN_PASSWORD to choose your own.");
     }
     Ok(AdminPassword::hashed(Some(stored)))
+}
+
+/// A route for GET and HEAD; actix sends a HEAD's answer without its body.
+fn get_or_head() -> actix_web::Route {
+    use actix_web::guard;
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }

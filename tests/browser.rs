@@ -510,12 +510,18 @@ async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     run.shot("key-detail").await;
 
     run.fill("daily_tokens", "5000").await;
+    run.fill("allowed_ips", "10.0.0.0/8").await;
     run.click_button("Save").await;
     run.wait_path("notice=saved").await;
     assert_eq!(
         run.find(Locator::Id("daily_tokens")).await.prop("value").await.unwrap().as_deref(),
         Some("5000")
     );
+    assert_eq!(status_of(gate, &secret).await, 403, "loopback is not an allowed address");
+    run.fill("allowed_ips", "127.0.0.1\n::1").await;
+    run.click_button("Save").await;
+    run.wait_path("notice=saved").await;
+    assert_eq!(status_of(gate, &secret).await, 200);
     run.shot("key-saved").await;
 
     run.click_button("Deactivate").await;
@@ -541,8 +547,23 @@ async fn walk_through(run: &mut Run<'_>, gate: &Gate, javascript: bool) {
     }
     reload_secret_page(run, gate, &rotated).await;
 
+    // Again, with a day's grace: both secrets work until the old one is stopped.
     run.click_link("Go to the key").await;
     run.wait_path("/keys/").await;
+    run.click_button("Rotate secret").await;
+    run.wait_path("/rotate").await;
+    run.find(Locator::Id("grace_seconds")).await.select_by_value("86400").await.unwrap();
+    run.click_button("Rotate the secret").await;
+    let newest = run.text("#secret").await;
+    assert_eq!((status_of(gate, &rotated).await, status_of(gate, &newest).await), (200, 200));
+    run.click_link("Go to the key").await;
+    run.wait_path("/keys/").await;
+    assert!(run.text("#previous-secret").await.contains("keeps working until"));
+    run.shot("key-previous-secret").await;
+    run.click_button("Stop the previous secret now").await;
+    run.wait_path("notice=grace-ended").await;
+    assert_eq!((status_of(gate, &rotated).await, status_of(gate, &newest).await), (401, 200));
+
     run.click_link("Delete…").await;
     run.wait_path("/delete").await;
     run.shot("key-delete-confirm").await;

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 /// The admin behind a request: `via` as authenticated, the address as the
 /// login throttle sees it (`TRUSTED_PROXIES`).
 pub fn actor(req: &HttpRequest, state: &super::AdminState, via: Via) -> Actor {
-    Actor { via, address: Some(super::forwarded::client_address(req, &state.settings.trusted_proxies)) }
+    Actor { via, address: Some(crate::forwarded::client_address(req, &state.settings.trusted_proxies)) }
 }
 
 /// Writes an entry; a failure is logged, never returned (see the module doc).
@@ -151,6 +151,9 @@ pub fn key_json(k: &KeyRecord) -> Value {
         "model_aliases": f.aliases.as_ref().map(|a| &a.0),
         "user_id": f.user_id,
         "priority": f.priority,
+        "allowed_ips": f.allowed_ips.as_ref().map(|a| a.to_vec()),
+        "previous_key_hint": k.previous.as_ref().map(|p| &p.key_hint),
+        "previous_valid_until": k.previous.as_ref().map(|p| rfc3339(p.valid_until)),
         "model_limits": model_limits_json(&k.model_limits),
     })
 }

@@ -56,7 +56,7 @@ impl FromRequest for ApiAdmin {
             let state = admin_state(&req)?;
             if let Some(token) = bearer(&req) {
                 // The bearer password is a way in like the login form: throttled the same way.
-                let ip = super::forwarded::client_address(&req, &state.settings.trusted_proxies);
+                let ip = crate::forwarded::client_address(&req, &state.settings.trusted_proxies);
                 let right =
                     state.login_throttle.check(&state.password, ip, state.clock.as_ref(), token).await?;
                 let actor = Actor { via: Via::Bearer, address: Some(ip) };

@@ -4,8 +4,8 @@
 //! browser sends it cookies-free but otherwise unchecked requests; its Host
 //! header still names the attacker's site, and gets `421 Misdirected Request`.
 
-use super::forwarded::request_host;
 use crate::admin::AdminState;
+use crate::forwarded::request_host;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;

@@ -7,8 +7,9 @@ use crate::admin::error::{AdminError, PageError};
 use crate::domain::alerts::SoftLimits;
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::Actor;
+use crate::domain::cidr::AddressList;
 use crate::domain::clamps::{Clamps, ClampsPatch, ModelAliases};
-use crate::domain::key::MAX_PRIORITY;
+use crate::domain::key::{MAX_PRIORITY, MAX_ROTATION_GRACE_SECS};
 use crate::domain::lengths;
 use crate::domain::limits::{present, Limits, LimitsPatch};
 use crate::domain::model::ModelList;
@@ -48,6 +49,9 @@ pub struct CreateKey {
     /// Its share of turns in the fair queue (default 1).
     #[serde(default)]
     pub priority: Option<i64>,
+    /// Client addresses and CIDR blocks the key may be used from (default: anywhere).
+    #[serde(default)]
+    pub allowed_ips: Option<Vec<String>>,
     /// Limits per model (`domain::people`); set apart from the fields.
     #[serde(default)]
     pub model_limits: Option<Vec<ModelLimit>>,
@@ -79,6 +83,9 @@ pub struct PatchKey {
     pub user_id: Option<Option<i64>>,
     #[serde(default)]
     pub priority: Option<i64>,
+    /// `null` or `[]`: usable from anywhere again.
+    #[serde(default, deserialize_with = "present")]
+    pub allowed_ips: Option<Option<Vec<String>>>,
     /// Replaces the key's limits per model; `[]` removes them.
     #[serde(default)]
     pub model_limits: Option<Vec<ModelLimit>>,
@@ -170,6 +177,32 @@ fn priority(value: Option<i64>) -> Result<i64, FieldError> {
     }
 }
 
+fn allowed_ips(list: Option<&[String]>) -> Result<Option<AddressList>, FieldError> {
+    on("allowed_ips", AddressList::parse_list(list.unwrap_or_default()))
+}
+
+/// `POST /api/api-keys/{id}/rotate`'s optional body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rotate {
+    /// How long the old secret keeps working (default 0: it stops at once).
+    #[serde(default)]
+    pub grace_seconds: Option<i64>,
+}
+
+/// A grace period in seconds, 0 to [`MAX_ROTATION_GRACE_SECS`].
+pub fn grace(seconds: Option<i64>) -> Result<i64, FieldError> {
+    match seconds.unwrap_or(0) {
+        s @ 0..=MAX_ROTATION_GRACE_SECS => Ok(s),
+        s => Err(FieldError::new(
+            "grace_seconds",
+            format!(
+                "grace_seconds must be a whole number from 0 to {MAX_ROTATION_GRACE_SECS} (30 days), not {s}"
+            ),
+        )),
+    }
+}
+
 /// Checked `model_limits` entries, when given.
 pub fn model_limits(entries: Option<&[ModelLimit]>) -> Result<Option<Vec<ModelLimit>>, FieldError> {
     entries.map(|e| on("model_limits", people::check_model_limits(e))).transpose()
@@ -196,6 +229,7 @@ pub fn new_fields(input: CreateKey, tz: Tz) -> Result<KeyFields, FieldError> {
         limits,
         user_id: input.user_id,
         priority: priority(input.priority)?,
+        allowed_ips: allowed_ips(input.allowed_ips.as_deref())?,
     })
 }
 
@@ -228,6 +262,9 @@ pub fn patched_fields(current: &KeyFields, patch: PatchKey, tz: Tz) -> Result<Ke
     }
     if let Some(p) = patch.priority {
         f.priority = priority(Some(p))?;
+    }
+    if let Some(a) = patch.allowed_ips {
+        f.allowed_ips = allowed_ips(a.as_deref())?;
     }
     Ok(f)
 }
@@ -373,16 +410,28 @@ impl<'a> KeyOps<'a> {
         self.changed(record, id)
     }
 
-    /// A new secret for a key; the old one stops working at once.
-    pub async fn rotate(&self, id: i64) -> Result<(ApiKey, KeyRecord), KeyError> {
+    /// A new secret for a key. The old one stops working at once, or after
+    /// `grace_secs`; a previous secret still in its grace stops at once.
+    pub async fn rotate(&self, id: i64, grace_secs: i64) -> Result<(ApiKey, KeyRecord), KeyError> {
         let key = ApiKey::generate();
         let before = self.get(id).await?;
-        let record = self.store.rotate_key(id, &key.hash(), &key.hint(), self.now).await?;
+        let until = (grace_secs > 0).then(|| self.now + grace_secs);
+        let record = self.store.rotate_key(id, &key.hash(), &key.hint(), self.now, until).await?;
         self.changed(record, id)?;
         // Read whole (with its limits per model), as `before` was.
         let after = self.get(id).await?;
         self.audit("key.rotate", id, Some(&before), Some(&after)).await;
         Ok((key, after))
+    }
+
+    /// The previous secret stops working now, before its grace period ends.
+    pub async fn end_grace(&self, id: i64) -> Result<KeyRecord, KeyError> {
+        let before = self.get(id).await?;
+        let record = self.store.end_grace(id, self.now).await?;
+        self.changed(record, id)?;
+        let after = self.get(id).await?;
+        self.audit("key.end_grace", id, Some(&before), Some(&after)).await;
+        Ok(after)
     }
 
     pub async fn save(&self, id: i64, fields: &KeyFields) -> Result<KeyRecord, KeyError> {

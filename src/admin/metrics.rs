@@ -19,7 +19,7 @@ pub async fn metrics(req: HttpRequest, state: Data<AdminState>) -> Result<HttpRe
             None => false,
             Some(given) if same_secret(given, token.expose()) => true,
             Some(given) => {
-                let ip = super::forwarded::client_address(&req, &state.settings.trusted_proxies);
+                let ip = crate::forwarded::client_address(&req, &state.settings.trusted_proxies);
                 state.login_throttle.check(&state.password, ip, state.clock.as_ref(), given).await?
             }
         };

@@ -7,7 +7,6 @@ pub mod audit;
 pub mod audit_query;
 pub mod auth;
 pub mod error;
-pub mod forwarded;
 pub mod headers;
 pub mod hosts;
 pub mod keys;

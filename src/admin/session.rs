@@ -121,7 +121,7 @@ pub fn check_csrf(req: &HttpRequest, data: &SessionData, form_token: Option<&str
             .app_data::<Data<AdminState>>()
             .map(|s| s.settings.trusted_proxies.clone())
             .unwrap_or_default();
-        let host = super::forwarded::request_host(req, &proxies).unwrap_or_default();
+        let host = crate::forwarded::request_host(req, &proxies).unwrap_or_default();
         let origin_host = origin.split("://").nth(1).unwrap_or_default();
         if origin != "null" && (host.is_empty() || !origin_host.eq_ignore_ascii_case(&host)) {
             log::info!("admin request refused: Origin {origin:?} is not the requested host {host:?}");

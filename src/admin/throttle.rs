@@ -16,7 +16,7 @@
 //! Only an address's own failures refuse it.
 
 use super::error::AdminError;
-use super::forwarded::canonical;
+use crate::forwarded::canonical;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;

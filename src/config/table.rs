@@ -24,7 +24,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("SESSION_KEY", "", "64-byte base64 key for admin session cookies; set the same one on every replica"),
     ("SESSION_KEY_FILE", "", "without SESSION_KEY: file holding the generated key, mode 0600 (default session.key beside the SQLite file, else data/session.key)"),
     ("ADMIN_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],ollama-gate,ollama-gate-pg", "host names the admin listener answers (any port, or name:port); other Host headers get 421; * for any"),
-    ("TRUSTED_PROXIES", "", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For/-Host/-Proto the admin believes"),
+    ("TRUSTED_PROXIES", "", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For/-Host/-Proto the gate believes"),
     ("ALLOW_KEY_IN_QUERY", "false", "accept ?api_key= / ?key= on the proxy"),
     ("ALLOW_KEY_IN_BODY", "false", "accept \"api_key\" in the JSON body"),
     ("PUBLIC_URL", "", "the proxy's public base URL, for client snippets"),

@@ -57,6 +57,7 @@ pub const ACTIONS: &[&str] = &[
     "key.activate",
     "key.deactivate",
     "key.rotate",
+    "key.end_grace",
     "key.delete",
     "user.create",
     "user.update",

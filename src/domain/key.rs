@@ -1,6 +1,7 @@
 //! An API key as the gate knows it: what an admin set, and its counters.
 
 use super::alerts::SoftLimits;
+use super::cidr::AddressList;
 use super::clamps::{Clamps, ModelAliases};
 pub use super::counters::Counters;
 use super::limits::{Limits, Usage};
@@ -19,6 +20,8 @@ pub struct KeyRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub fields: KeyFields,
+    /// The secret it had before its last rotation, while that still works.
+    pub previous: Option<PreviousSecret>,
     pub counters: Counters,
     /// Its soft limits (`domain::alerts`), set apart from the fields.
     pub alerts: SoftLimits,
@@ -44,13 +47,40 @@ pub struct KeyFields {
     pub user_id: Option<i64>,
     /// Its share of turns in the fair queue, 1 to [`MAX_PRIORITY`].
     pub priority: i64,
+    /// The client addresses it may be used from; `None`: anywhere.
+    pub allowed_ips: Option<AddressList>,
 }
+
+/// A rotated-out secret that keeps working for a grace period, so clients
+/// can move to the new one without an outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub key_hash: String,
+    pub key_hint: String,
+    /// The first second at which it no longer works.
+    pub valid_until: i64,
+}
+
+/// The longest grace period a rotation may give the old secret: 30 days.
+pub const MAX_ROTATION_GRACE_SECS: i64 = 30 * 86_400;
 
 /// The highest priority: a key of priority 100 is served a hundred times as
 /// often as one of priority 1 while both wait.
 pub const MAX_PRIORITY: i64 = 100;
 
 impl KeyRecord {
+    /// Whether the secret hashed to `hash` opens this key at `now`: the
+    /// current one, or the previous one inside its grace period.
+    pub fn opened_by(&self, hash: &str, now: i64) -> bool {
+        hash == self.key_hash
+            || self.previous.as_ref().is_some_and(|p| p.key_hash == hash && now < p.valid_until)
+    }
+
+    /// The previous secret, if it still works at `now`.
+    pub fn previous_at(&self, now: i64) -> Option<&PreviousSecret> {
+        self.previous.as_ref().filter(|p| now < p.valid_until)
+    }
+
     pub fn is_expired(&self, now: i64) -> bool {
         self.fields.expires_at.is_some_and(|t| t <= now)
     }

@@ -68,24 +68,30 @@ pub async fn authenticate(
     let key =
         ApiKey::parse(presented).map_err(|e| ProxyError::Unauthorized(format!("invalid API key: {e}")))?;
     let hash = key.hash();
+    let now = state.clock.now().timestamp();
     let record = match state.keys.get(&hash) {
         Some(cached) => cached,
         None => {
             let found = state
                 .store
-                .find_key_by_hash(&hash)
+                .find_key_by_hash(&hash, now)
                 .await
                 .map_err(ProxyError::database("key lookup", request_id))?;
             let found = found.map(Arc::new);
-            state.keys.put(hash, found.clone());
+            state.keys.put(hash.clone(), found.clone());
             found
         }
     };
     let record = record.ok_or_else(|| ProxyError::Unauthorized("invalid API key: unknown key".into()))?;
+    // A cached lookup of a rotated-out secret outlives its grace period.
+    if !record.opened_by(&hash, now) {
+        return Err(ProxyError::Unauthorized(
+            "invalid API key: this secret was replaced by a rotation".into(),
+        ));
+    }
     if !record.active {
         return Err(ProxyError::Unauthorized("API key is deactivated".into()));
     }
-    let now = state.clock.now().timestamp();
     if record.is_expired(now) {
         return Err(ProxyError::Unauthorized("API key has expired".into()));
     }

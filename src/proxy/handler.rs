@@ -14,7 +14,7 @@ use super::policy::plan::Plan;
 use super::policy::plan::{self, Incoming};
 use super::policy::routes::{self, Kind};
 use super::settle::{End, Held};
-use super::{admission, auth, forward, respond, ProxyState};
+use super::{access, admission, auth, forward, respond, ProxyState};
 use crate::domain::key::MAX_PRIORITY;
 use crate::store::KeyRecord;
 use crate::upstream::queue::{Flow, Who};
@@ -51,6 +51,7 @@ async fn run(
     let mut body = Incoming::new(payload);
     let key = auth::caller(state, req, &route, &mut body).await?;
     ex.key_id = Some(key.id);
+    access::check_address(&state.settings, req, &key)?;
     let route = plan::permit(req, &key, route)?;
     let windows = state.windows();
     // Before admission (a refusal has them too): every level, by the model-less scopes.

@@ -78,6 +78,7 @@ pub async fn key_usage(req: HttpRequest, state: Data<ProxyState>) -> HttpRespons
     let (allow_query, request_id) = (state.settings.allow_key_in_query, RequestId::of_request(&req));
     let result = async {
         let key = authenticate(&state, presented_key(&req, allow_query).as_deref(), &request_id).await?;
+        super::access::check_address(&state.settings, &req, &key)?;
         let fresh = state
             .store
             .get_key(key.id)
@@ -133,6 +134,7 @@ pub async fn key_usage_summary(
     let (allow_query, request_id) = (state.settings.allow_key_in_query, RequestId::of_request(&req));
     let result = async {
         let key = authenticate(&state, presented_key(&req, allow_query).as_deref(), &request_id).await?;
+        super::access::check_address(&state.settings, &req, &key)?;
         let tz = state.settings.app_tz;
         let parse = |v: &Option<String>, end: bool| -> Result<Option<i64>, ProxyError> {
             v.as_deref().map(|t| parse_time(t, tz, end).map_err(ProxyError::BadRequest)).transpose()

@@ -1,6 +1,7 @@
 //! The proxy listener: authenticate, apply the route policy, admit against the
 //! key's limits, stream to the upstream and settle from what passes by.
 
+pub mod access;
 pub mod admission;
 pub mod auth;
 pub mod body_pace;

@@ -105,8 +105,9 @@ pub async fn recheck(state: Data<ProxyState>) {
 async fn recheck_once(state: &ProxyState) {
     for key_hash in state.streams.running_keys() {
         let now = state.clock.now().timestamp();
-        let usable = match state.store.find_key_by_hash(&key_hash).await {
-            Ok(Some(key)) => key.active && !key.is_expired(now),
+        let usable = match state.store.find_key_by_hash(&key_hash, now).await {
+            // A rotated-out secret's streams run until its grace period ends.
+            Ok(Some(key)) => key.active && !key.is_expired(now) && key.opened_by(&key_hash, now),
             Ok(None) => false,
             // A database outage does not cut running streams; the next period tries again.
             Err(e) => {

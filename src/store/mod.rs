@@ -75,11 +75,23 @@ pub trait Store:
     async fn create_key(&self, key: &NewKey) -> StoreResult<KeyRecord>;
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
     async fn get_key(&self, id: i64) -> StoreResult<Option<KeyRecord>>;
-    async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRecord>>;
+    /// The key whose current secret hashes to `hash`, or whose previous one
+    /// does while its grace period lasts at `now`.
+    async fn find_key_by_hash(&self, hash: &str, now: i64) -> StoreResult<Option<KeyRecord>>;
     /// Writes every editable field (name, owner, expiry, scopes, models, limits).
     async fn save_key_fields(&self, id: i64, fields: &KeyFields, now: i64) -> StoreResult<Option<KeyRecord>>;
     async fn set_active(&self, id: i64, active: bool, now: i64) -> StoreResult<Option<KeyRecord>>;
-    async fn rotate_key(&self, id: i64, hash: &str, hint: &str, now: i64) -> StoreResult<Option<KeyRecord>>;
+    /// A new secret; the old one works until `previous_until`, if given.
+    async fn rotate_key(
+        &self,
+        id: i64,
+        hash: &str,
+        hint: &str,
+        now: i64,
+        previous_until: Option<i64>,
+    ) -> StoreResult<Option<KeyRecord>>;
+    /// The previous secret stops working now.
+    async fn end_grace(&self, id: i64, now: i64) -> StoreResult<Option<KeyRecord>>;
     async fn delete_key(&self, id: i64) -> StoreResult<bool>;
 
     /// One transaction: count the request and reserve its tokens against every

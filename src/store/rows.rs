@@ -2,7 +2,9 @@
 
 use super::records::{Counters, KeyFields, KeyRecord};
 use crate::domain::alerts::SoftLimits;
+use crate::domain::cidr::AddressList;
 use crate::domain::clamps::{Clamps, ModelAliases};
+use crate::domain::key::PreviousSecret;
 use crate::domain::limits::{Count, Limits, Usage};
 use crate::domain::model::ModelList;
 use crate::domain::scopes::Scopes;
@@ -52,6 +54,10 @@ pub struct KeyRow {
     pub user_id: Option<i64>,
     pub queue_priority: i64,
     pub alerts: String,
+    pub allowed_ips: Option<String>,
+    pub previous_key_hash: Option<String>,
+    pub previous_key_hint: Option<String>,
+    pub previous_valid_until: Option<i64>,
 }
 
 impl From<KeyRow> for KeyRecord {
@@ -88,6 +94,13 @@ impl From<KeyRow> for KeyRecord {
                 },
                 aliases: r.model_aliases.as_deref().map(ModelAliases::from_db),
                 user_id: r.user_id,
+                allowed_ips: r.allowed_ips.as_deref().map(AddressList::from_db),
+            },
+            previous: match (r.previous_key_hash, r.previous_key_hint, r.previous_valid_until) {
+                (Some(key_hash), Some(key_hint), Some(valid_until)) => {
+                    Some(PreviousSecret { key_hash, key_hint, valid_until })
+                }
+                _ => None,
             },
             counters: Counters {
                 minute_start: r.minute_start,

@@ -9,25 +9,37 @@ pub const KEY_COLUMNS: &str = "id, name, owner, key_hash, key_hint, active, expi
     allow_keep_alive_extremes, model_aliases, minute_start, minute_requests_used, \
     minute_tokens_used, day_start, day_requests_used, day_tokens_used, month_start, month_requests_used, \
     month_tokens_used, total_requests_used, total_tokens_used, in_flight, minute_end, day_end, month_end, user_id, \
-    queue_priority, alerts";
+    queue_priority, alerts, allowed_ips, previous_key_hash, previous_key_hint, previous_valid_until";
 
 pub const INSERT_KEY: &str = "INSERT INTO api_keys (name, owner, key_hash, key_hint, active, expires_at, \
     created_at, updated_at, scopes, models, requests_per_minute, tokens_per_minute, daily_requests, \
     daily_tokens, monthly_requests, monthly_tokens, total_tokens, max_concurrent, max_num_ctx, max_output_tokens, \
-    max_images, allow_keep_alive_extremes, model_aliases, user_id, queue_priority) \
+    max_images, allow_keep_alive_extremes, model_aliases, user_id, queue_priority, allowed_ips) \
     VALUES ($1, $2, $3, $4, TRUE, $5, $6, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-    $22, $23) RETURNING id";
+    $22, $23, $24) RETURNING id";
 
 pub const UPDATE_KEY_FIELDS: &str = "UPDATE api_keys SET name = $2, owner = $3, expires_at = $4, \
     scopes = $5, models = $6, requests_per_minute = $7, tokens_per_minute = $8, daily_requests = $9, \
     daily_tokens = $10, monthly_requests = $11, monthly_tokens = $12, total_tokens = $13, \
     max_concurrent = $14, max_num_ctx = $15, max_output_tokens = $16, max_images = $17, \
     allow_keep_alive_extremes = $18, model_aliases = $19, updated_at = $20, user_id = $21, \
-    queue_priority = $22 WHERE id = $1";
+    queue_priority = $22, allowed_ips = $23 WHERE id = $1";
 
 pub const SET_ACTIVE: &str = "UPDATE api_keys SET active = $2, updated_at = $3 WHERE id = $1";
-pub const ROTATE_KEY: &str =
-    "UPDATE api_keys SET key_hash = $2, key_hint = $3, updated_at = $4 WHERE id = $1";
+/// A new secret; with a grace period (`$5`, the first second the old one no
+/// longer works, else NULL) the secret being replaced becomes the previous one.
+/// A previous secret still in its grace stops at once: one old secret at a time.
+pub const ROTATE_KEY: &str = "UPDATE api_keys SET \
+    previous_key_hash = CASE WHEN $5 IS NULL THEN NULL ELSE key_hash END, \
+    previous_key_hint = CASE WHEN $5 IS NULL THEN NULL ELSE key_hint END, \
+    previous_valid_until = $5, key_hash = $2, key_hint = $3, updated_at = $4 WHERE id = $1";
+/// Ends a grace period early: the previous secret stops now.
+pub const END_GRACE: &str = "UPDATE api_keys SET previous_key_hash = NULL, previous_key_hint = NULL, \
+    previous_valid_until = NULL, updated_at = $2 WHERE id = $1";
+/// The key a secret opens: its current one, or its previous one while that
+/// works (the caller checks the time again: a cached answer outlives `$2`).
+pub const KEY_BY_SECRET: &str =
+    "WHERE key_hash = $1 OR (previous_key_hash = $1 AND previous_valid_until > $2)";
 pub const DELETE_KEY: &str = "DELETE FROM api_keys WHERE id = $1";
 
 /// The three windows as (column prefix, computed start, computed end) parameters.
@@ -410,9 +422,9 @@ pub const IMPORT_KEY: &str = "INSERT INTO api_keys (id, name, owner, key_hash, k
     allow_keep_alive_extremes, model_aliases, minute_start, minute_requests_used, \
     minute_tokens_used, day_start, day_requests_used, day_tokens_used, month_start, month_requests_used, \
     month_tokens_used, total_requests_used, total_tokens_used, in_flight, minute_end, day_end, month_end, user_id, \
-    queue_priority) \
+    queue_priority, allowed_ips, previous_key_hash, previous_key_hint, previous_valid_until) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
-    $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, 0, $36, $37, $38, $39, $40)";
+    $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, 0, $36, $37, $38, $39, $40, $41, $42, $43, $44)";
 
 pub fn usage_after() -> String {
     format!("SELECT {USAGE_COLUMNS} FROM usage WHERE id > $1 ORDER BY id LIMIT $2")

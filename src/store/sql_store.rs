@@ -51,6 +51,7 @@ macro_rules! sql_store {
                     let id: i64 = Self::bind_fields(query, f)
                         .bind(f.user_id)
                         .bind(f.priority)
+                        .bind(f.allowed_ips.as_ref().map(|a| a.to_db()))
                         .fetch_one(&mut *tx)
                         .await?
                         .try_get(0)?;
@@ -69,10 +70,13 @@ macro_rules! sql_store {
                 self.with_levels(Self::key_by_id(self.reader()?, id).await?).await
             }
 
-            async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRecord>> {
-                let query = format!("SELECT {} FROM api_keys WHERE key_hash = $1", sql::KEY_COLUMNS);
-                let row =
-                    sqlx::query_as::<_, KeyRow>(&query).bind(hash).fetch_optional(self.reader()?).await?;
+            async fn find_key_by_hash(&self, hash: &str, now: i64) -> StoreResult<Option<KeyRecord>> {
+                let query = format!("SELECT {} FROM api_keys {}", sql::KEY_COLUMNS, sql::KEY_BY_SECRET);
+                let row = sqlx::query_as::<_, KeyRow>(&query)
+                    .bind(hash)
+                    .bind(now)
+                    .fetch_optional(self.reader()?)
+                    .await?;
                 self.with_levels(row.map(KeyRecord::from)).await
             }
 
@@ -89,8 +93,15 @@ macro_rules! sql_store {
                     .bind(f.expires_at)
                     .bind(f.scopes.to_db())
                     .bind(f.models.as_ref().map(|m| m.to_db()));
-                self.change_key(id, Self::bind_fields(query, f).bind(now).bind(f.user_id).bind(f.priority))
-                    .await
+                self.change_key(
+                    id,
+                    Self::bind_fields(query, f)
+                        .bind(now)
+                        .bind(f.user_id)
+                        .bind(f.priority)
+                        .bind(f.allowed_ips.as_ref().map(|a| a.to_db())),
+                )
+                .await
             }
 
             async fn set_active(&self, id: i64, active: bool, now: i64) -> StoreResult<Option<KeyRecord>> {
@@ -103,13 +114,19 @@ macro_rules! sql_store {
                 hash: &str,
                 hint: &str,
                 now: i64,
+                previous_until: Option<i64>,
             ) -> StoreResult<Option<KeyRecord>> {
                 let query = sqlx::query(sql::ROTATE_KEY)
                     .bind(id)
                     .bind(hash.to_owned())
                     .bind(hint.to_owned())
-                    .bind(now);
+                    .bind(now)
+                    .bind(previous_until);
                 self.change_key(id, query).await
+            }
+
+            async fn end_grace(&self, id: i64, now: i64) -> StoreResult<Option<KeyRecord>> {
+                self.change_key(id, sqlx::query(sql::END_GRACE).bind(id).bind(now)).await
             }
 
             async fn delete_key(&self, id: i64) -> StoreResult<bool> {
@@ -242,6 +259,10 @@ macro_rules! sql_store {
                         .bind(c.month_end)
                         .bind(f.user_id)
                         .bind(f.priority)
+                        .bind(f.allowed_ips.as_ref().map(|a| a.to_db()))
+                        .bind(k.previous.as_ref().map(|p| p.key_hash.clone()))
+                        .bind(k.previous.as_ref().map(|p| p.key_hint.clone()))
+                        .bind(k.previous.as_ref().map(|p| p.valid_until))
                         .execute(&mut *tx)
                         .await?;
                 })

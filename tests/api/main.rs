@@ -16,6 +16,7 @@ mod group_commit;
 mod helpers;
 mod hostile;
 mod images;
+mod key_access;
 mod lengths;
 mod lifecycle;
 mod metrics;

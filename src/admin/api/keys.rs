@@ -2,7 +2,8 @@
 
 use super::Reply;
 use crate::admin::auth::ApiAdmin;
-use crate::admin::keys::{self, CreateKey, KeyOps, PatchKey};
+use crate::admin::error::AdminError;
+use crate::admin::keys::{self, CreateKey, KeyOps, PatchKey, Rotate};
 use crate::admin::AdminState;
 use crate::domain::api_key::ApiKey;
 use crate::domain::limits::LimitsPatch;
@@ -11,7 +12,7 @@ use crate::domain::time::rfc3339;
 use crate::domain::windows::Windows;
 use crate::store::{Budget, KeyRecord};
 use actix_web::http::StatusCode;
-use actix_web::web::{Data, Json, Path};
+use actix_web::web::{Bytes, Data, Json, Path};
 use actix_web::HttpResponse;
 use serde_json::{json, Value};
 
@@ -35,6 +36,11 @@ pub fn key_json(k: &KeyRecord, w: &Windows) -> Value {
         "model_aliases": k.fields.aliases.as_ref().map(|a| &a.0),
         "user_id": k.fields.user_id,
         "priority": k.fields.priority,
+        "allowed_ips": k.fields.allowed_ips.as_ref().map(|a| a.to_vec()),
+        "previous_secret": k.previous_at(w.now).map(|p| json!({
+            "key_hint": p.key_hint,
+            "valid_until": rfc3339(p.valid_until),
+        })),
         "model_limits": model_limits_json(&k.model_limits, w),
         "alerts": k.alerts.to_json(),
         "usage": usage_json(&usage),
@@ -150,10 +156,27 @@ pub async fn deactivate_key(admin: ApiAdmin, state: Data<AdminState>, id: Path<i
     Ok(shown(&state, &KeyOps::of(&state, admin.actor).set_active(*id, false).await?))
 }
 
-pub async fn rotate_key(admin: ApiAdmin, state: Data<AdminState>, id: Path<i64>) -> Reply {
-    let (secret, record) = KeyOps::of(&state, admin.actor).rotate(*id).await?;
+/// The body is optional: none, or `{"grace_seconds": N}`.
+pub async fn rotate_key(admin: ApiAdmin, state: Data<AdminState>, id: Path<i64>, body: Bytes) -> Reply {
+    let bad = |e: String| AdminError::BadRequest(format!("invalid JSON body: {e}"));
+    let input: Rotate = if body.iter().all(u8::is_ascii_whitespace) {
+        Rotate::default()
+    } else {
+        // An object only: serde would also read a struct from an array.
+        match serde_json::from_slice::<Value>(&body).map_err(|e| bad(e.to_string()))? {
+            object @ Value::Object(_) => serde_json::from_value(object).map_err(|e| bad(e.to_string()))?,
+            _ => return Err(bad("expected an object such as {\"grace_seconds\": 3600}".into())),
+        }
+    };
+    let grace = keys::grace(input.grace_seconds)?;
+    let (secret, record) = KeyOps::of(&state, admin.actor).rotate(*id, grace).await?;
     log::info!("rotated API key {} (now {})", record.id, record.key_hint);
     Ok(with_secret(StatusCode::OK, &state, &secret, &record))
+}
+
+/// `DELETE /api/api-keys/{id}/previous-secret`: the old secret stops now.
+pub async fn end_grace(admin: ApiAdmin, state: Data<AdminState>, id: Path<i64>) -> Reply {
+    Ok(shown(&state, &KeyOps::of(&state, admin.actor).end_grace(*id).await?))
 }
 
 pub async fn delete_key(admin: ApiAdmin, state: Data<AdminState>, id: Path<i64>) -> Reply {

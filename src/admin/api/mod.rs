@@ -28,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api-keys/{id}/activate", web::put().to(keys::activate_key))
         .route("/api-keys/{id}/deactivate", web::put().to(keys::deactivate_key))
         .route("/api-keys/{id}/rotate", web::post().to(keys::rotate_key))
+        .route("/api-keys/{id}/previous-secret", web::delete().to(keys::end_grace))
         .route("/teams", web::get().to(people::list_teams))
         .route("/teams", web::post().to(people::create_team))
         .route("/teams/{id}", web::get().to(people::get_team))

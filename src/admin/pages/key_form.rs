@@ -39,6 +39,8 @@ pub struct KeyForm {
     pub(super) model_limits: String,
     /// Its share of turns in the fair queue, as text.
     pub(super) priority: String,
+    /// The addresses it may be used from, one a line; empty for anywhere.
+    pub(super) allowed_ips: String,
     pub(super) limits: Vec<(&'static str, &'static str, String)>,
     pub(super) alerts: Vec<alert_fields::AlertField>,
     pub(super) clamps: Vec<(&'static str, &'static str, String)>,
@@ -139,6 +141,10 @@ impl KeyForm {
             user_options: vec![],
             model_limits: k.map(|k| model_limits::to_text(&k.model_limits)).unwrap_or_default(),
             priority: f.map(|f| f.priority).unwrap_or(1).to_string(),
+            allowed_ips: f
+                .and_then(|f| f.allowed_ips.as_ref())
+                .map(|a| a.to_vec().join("\n"))
+                .unwrap_or_default(),
             limits: stored_limits(&limits),
             alerts: alert_fields::stored(&k.map(|k| k.alerts.clone()).unwrap_or_default()),
             clamps: [clamps.max_num_ctx, clamps.max_output_tokens, clamps.max_images]
@@ -172,6 +178,7 @@ impl KeyForm {
             user_options: vec![],
             model_limits: form.get("model_limits").to_owned(),
             priority: form.get("priority").to_owned(),
+            allowed_ips: form.get("allowed_ips").to_owned(),
             limits: typed_limits(form),
             alerts: alert_fields::typed(form),
             clamps: CLAMP_FIELDS.iter().map(|(n, l)| (*n, *l, form.get(n).to_owned())).collect(),
@@ -311,6 +318,7 @@ fn read_key_form(form: &Form) -> (CreateKey, Vec<FieldError>) {
         user_id,
         priority,
         model_limits,
+        allowed_ips: Some(vec![form.get("allowed_ips").to_owned()]),
         name: form.get("name").to_owned(),
         owner: Some(form.get("owner").to_owned()),
         expires_at: Some(form.get("expires_at").to_owned()),
@@ -335,6 +343,7 @@ fn drop_field(body: &mut CreateKey, field: &str) -> bool {
         "models" => body.models = None,
         "model_aliases" => body.model_aliases = None,
         "priority" => body.priority = None,
+        "allowed_ips" => body.allowed_ips = None,
         "limits" => body.limits = None,
         "clamps" => body.clamps = None,
         _ => return false,
@@ -398,13 +407,14 @@ pub fn checked(form: &Form, tz: Tz) -> Result<CheckedKey, Box<KeyForm>> {
 }
 
 /// The fields in the order the form shows them, for the summary.
-const FIELD_ORDER: [&str; 13] = [
+const FIELD_ORDER: [&str; 14] = [
     "name",
     "user_id",
     "priority",
     "owner",
     "expires_at",
     "scopes",
+    "allowed_ips",
     "models",
     "model_aliases",
     "limits",

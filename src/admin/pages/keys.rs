@@ -31,6 +31,8 @@ struct KeyDetailPage {
     team: Option<(i64, String)>,
     limits: LimitTable,
     hint: String,
+    /// The rotated-out secret while it still works: (hint, until, until in UTC).
+    previous: Option<(String, String, String)>,
     created: String,
     created_utc: String,
     expires: Option<String>,
@@ -69,6 +71,9 @@ async fn detail_page(
         team: k.team.as_ref().map(|p| (p.id, p.name.clone())),
         limits: LimitTable::new(Bars::new(&k.fields.limits, &u), &k.model_limits, &w),
         hint: k.key_hint.clone(),
+        previous: k
+            .previous_at(w.now)
+            .map(|p| (p.key_hint.clone(), shown::time(p.valid_until, tz), shown::utc(p.valid_until))),
         created: shown::time(k.created_at, tz),
         created_utc: shown::utc(k.created_at),
         expires: k.fields.expires_at.map(|t| shown::expiry(t, tz)),
@@ -149,19 +154,53 @@ struct KeyRotatePage {
     chrome: Chrome,
     id: i64,
     name: String,
+    /// (seconds, label) for how long the old secret keeps working.
+    graces: &'static [(i64, &'static str)],
+    /// A previous secret still in its grace, which this rotation ends: its hint.
+    previous: Option<String>,
 }
 
-/// Asks before a rotate: the old secret stops working the moment it is done.
+/// The grace periods the rotate page offers; the JSON API takes any up to 30 days.
+const GRACES: [(i64, &str); 5] = [
+    (0, "stops at once"),
+    (3600, "keeps working for 1 hour"),
+    (86_400, "keeps working for 1 day"),
+    (7 * 86_400, "keeps working for 7 days"),
+    (30 * 86_400, "keeps working for 30 days"),
+];
+
+/// Asks before a rotate, and how long the old secret should keep working.
 pub async fn rotate_form(console: Console, state: Data<AdminState>, id: Path<i64>) -> Page {
     let k = KeyOps::of(&state, console.actor).get(*id).await?;
-    render(&KeyRotatePage { chrome: Chrome::new(&console.session, Nav::Keys), id: k.id, name: k.fields.name })
+    let now = state.clock.now().timestamp();
+    render(&KeyRotatePage {
+        chrome: Chrome::new(&console.session, Nav::Keys),
+        id: k.id,
+        previous: k.previous_at(now).map(|p| p.key_hint.clone()),
+        name: k.fields.name,
+        graces: &GRACES,
+    })
 }
 
 pub async fn rotate_key(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, post: CsrfForm) -> Page {
-    let (secret, record) = KeyOps::of(&state, post.actor).rotate(*id).await?;
+    let text = post.form.get("grace_seconds").trim();
+    let grace = match text {
+        "" => None,
+        t => Some(t.parse::<i64>().map_err(|_| {
+            AdminError::BadRequest(format!("grace_seconds '{t}' is not a whole number of seconds"))
+        })?),
+    };
+    let grace = crate::admin::keys::grace(grace).map_err(AdminError::from)?;
+    let (secret, record) = KeyOps::of(&state, post.actor).rotate(*id, grace).await?;
     log::info!("rotated API key {} from the console", record.id);
     let heading = format!("New secret for “{}”", record.fields.name);
     Ok(to_secret_page(&req, &state, &post.session, heading, secret.expose(), record.id))
+}
+
+/// Ends a previous secret's grace period now.
+pub async fn end_grace(req: HttpRequest, state: Data<AdminState>, id: Path<i64>, post: CsrfForm) -> Page {
+    KeyOps::of(&state, post.actor).end_grace(*id).await?;
+    Ok(redirect_notice(&req, &format!("/keys/{}", *id), Notice::GraceEnded))
 }
 
 #[derive(Template)]

@@ -27,7 +27,7 @@ pub async fn login(req: HttpRequest, session: Session, state: Data<AdminState>, 
     let now = state.clock.now().timestamp();
     let data = session::anonymous(&session, now);
     session::check_csrf(&req, &data, form.csrf())?;
-    let ip = crate::admin::forwarded::client_address(&req, &state.settings.trusted_proxies);
+    let ip = crate::forwarded::client_address(&req, &state.settings.trusted_proxies);
     let right = match state
         .login_throttle
         .check(&state.password, ip, state.clock.as_ref(), form.get("password"))

@@ -151,10 +151,11 @@ pub enum Notice {
     Password,
     ModelDeleted,
     ModelUnloaded,
+    GraceEnded,
 }
 
 impl Notice {
-    const ALL: [Notice; 9] = [
+    const ALL: [Notice; 10] = [
         Notice::Deleted,
         Notice::UserDeleted,
         Notice::TeamDeleted,
@@ -164,6 +165,7 @@ impl Notice {
         Notice::Password,
         Notice::ModelDeleted,
         Notice::ModelUnloaded,
+        Notice::GraceEnded,
     ];
 
     /// The notice a `?notice=` code names; unknown codes say nothing.
@@ -182,6 +184,7 @@ impl Notice {
             Notice::Password => "password",
             Notice::ModelDeleted => "model-deleted",
             Notice::ModelUnloaded => "model-unloaded",
+            Notice::GraceEnded => "grace-ended",
         }
     }
 
@@ -196,6 +199,7 @@ impl Notice {
             Notice::Password => "The password is changed; every other session has ended.",
             Notice::ModelDeleted => "The model was deleted.",
             Notice::ModelUnloaded => "The model is unloaded from memory; its next request loads it again.",
+            Notice::GraceEnded => "The previous secret no longer works.",
         }
     }
 }
@@ -315,6 +319,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/keys/{id}", web::post().to(keys::update_key))
         .route("/keys/{id}/rotate", web::get().to(keys::rotate_form))
         .route("/keys/{id}/rotate", web::post().to(keys::rotate_key))
+        .route("/keys/{id}/end-grace", web::post().to(keys::end_grace))
         .route("/keys/{id}/secret", web::get().to(keys::key_secret))
         .route("/keys/{id}/delete", web::get().to(keys::delete_key_form))
         .route("/keys/{id}/delete", web::post().to(keys::delete_key))

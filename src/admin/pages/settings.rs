@@ -97,7 +97,7 @@ async fn password_problem(
         .login_throttle
         .check(
             &state.password,
-            crate::admin::forwarded::client_address(req, &state.settings.trusted_proxies),
+            crate::forwarded::client_address(req, &state.settings.trusted_proxies),
             state.clock.as_ref(),
             form.get("current"),
         )

@@ -225,8 +225,14 @@ async fn rewrite(
 impl Plan {
     /// The request to send upstream, but for its body.
     pub fn outgoing<'a>(&'a self, req: &'a HttpRequest, request_id: &'a RequestId) -> Outgoing<'a> {
+        // A HEAD of a listing asks the upstream with GET, so its head (length
+        // included) is that of the filtered listing; the listener sends the head
+        // alone. A blob's HEAD stays a HEAD: Ollama answers it without a body.
+        static GET: Method = Method::GET;
+        let method =
+            if req.method() == Method::HEAD && self.route.kind != Kind::Blob { &GET } else { req.method() };
         Outgoing {
-            method: req.method(),
+            method,
             path_and_query: &self.path_and_query,
             headers: req.headers(),
             request_id,

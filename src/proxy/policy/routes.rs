@@ -160,6 +160,10 @@ const FIXED: &[(&str, &str, Kind, Scope)] = &[
     ("POST", "/api/show", Kind::Show, Scope::Models),
     ("GET", "/api/ps", Kind::Ps, Scope::Models),
     ("GET", "/api/version", Kind::Version, Scope::Models),
+    // Ollama answers HEAD on these two as on their GET (and on `/`, which the
+    // gate answers itself).
+    ("HEAD", "/api/tags", Kind::Tags, Scope::Models),
+    ("HEAD", "/api/version", Kind::Version, Scope::Models),
     ("GET", "/v1/models", Kind::OpenAiModels, Scope::Models),
     ("POST", "/api/pull", Kind::Pull, Scope::Manage),
     ("POST", "/api/create", Kind::Create, Scope::Manage),

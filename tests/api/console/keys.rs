@@ -269,8 +269,14 @@ async fn rotate_asks_first_and_needs_the_csrf_token() {
 
     let confirm = browser.get(&format!("/keys/{id}/rotate")).await;
     assert_eq!(confirm.status, StatusCode::OK);
-    assert!(confirm.body.contains("The old secret stops working at once"));
-    assert!(confirm.body.contains(&format!("<form method=\"post\" action=\"/keys/{id}/rotate\">")));
+    assert!(confirm.body.contains("it stops working at once"));
+    assert!(confirm
+        .body
+        .contains(&format!("<form method=\"post\" action=\"/keys/{id}/rotate\" class=\"stacked\">")));
+    assert!(
+        confirm.body.contains("<option value=\"0\" selected>stops at once</option>"),
+        "no grace unless chosen"
+    );
     assert_eq!(app.generate(&secret, "llama3", false).await.status, StatusCode::OK, "asking rotates nothing");
     assert_eq!(browser.get("/keys/999999/rotate").await.status, StatusCode::NOT_FOUND);
 
@@ -316,4 +322,87 @@ async fn an_expiry_date_means_the_end_of_that_day_in_app_tz() {
     assert!(page.body.contains("created <time datetime=\""));
     let list = browser.get("/keys").await;
     assert!(list.body.contains("<td>2026-12-31 end of day CET</td>"));
+}
+
+#[actix_web::test]
+async fn a_rotation_with_grace_shows_both_secrets_until_the_old_one_is_stopped() {
+    let app = spawn_app().await;
+    let (old, key) = app.create_key(json!({"name": "turning"})).await;
+    let id = key["id"].as_i64().unwrap();
+    let mut browser = logged_in(&app).await;
+    let confirm = browser.get(&format!("/keys/{id}/rotate")).await;
+    let csrf = confirm.csrf();
+    let odd = browser
+        .post(&format!("/keys/{id}/rotate"), &[("csrf_token", &csrf), ("grace_seconds", "soon")])
+        .await;
+    assert_eq!(odd.status, StatusCode::BAD_REQUEST, "{}", odd.body);
+    assert!(odd.body.contains("is not a whole number of seconds"), "{}", odd.body);
+    let done = browser
+        .post(&format!("/keys/{id}/rotate"), &[("csrf_token", &csrf), ("grace_seconds", "86400")])
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.generate(&old, "llama3", false).await.status,
+        StatusCode::OK,
+        "the old secret is in its grace"
+    );
+
+    let page = browser.get(&format!("/keys/{id}")).await;
+    assert!(page.body.contains("id=\"previous-secret\""), "{}", page.body);
+    assert!(page
+        .body
+        .contains(&format!("<code>{}</code> keeps working until", key["key_hint"].as_str().unwrap())));
+    let again = browser.get(&format!("/keys/{id}/rotate")).await;
+    assert!(again.body.contains("id=\"rotate-previous\""), "a second rotation says it ends the first grace");
+
+    let stopped = browser.post(&format!("/keys/{id}/end-grace"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(stopped.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.generate(&old, "llama3", false).await.status, StatusCode::UNAUTHORIZED);
+    let page = browser.get(stopped.location().unwrap()).await;
+    assert!(page.body.contains("The previous secret no longer works."));
+    assert!(!page.body.contains("id=\"previous-secret\""));
+    assert_eq!(
+        browser.post(&format!("/keys/{id}/end-grace"), &[]).await.status,
+        StatusCode::FORBIDDEN,
+        "CSRF"
+    );
+}
+
+#[actix_web::test]
+async fn allowed_addresses_are_edited_in_the_key_form_with_errors_at_the_field() {
+    let app = spawn_app().await;
+    let (secret, key) = app.create_key(json!({"name": "office"})).await;
+    let id = key["id"].as_i64().unwrap();
+    let mut browser = logged_in(&app).await;
+    let csrf = browser.csrf().await;
+    let form = |ips: &'static str| {
+        vec![
+            ("csrf_token", csrf.clone()),
+            ("name", "office".to_owned()),
+            ("scopes", "inference".to_owned()),
+            ("allowed_ips", ips.to_owned()),
+        ]
+    };
+    let fields = form("10.0.0.0/8\nnot-an-ip");
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = browser.post(&format!("/keys/{id}"), &refs).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("id=\"allowed_ips-error\""), "{}", refused.body);
+    assert!(refused.body.contains("not-an-ip"), "what was typed stays");
+    assert_eq!(app.generate(&secret, "llama3", false).await.status, StatusCode::OK, "nothing saved");
+
+    let fields = form("10.0.0.0/8\n192.168.1.9, 2001:db8::/32");
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(browser.post(&format!("/keys/{id}"), &refs).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.key(&json!(id)).await["allowed_ips"],
+        json!(["10.0.0.0/8", "192.168.1.9", "2001:db8::/32"])
+    );
+    assert_eq!(
+        app.generate(&secret, "llama3", false).await.status,
+        StatusCode::FORBIDDEN,
+        "loopback is not listed"
+    );
+    let page = browser.get(&format!("/keys/{id}")).await;
+    assert!(page.body.contains("10.0.0.0/8\n192.168.1.9\n2001:db8::/32</textarea>"), "one a line");
 }

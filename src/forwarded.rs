@@ -1,6 +1,7 @@
 //! Who is asking, and by which name: the peer address, unless the peer is a
 //! proxy named in `TRUSTED_PROXIES`, in which case its `X-Forwarded-For`,
-//! `-Host` and `-Proto` say it. From anyone else those headers are ignored,
+//! `-Host` and `-Proto` say it. The proxy checks keys' allowed addresses by
+//! it; the admin its login throttle, audit log and host names. From anyone else those headers are ignored,
 //! or a client could pick the address it is throttled under.
 
 pub use crate::domain::cidr::{canonical, Cidr};
