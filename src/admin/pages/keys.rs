@@ -3,7 +3,7 @@
 //! page of its own. The list is in `key_list`.
 
 use super::bars::{Bars, LimitTable};
-use super::chart::DayChart;
+use super::chart::{self, SeriesChart};
 use super::key_form::{self, KeyForm};
 use super::names::Names;
 use super::refusals::RefusalCounts;
@@ -43,7 +43,7 @@ struct KeyDetailPage {
     status: &'static str,
     active: bool,
     form: KeyForm,
-    chart: DayChart,
+    chart: SeriesChart,
     total_tokens: String,
     recent: UsageRows,
     refused_day: super::refusals::RefusalCounts,
@@ -82,7 +82,7 @@ async fn detail_page(
         status: k.status(w.now).as_str(),
         active: k.active,
         form: form.with_users(&users).with_models(&key_form::upstream_models(state, client).await),
-        chart: DayChart::tokens_per_day(state, Some(k.id)).await?,
+        chart: chart::key_tokens_per_day(state, k.id).await?,
         total_tokens: shown::number(u.total.tokens),
         recent: UsageRows::new(&state.store.usage_rows(&filter).await?, state.settings.app_tz, &users),
         refused_day: RefusalCounts::recent(state, "Refused, last 24 hours", Some(k.id), 24).await?,

@@ -87,12 +87,18 @@ async fn pages_show_local_times_grouped_numbers_deleted_keys_charts_and_refusals
     let dashboard = browser.get("/").await.body;
     assert!(dashboard.contains("1,235,577 tokens"), "today's tokens are grouped: {dashboard}");
     assert!(dashboard.contains("1,234 refused"), "refusals beside served requests: {dashboard}");
-    for id in ["requests-per-hour", "tokens-per-day"] {
+    let key_page = browser.get(&format!("/keys/{kept}")).await.body;
+    for (page, id) in
+        [(&dashboard, "requests-per-hour"), (&dashboard, "tokens-per-day"), (&key_page, "key-tokens-per-day")]
+    {
         let svg = format!(r#"role="img" aria-labelledby="{id}-title"><title id="{id}-title">"#);
-        assert!(dashboard.contains(&svg), "{id} has a title: {dashboard}");
-        let chart = &dashboard[dashboard.find(&svg).unwrap()..];
+        assert!(page.contains(&svg), "{id} has a title: {page}");
+        let chart = &page[page.find(&svg).unwrap()..];
         assert!(chart.contains("<details><summary>Table</summary>"), "{id} has a table");
     }
+    // The key's own chart: its tokens on its day (in Berlin), not the deleted key's.
+    let cell = r#"<th scope="row">2026-12-04</th><td class="num">1,235,567</td>"#;
+    assert!(key_page.contains(cell), "{cell}: {key_page}");
     // Hours in Berlin time: the kept key's request in the 14:00 hour, the
     // refusals in the current one, the deleted key's an hour before.
     let hour = |utc: &str, local: &str, served: &str, refused: &str| {

@@ -1,5 +1,5 @@
-//! The dashboard's two charts: requests per hour, served beside refused, and
-//! tokens per day by model.
+//! The dashboard's two charts, requests per hour (served beside refused) and
+//! tokens per day by model, and a key's tokens per day on its page.
 
 use super::series::{Column, Series, SeriesChart};
 use crate::admin::error::{AdminError, PageError};
@@ -67,11 +67,7 @@ pub async fn requests_per_hour(state: &AdminState) -> Result<SeriesChart, PageEr
 /// models with the most tokens over the period, then "other".
 pub async fn tokens_per_day_by_model(state: &AdminState) -> Result<SeriesChart, PageError> {
     let tz = state.settings.app_tz;
-    let today = state.clock.now().with_timezone(&tz).date_naive();
-    let first = today - chrono::Duration::days(DAYS - 1);
-    let from =
-        crate::domain::time::parse_time(&first.to_string(), tz, false).map_err(AdminError::BadRequest)?;
-    let days: Vec<String> = (0..DAYS).map(|i| (first + chrono::Duration::days(i)).to_string()).collect();
+    let (from, days) = last_days(state)?;
     let index: HashMap<&str, usize> = days.iter().enumerate().map(|(i, d)| (d.as_str(), i)).collect();
     let mut by_model: HashMap<String, Vec<i64>> = HashMap::new();
     // Quarter hours, so a day's edge in any zone falls on a bucket's edge.
@@ -94,12 +90,44 @@ pub async fn tokens_per_day_by_model(state: &AdminState) -> Result<SeriesChart, 
     if other.iter().any(|&v| v > 0) {
         series.push(Series { name: "other".into(), values: other });
     }
+    let title = "Tokens per day by model, last 30 days".to_owned();
+    Ok(by_day("tokens-per-day", title, &days, &series))
+}
+
+/// One key's tokens per local day over the last 30 days.
+pub async fn key_tokens_per_day(state: &AdminState, key_id: i64) -> Result<SeriesChart, PageError> {
+    let tz = state.settings.app_tz;
+    let (from, days) = last_days(state)?;
+    let index: HashMap<&str, usize> = days.iter().enumerate().map(|(i, d)| (d.as_str(), i)).collect();
+    let mut tokens = vec![0; days.len()];
+    let filter = UsageFilter { key_id: Some(key_id), from: Some(from), ..UsageFilter::default() };
+    // Quarter hours, so a day's edge in any zone falls on a bucket's edge.
+    for b in state.store.usage_buckets(&filter, 900, BucketBy::Time).await? {
+        if let Some(&i) = index.get(shown::date(b.bucket, tz).as_str()) {
+            tokens[i] += b.total_tokens;
+        }
+    }
+    let series = [Series { name: "tokens".into(), values: tokens }];
+    Ok(by_day("key-tokens-per-day", "Tokens per day, last 30 days".into(), &days, &series))
+}
+
+/// The first second of the local day 29 days ago, and the 30 days from it on.
+fn last_days(state: &AdminState) -> Result<(i64, Vec<String>), PageError> {
+    let tz = state.settings.app_tz;
+    let today = state.clock.now().with_timezone(&tz).date_naive();
+    let first = today - chrono::Duration::days(DAYS - 1);
+    let from =
+        crate::domain::time::parse_time(&first.to_string(), tz, false).map_err(AdminError::BadRequest)?;
+    Ok((from, (0..DAYS).map(|i| (first + chrono::Duration::days(i)).to_string()).collect()))
+}
+
+/// A chart of days, stacked, with the month and day under every seventh.
+fn by_day(id: &'static str, title: String, days: &[String], series: &[Series]) -> SeriesChart {
     let columns: Vec<Column> = days
         .iter()
         .enumerate()
         .map(|(i, d)| Column { label: d.clone(), utc: None, tick: i % 7 == 0 })
         .collect();
-    let title = "Tokens per day by model, last 30 days".to_owned();
-    let chart = SeriesChart::new("tokens-per-day", title, "tokens", &columns, &series, true);
-    Ok(chart.map_ticks(|t| t.get(5..).unwrap_or(t).to_owned()))
+    let chart = SeriesChart::new(id, title, "tokens", &columns, series, true);
+    chart.map_ticks(|t| t.get(5..).unwrap_or(t).to_owned())
 }
