@@ -20,6 +20,8 @@ use std::time::Duration;
 const PROBE_EVERY: Duration = Duration::from_secs(2);
 const PROBE_DOWN_EVERY: Duration = Duration::from_secs(1);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The shortest time between two re-listings out of turn.
+const RELIST_EVERY: Duration = Duration::from_secs(1);
 
 impl Upstreams {
     /// Runs for the life of the process (on the thread that started it: the
@@ -89,9 +91,20 @@ impl Upstreams {
         join_all(unknown.iter().map(|b| self.probe(client, b))).await;
     }
 
-    /// Every reachable backend probed now: a model was just created or
-    /// copied, and whether it is a cloud model cannot wait for the next probe.
-    pub async fn relist(&self, client: &awc::Client) {
+    /// Every reachable backend probed now, out of turn: a request names a
+    /// model no backend listed (a copy made a moment ago?), and whether it is
+    /// a cloud model cannot wait for the next probe. At most once a second,
+    /// so that requests for unknown names cannot multiply the probes; a
+    /// `forced` re-listing (after the gate forwarded a copy) always runs.
+    pub async fn relist(&self, client: &awc::Client, forced: bool) {
+        {
+            let mut last = self.relisted.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            if !forced && last.is_some_and(|t| now.duration_since(t) < RELIST_EVERY) {
+                return;
+            }
+            *last = Some(now);
+        }
         let reachable = self.pool().reachable();
         join_all(reachable.iter().map(|b| self.probe(client, b))).await;
     }

@@ -176,6 +176,23 @@ async fn copies_and_creates_from_a_cloud_model_need_the_cloud_scope_and_so_do_th
     assert_eq!(app.mock.count_path("/api/generate") + app.mock.count_path("/api/show"), 0);
 }
 
+#[actix_web::test]
+async fn unknown_names_cannot_multiply_the_backend_probes() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(json!({"name": "local"})).await;
+    let _ = app.post("/api/generate", Some(&key), body("llama3")).await;
+    let before = app.mock.probes();
+    let started = std::time::Instant::now();
+    for i in 0..30 {
+        let reply = app.post("/api/generate", Some(&key), body(&format!("unknown-{i}"))).await;
+        assert_eq!(reply.status, StatusCode::OK, "the mock answers any name: {}", reply.text());
+    }
+    // One re-listing a second at most (three probe requests), and the regular probe every two.
+    let seconds = started.elapsed().as_secs() + 1;
+    let probes = app.mock.probes() - before;
+    assert!(probes as u64 <= 3 * seconds + 3 * (seconds / 2 + 1), "{probes} probes in {seconds} s");
+}
+
 fn names(listing: &Value, array: &str, field: &str) -> Vec<String> {
     listing[array].as_array().unwrap().iter().map(|m| m[field].as_str().unwrap().to_owned()).collect()
 }

@@ -5,10 +5,11 @@
 //! Anthropic default model), on every model a request names: the model run,
 //! the source of a copy or a create, the model shown. A name is cloud by
 //! Ollama's own suffix rule or because a backend lists it with a
-//! `remote_host` (`domain::cloud`). A name no backend lists may have been
-//! copied from a cloud model since the last probe: the backends are asked
-//! again before it goes through. When no backend can list its models, only
-//! the name decides.
+//! `remote_host` (`domain::cloud`). The gate lists the backends again as
+//! soon as it has forwarded a copy, and a name no backend lists may have
+//! been copied from a cloud model since the last probe: the backends are
+//! asked again (at most once a second) before it goes through. When no
+//! backend can list its models, only the name decides.
 
 use crate::domain::cloud;
 use crate::domain::lengths::shown;
@@ -52,7 +53,7 @@ pub async fn check(
     let known = state.upstreams.model_names(client).await;
     let unlisted = |m: &&String| known.as_ref().is_some_and(|names| !names.contains(&normalize(m)));
     if models.iter().any(|m| unlisted(&m)) {
-        state.upstreams.relist(client).await;
+        state.upstreams.relist(client, false).await;
         if let Some(m) = models.iter().find(|m| cloud::listed_remote(m)) {
             return Err(refusal(m));
         }
