@@ -207,16 +207,19 @@ async fn blobs_are_named_by_their_sha256_digest_only() {
     assert_eq!(reply.status, StatusCode::OK);
 }
 
-/// Pulls until the gate answers `status` (its probe reads the version every two seconds).
-async fn pull_until(app: &TestApp, key: &str, status: StatusCode) -> Reply {
+/// Waits until the gate's probe has read this version (every two seconds).
+async fn probed(app: &TestApp, version: &str) {
     for _ in 0..100 {
-        let reply = app.post("/api/pull", Some(key), json!({"model": "llama3", "stream": false})).await;
-        if reply.status == status {
-            return reply;
+        if app.get("/health", None).await.json()["backends"][0]["version"] == version {
+            return;
         }
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the pull never answered {status}");
+    panic!("the probe never read {version}");
+}
+
+async fn pull(app: &TestApp, key: &str) -> Reply {
+    app.post("/api/pull", Some(key), json!({"model": "llama3", "stream": false})).await
 }
 
 #[actix_web::test]
@@ -229,7 +232,9 @@ async fn manage_routes_wait_for_a_fixed_ollama() {
     let key = manager(&app).await;
     for version in ["0.17.0", "0.17.1-rc1", "0.1.34", "0.0.0", "dev", ""] {
         app.mock.set_version(version);
-        let reply = pull_until(&app, &key, StatusCode::SERVICE_UNAVAILABLE).await;
+        probed(&app, version).await;
+        let reply = pull(&app, &key).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{version}: {}", reply.text());
         let error = reply.json()["error"].as_str().unwrap().to_owned();
         assert!(
             error.contains("0.17.1") && error.contains("MIN_OLLAMA_VERSION_FOR_MANAGE"),
@@ -253,7 +258,9 @@ async fn manage_routes_wait_for_a_fixed_ollama() {
     assert!(reached.is_empty(), "the upstream saw {reached:?}");
     for version in ["0.17.1", "0.33.0-rc2", "v0.32.15"] {
         app.mock.set_version(version);
-        pull_until(&app, &key, StatusCode::OK).await;
+        probed(&app, version).await;
+        let reply = pull(&app, &key).await;
+        assert_eq!(reply.status, StatusCode::OK, "{version}: {}", reply.text());
     }
 
     let app = spawn_app_with(Options {
