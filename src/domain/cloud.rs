@@ -117,6 +117,19 @@ mod tests {
     }
 
     #[test]
+    fn the_pseudo_pattern_matches_cloud_models_only() {
+        use crate::domain::people::{check_pattern, matches};
+        let pattern = check_pattern(" @CLOUD ").unwrap();
+        assert_eq!(pattern, PATTERN);
+        for model in ["gpt-oss:120b-cloud", "glm-5.1:cloud", "kimi-k2:1t-cloud"] {
+            assert!(matches(&pattern, &normalize(model)), "{model}");
+        }
+        for model in ["llama3:latest", "cloud:latest", "@cloud"] {
+            assert!(!matches(&pattern, model), "{model}");
+        }
+    }
+
+    #[test]
     fn a_listed_remote_model_is_cloud_whatever_its_name() {
         set_remote("http://unit.test:1", HashSet::from([normalize("my-local-looking")]));
         assert!(is_cloud("My-Local-Looking:latest"));
