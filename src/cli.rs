@@ -86,7 +86,7 @@ pub struct CreateArgs {
     /// RFC 3339 time or YYYY-MM-DD (end of that day in APP_TZ).
     #[arg(long)]
     pub expires_at: Option<String>,
-    /// Comma-separated: inference, models, manage (default inference,models).
+    /// Comma-separated: inference, models, manage, cloud (default inference,models).
     #[arg(long, value_delimiter = ',')]
     pub scopes: Option<Vec<String>>,
     /// Comma-separated model allow-list (default: every model).

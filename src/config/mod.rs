@@ -68,6 +68,10 @@ pub struct Settings {
     pub cookie_secure: CookieSecure,
     pub session_key: Option<Secret<Vec<u8>>>,
     pub allow_key_in_query: bool,
+    /// `PULL_ALLOWED_REGISTRIES`: where `/api/pull` and the console may pull from.
+    pub pull_allowed_registries: crate::domain::model_store::Registries,
+    /// `MIN_OLLAMA_VERSION_FOR_MANAGE`; `None` when the check is off (`0` or empty).
+    pub min_ollama_version_for_manage: Option<crate::domain::version::Version>,
     pub allow_key_in_body: bool,
     pub public_url: Option<Url>,
     pub body_limit: usize,
@@ -158,6 +162,17 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+/// `MIN_OLLAMA_VERSION_FOR_MANAGE`: a version, or `0` / empty for no check.
+fn min_version(text: &str) -> anyhow::Result<Option<crate::domain::version::Version>> {
+    let text = text.trim();
+    if text.is_empty() || text == "0" {
+        return Ok(None);
+    }
+    crate::domain::version::Version::parse(text).map(Some).ok_or_else(|| {
+        anyhow!("invalid MIN_OLLAMA_VERSION_FOR_MANAGE: '{text}' is not a version such as 0.17.1 (0 turns the check off)")
+    })
 }
 
 impl Settings {
@@ -316,6 +331,11 @@ impl Settings {
             cookie_secure,
             session_key,
             allow_key_in_query: flag("ALLOW_KEY_IN_QUERY")?,
+            pull_allowed_registries: crate::domain::model_store::Registries::parse(&get(
+                "PULL_ALLOWED_REGISTRIES",
+            ))
+            .map_err(|e| anyhow!("invalid PULL_ALLOWED_REGISTRIES: {e}"))?,
+            min_ollama_version_for_manage: min_version(&get("MIN_OLLAMA_VERSION_FOR_MANAGE"))?,
             allow_key_in_body: flag("ALLOW_KEY_IN_BODY")?,
             public_url,
             body_limit: body_limit as usize,

@@ -25,6 +25,8 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("SESSION_KEY_FILE", "", "without SESSION_KEY: file holding the generated key, mode 0600 (default session.key beside the SQLite file, else data/session.key)"),
     ("ADMIN_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],ollama-gate,ollama-gate-pg", "host names the admin listener answers (any port, or name:port); other Host headers get 421; * for any"),
     ("TRUSTED_PROXIES", "", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For/-Host/-Proto the gate believes"),
+    ("PULL_ALLOWED_REGISTRIES", "registry.ollama.ai", "comma-separated registry hosts /api/pull and the console may pull from (ollama.com counts as registry.ollama.ai); * for any"),
+    ("MIN_OLLAMA_VERSION_FOR_MANAGE", "0.17.1", "manage routes are refused (503) while the backend they go to runs an older Ollama; 0 turns the check off"),
     ("ALLOW_KEY_IN_QUERY", "false", "accept ?api_key= / ?key= on the proxy"),
     ("ALLOW_KEY_IN_BODY", "false", "accept \"api_key\" in the JSON body"),
     ("PUBLIC_URL", "", "the proxy's public base URL, for client snippets"),

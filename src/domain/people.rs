@@ -98,7 +98,11 @@ pub fn check_pattern(pattern: &str) -> Result<String, String> {
 
 /// Whether `model` (normalised: `name:tag`) matches `pattern`. A pattern
 /// without a tag matches the model's `:latest` too, as Ollama fills it in.
+/// The pseudo-pattern `@cloud` matches every cloud model (`cloud::is_cloud`).
 pub fn matches(pattern: &str, model: &str) -> bool {
+    if pattern == super::cloud::PATTERN {
+        return super::cloud::is_cloud(model);
+    }
     if !pattern.contains('*') {
         return pattern == model || (!pattern.contains(':') && model == format!("{pattern}:latest"));
     }

@@ -1,4 +1,5 @@
-//! What a key may do: `inference`, `models`, `manage`.
+//! What a key may do: `inference`, `models`, `manage`, and `cloud`: models
+//! that a signed-in Ollama runs on its operator's ollama.com account.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -10,16 +11,31 @@ pub enum Scope {
     Inference,
     Models,
     Manage,
+    /// Cloud models (`gpt-oss:120b-cloud`, a model the backend lists with a
+    /// `remote_host`): they run on the operator's ollama.com account, so they
+    /// need a scope of their own on top of the route's.
+    Cloud,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::Inference, Scope::Models, Scope::Manage];
+    pub const ALL: [Scope; 4] = [Scope::Inference, Scope::Models, Scope::Manage, Scope::Cloud];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Inference => "inference",
             Scope::Models => "models",
             Scope::Manage => "manage",
+            Scope::Cloud => "cloud",
+        }
+    }
+
+    /// What the scope allows, in a few words (the console's key form).
+    pub fn explanation(self) -> &'static str {
+        match self {
+            Scope::Inference => "generate, chat, embed",
+            Scope::Models => "list and show models",
+            Scope::Manage => "pull, create, copy, delete models",
+            Scope::Cloud => "cloud models, run on the operator's ollama.com account",
         }
     }
 }
@@ -36,7 +52,7 @@ impl FromStr for Scope {
         Scope::ALL
             .into_iter()
             .find(|scope| scope.as_str() == s.trim())
-            .ok_or_else(|| format!("unknown scope '{s}' (expected inference, models or manage)"))
+            .ok_or_else(|| format!("unknown scope '{s}' (expected inference, models, manage or cloud)"))
     }
 }
 
@@ -89,6 +105,7 @@ fn bit(scope: Scope) -> u8 {
         Scope::Inference => 1,
         Scope::Models => 2,
         Scope::Manage => 4,
+        Scope::Cloud => 8,
     }
 }
 
@@ -102,5 +119,9 @@ mod tests {
         assert_eq!(s.to_db(), "inference,manage");
         assert_eq!(Scopes::from_db(&s.to_db()), s);
         assert!(Scopes::parse_list(&["admin"]).is_err());
+        let all = Scopes::parse_list(&["cloud", "manage"]).unwrap();
+        assert_eq!(all.to_db(), "manage,cloud");
+        assert_eq!(Scopes::from_db("manage,cloud"), all);
+        assert!(!Scopes::default_for_new_keys().contains(Scope::Cloud));
     }
 }

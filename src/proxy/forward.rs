@@ -152,6 +152,24 @@ pub struct Sent {
     pub slot: Option<Slot>,
 }
 
+/// The backend a manage request goes to: the one named, else the first
+/// reachable, else the first enabled.
+pub fn named_backend(upstreams: &Upstreams, name: Option<&str>) -> Result<Arc<Backend>, ProxyError> {
+    let pool = upstreams.pool();
+    match name {
+        Some(name) => pool
+            .named(name)
+            .cloned()
+            .ok_or_else(|| ProxyError::BadRequest(format!("no backend is named '{}'", shown(name)))),
+        None => pool
+            .reachable()
+            .into_iter()
+            .next()
+            .or_else(|| pool.backends.iter().find(|b| b.spec.enabled).cloned())
+            .ok_or_else(|| ProxyError::Unavailable("every backend is disabled".into())),
+    }
+}
+
 /// Sends the request where the target allows. A blob upload whose body fell
 /// behind its pace is the client's fault: 408, not 502.
 pub async fn send(
@@ -178,18 +196,7 @@ pub async fn send(
             send_to_first(client, upstreams, &outgoing, body, backends).await
         }
         Target::Named(name) => {
-            let pool = upstreams.pool();
-            let backend = match name {
-                Some(name) => pool.named(name).cloned().ok_or_else(|| {
-                    ProxyError::BadRequest(format!("no backend is named '{}'", shown(name)))
-                })?,
-                None => pool
-                    .reachable()
-                    .into_iter()
-                    .next()
-                    .or_else(|| pool.backends.iter().find(|b| b.spec.enabled).cloned())
-                    .ok_or_else(|| ProxyError::Unavailable("every backend is disabled".into()))?,
-            };
+            let backend = named_backend(upstreams, name)?;
             send_to_first(client, upstreams, &outgoing, body, vec![backend]).await
         }
     };

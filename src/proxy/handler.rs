@@ -105,6 +105,11 @@ async fn run(
         Err(e) => return Err(ticket.give_back(End::UpstreamUnreachable, e)),
     };
 
+    // A copy of a cloud model is one too: known before the next request.
+    if plan.route.kind == Kind::Copy && reply.status().is_success() {
+        state.upstreams.relist(client, true).await;
+    }
+
     // The answer, through the usage tap; the ticket settles when it ends.
     respond::relay(reply, state, &key, &plan, ticket, ex).await
 }

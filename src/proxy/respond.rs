@@ -6,14 +6,15 @@ use super::error::ProxyError;
 use super::exchange::Exchange;
 use super::forward::ResponseHeaders;
 use super::metered::{CutOff, Metered};
-use super::policy::body;
 use super::policy::plan::Plan;
 use super::policy::routes::Kind;
+use super::policy::{body, cloud};
 use super::settle::{End, Held, Ticket};
 use super::stream_watch::StreamWatch;
 use super::tap::{DropUsageChunk, Tap};
 use super::ProxyState;
 use crate::domain::model::ModelList;
+use crate::domain::scopes::Scope;
 use crate::store::KeyRecord;
 use actix_web::body::{BodyStream, SizedStream};
 use actix_web::http::header;
@@ -34,9 +35,10 @@ pub async fn relay(
     let status = reply.status();
     let kind = plan.route.kind;
     let head = Head::of(&reply, ex);
-    // A key with a model allow-list sees only its models in the listings.
-    if let (Some(models), true) = (&key.fields.models, kind.is_listing() && status.is_success()) {
-        return listing(reply, head.builder, ticket, kind, models).await;
+    // A key with a model allow-list sees only its models in the listings,
+    // and one without the `cloud` scope no cloud models.
+    if kind.is_listing() && status.is_success() && Seen::of(key).filters() {
+        return listing(reply, head.builder, ticket, kind, Seen::of(key)).await;
     }
     let Head { mut builder, content_type, length } = head;
     let sse = content_type.starts_with("text/event-stream");
@@ -138,10 +140,8 @@ pub async fn merged_listing(
     };
     ticket.settle(End::Completed, 200, None);
     let raw = Bytes::from(serde_json::to_vec(&merged).unwrap_or_default());
-    let body = match &key.fields.models {
-        Some(models) => filter_listing(kind, &raw, models),
-        None => raw,
-    };
+    let seen = Seen::of(key);
+    let body = if seen.filters() { filter_listing(kind, &raw, seen) } else { raw };
     let mut builder = HttpResponse::Ok();
     builder.content_type("application/json; charset=utf-8");
     ex.add_headers(&mut builder);
@@ -154,13 +154,13 @@ async fn listing(
     mut builder: HttpResponseBuilder,
     ticket: Ticket,
     kind: Kind,
-    models: &ModelList,
+    seen: Seen<'_>,
 ) -> Result<HttpResponse, ProxyError> {
     let status = reply.status().as_u16();
     match reply.body().limit(64 * 1024 * 1024).await {
         Ok(raw) => {
             ticket.settle(End::Completed, status, None);
-            Ok(builder.body(filter_listing(kind, &raw, models)))
+            Ok(builder.body(filter_listing(kind, &raw, seen)))
         }
         Err(e) => {
             ticket.settle(End::UpstreamBroke, status, None);
@@ -169,8 +169,35 @@ async fn listing(
     }
 }
 
+/// What of a listing a key sees: the models of its allow-list, if it has
+/// one, and cloud models only with the `cloud` scope.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    allowed: Option<&'a ModelList>,
+    cloud: bool,
+}
+
+impl<'a> Seen<'a> {
+    fn of(key: &'a KeyRecord) -> Seen<'a> {
+        Seen { allowed: key.fields.models.as_ref(), cloud: key.fields.scopes.contains(Scope::Cloud) }
+    }
+
+    fn filters(self) -> bool {
+        self.allowed.is_some() || !self.cloud
+    }
+
+    fn keeps(self, item: &Value, name_fields: &[&str]) -> bool {
+        let name = |f: &&str| item.get(*f).and_then(Value::as_str);
+        let allowed = match self.allowed {
+            Some(list) => name_fields.iter().filter_map(name).any(|n| list.allows(n)),
+            None => true,
+        };
+        allowed && (self.cloud || !cloud::listed_as_cloud(item, name_fields))
+    }
+}
+
 /// Drops the models a key may not use from `/api/tags`, `/api/ps` and `/v1/models`.
-fn filter_listing(kind: Kind, raw: &[u8], allowed: &ModelList) -> Bytes {
+fn filter_listing(kind: Kind, raw: &[u8], seen: Seen<'_>) -> Bytes {
     let Ok(mut value) = serde_json::from_slice::<Value>(raw) else {
         return Bytes::from_static(b"{}");
     };
@@ -179,11 +206,7 @@ fn filter_listing(kind: Kind, raw: &[u8], allowed: &ModelList) -> Bytes {
         _ => ("models", &["name", "model"]),
     };
     if let Some(Value::Array(items)) = value.get_mut(array) {
-        items.retain(|item| {
-            name_fields
-                .iter()
-                .any(|f| item.get(*f).and_then(Value::as_str).is_some_and(|n| allowed.allows(n)))
-        });
+        items.retain(|item| seen.keeps(item, name_fields));
     }
     Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
 }

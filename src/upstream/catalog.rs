@@ -18,12 +18,19 @@ pub struct ModelInfo {
     pub name: Option<String>,
     #[serde(default)]
     pub model: Option<String>,
+    /// Set on cloud models, and on models created or copied from one.
+    #[serde(default)]
+    pub remote_host: Option<String>,
 }
 
 impl ModelInfo {
     /// Ollama writes both; older versions only `name`.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref().or(self.model.as_deref())
+    }
+
+    pub fn is_remote(&self) -> bool {
+        self.remote_host.as_deref().is_some_and(|h| !h.is_empty())
     }
 }
 

@@ -8,6 +8,7 @@
 use super::catalog::{ModelInfo, Names, Tags};
 use super::pool::{Backend, State};
 use super::{get_json, Upstreams};
+use crate::domain::cloud;
 use crate::domain::model::normalize;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
@@ -19,6 +20,8 @@ use std::time::Duration;
 const PROBE_EVERY: Duration = Duration::from_secs(2);
 const PROBE_DOWN_EVERY: Duration = Duration::from_secs(1);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The shortest time between two re-listings out of turn.
+const RELIST_EVERY: Duration = Duration::from_secs(1);
 
 impl Upstreams {
     /// Runs for the life of the process (on the thread that started it: the
@@ -51,19 +54,24 @@ impl Upstreams {
                 return;
             }
         };
-        let names = |listing: Result<Value, String>| -> Option<HashSet<String>> {
-            let tags: Tags = serde_json::from_value(listing.ok()?).ok()?;
-            Some(tags.models.iter().filter_map(ModelInfo::name).map(normalize).collect())
+        let listed =
+            |listing: Result<Value, String>| -> Option<Tags> { serde_json::from_value(listing.ok()?).ok() };
+        let names = |tags: &Tags| -> HashSet<String> {
+            tags.models.iter().filter_map(ModelInfo::name).map(normalize).collect()
         };
-        let Some(models) = names(get_json(self, client, url, "/api/tags", PROBE_TIMEOUT, true).await) else {
+        let Some(tags) = listed(get_json(self, client, url, "/api/tags", PROBE_TIMEOUT, true).await) else {
             if backend.probe_failed("/api/tags did not answer with a model list".into()) {
                 log::warn!("backend {} is out: /api/tags failed", backend.spec.name);
             }
             return;
         };
+        let models = names(&tags);
+        let remote = tags.models.iter().filter(|m| m.is_remote()).filter_map(ModelInfo::name).map(normalize);
+        cloud::set_remote(url.as_str(), remote.collect());
         // Older Ollamas have no /api/ps: nothing is known to be loaded.
-        let loaded =
-            names(get_json(self, client, url, "/api/ps", PROBE_TIMEOUT, true).await).unwrap_or_default();
+        let loaded = listed(get_json(self, client, url, "/api/ps", PROBE_TIMEOUT, true).await)
+            .map(|ps| names(&ps))
+            .unwrap_or_default();
         if backend.probed(version, models, loaded) {
             log::info!("backend {} is back", backend.spec.name);
             self.serve_all_waiting();
@@ -81,6 +89,32 @@ impl Upstreams {
             .cloned()
             .collect();
         join_all(unknown.iter().map(|b| self.probe(client, b))).await;
+    }
+
+    /// Every reachable backend probed now, out of turn: a request names a
+    /// model no backend listed (a copy made a moment ago?), and whether it is
+    /// a cloud model cannot wait for the next probe. At most once a second,
+    /// so that requests for unknown names cannot multiply the probes; a
+    /// `forced` re-listing (after the gate forwarded a copy) always runs.
+    pub async fn relist(&self, client: &awc::Client, forced: bool) {
+        {
+            let mut last = self.relisted.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            if !forced && last.is_some_and(|t| now.duration_since(t) < RELIST_EVERY) {
+                return;
+            }
+            *last = Some(now);
+        }
+        let reachable = self.pool().reachable();
+        join_all(reachable.iter().map(|b| self.probe(client, b))).await;
+    }
+
+    /// The version a backend reported, probed now if no probe has reached it yet.
+    pub async fn version_of(&self, client: &awc::Client, backend: &Arc<Backend>) -> Option<String> {
+        if backend.health().version.is_none() {
+            self.probe(client, backend).await;
+        }
+        backend.health().version
     }
 
     /// `{"status": "ok"|"down", "version": …}`: ok while any backend is, with

@@ -38,6 +38,8 @@ pub struct Upstreams {
     next: AtomicUsize,
     api_keys: Vec<String>,
     key_index: AtomicUsize,
+    /// When the backends were last listed again out of turn (`health::relist`).
+    relisted: Mutex<Option<std::time::Instant>>,
 }
 
 impl Upstreams {
@@ -55,6 +57,7 @@ impl Upstreams {
             next: AtomicUsize::new(0),
             api_keys,
             key_index: AtomicUsize::new(0),
+            relisted: Mutex::new(None),
         }
     }
 

@@ -187,7 +187,7 @@ async fn a_model_goes_to_the_backend_that_has_it_and_listings_merge() {
     b.set_models(&["qwen3:8b", "shared:latest"]);
     let app = two_backends(&a, &b, "").await;
     let (key, _) = app.create_key(json!({"name": "k"})).await;
-    until(&app, "probed", |h| h["backends"][1]["version"] == "0.12.6").await;
+    until(&app, "probed", |h| h["backends"][1]["version"] == "0.32.15").await;
     for _ in 0..3 {
         assert_eq!(app.generate(&key, "llama3", false).await.status, StatusCode::OK);
         assert_eq!(app.generate(&key, "qwen3:8b", false).await.status, StatusCode::OK);
@@ -211,8 +211,10 @@ async fn a_backend_that_dies_is_taken_out_and_comes_back() {
     let (a, b) = (MockOllama::start().await, MockOllama::start().await);
     let app = two_backends(&a, &b, "").await;
     let (key, record) = app.create_key(json!({"name": "k"})).await;
-    until(&app, "both up", |h| h["backends"][1]["status"] == "ok" && h["backends"][0]["version"] == "0.12.6")
-        .await;
+    until(&app, "both up", |h| {
+        h["backends"][1]["status"] == "ok" && h["backends"][0]["version"] == "0.32.15"
+    })
+    .await;
     a.stop().await;
     // Every request still succeeds: a refused connection moves on to b.
     for _ in 0..6 {

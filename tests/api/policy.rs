@@ -237,13 +237,13 @@ async fn service_info_and_health_need_no_key() {
     let backends = body.as_object_mut().unwrap().remove("backends").expect("backends listed");
     assert_eq!(
         body,
-        json!({"status": "ok", "database": "ok", "upstream": {"status": "ok", "version": "0.12.6"}})
+        json!({"status": "ok", "database": "ok", "upstream": {"status": "ok", "version": "0.32.15"}})
     );
     let name = app.mock.url.trim_start_matches("http://").replace(':', "-");
     assert_eq!(
         backends,
         json!([{"name": name, "url": format!("{}/", app.mock.url), "status": "ok", "slots": 1024,
-                "busy": 0, "queued": 0, "version": "0.12.6"}])
+                "busy": 0, "queued": 0, "version": "0.32.15"}])
     );
     // Health is answered from the background probes.
     let probes = app.mock.probes();

@@ -28,7 +28,7 @@ pub struct KeyForm {
     pub(super) name: String,
     pub(super) owner: String,
     pub(super) expires_at: String,
-    pub(super) scope_options: Vec<(&'static str, bool)>,
+    pub(super) scope_options: Vec<(&'static str, bool, &'static str)>,
     pub(super) models: String,
     pub(super) model_aliases: String,
     /// The key's user's id as text; empty for none.
@@ -131,7 +131,10 @@ impl KeyForm {
             name: f.map(|f| f.name.clone()).unwrap_or_default(),
             owner: f.and_then(|f| f.owner.clone()).unwrap_or_default(),
             expires_at: f.and_then(|f| f.expires_at).map(|t| expiry_text(t, tz)).unwrap_or_default(),
-            scope_options: Scope::ALL.iter().map(|s| (s.as_str(), scopes.contains(*s))).collect(),
+            scope_options: Scope::ALL
+                .iter()
+                .map(|s| (s.as_str(), scopes.contains(*s), s.explanation()))
+                .collect(),
             models: f.and_then(|f| f.models.as_ref()).map(|m| m.names().join(", ")).unwrap_or_default(),
             model_aliases: f
                 .and_then(|f| f.aliases.as_ref())
@@ -171,7 +174,7 @@ impl KeyForm {
             expires_at: form.get("expires_at").to_owned(),
             scope_options: Scope::ALL
                 .iter()
-                .map(|s| (s.as_str(), scopes.iter().any(|x| x == s.as_str())))
+                .map(|s| (s.as_str(), scopes.iter().any(|x| x == s.as_str()), s.explanation()))
                 .collect(),
             model_aliases: form.get("model_aliases").to_owned(),
             user_id: form.get("user_id").trim().to_owned(),

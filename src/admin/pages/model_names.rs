@@ -3,6 +3,7 @@
 //! unloads, and by the page that offers them.
 
 use crate::admin::AdminState;
+use crate::domain::model_store;
 use crate::upstream::pool::Backend;
 use std::sync::Arc;
 
@@ -33,7 +34,18 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return Err("A model name starts with a letter or a digit.".into());
     }
-    Ok(())
+    // The proxy's rules for manage keys too: a typo must not traverse.
+    model_store::parse(name)
+        .map(|_| ())
+        .map_err(|e| format!("Not a model name Ollama's registry takes: {e}."))
+}
+
+/// A pull from the console: a model name, from a registry that
+/// `PULL_ALLOWED_REGISTRIES` allows, as for manage keys.
+pub fn check_pull(state: &AdminState, name: &str) -> Result<(), String> {
+    check_name(name)?;
+    let parsed = model_store::parse(name).map_err(|e| format!("{e}."))?;
+    state.settings.pull_allowed_registries.check(&parsed.host, false).map_err(|e| format!("{e}."))
 }
 
 /// The backends a form's choice names: one by name, every one, or by
@@ -63,7 +75,21 @@ mod tests {
             assert_eq!(check_name(good), Ok(()), "{good}");
         }
         let long = "a".repeat(MAX_NAME + 1);
-        for bad in ["", "llama 3", "../etc", "a..b", "llama3;rm", "<b>", "-rf", long.as_str()] {
+        for bad in [
+            "",
+            "llama 3",
+            "../etc",
+            "a..b",
+            "llama3;rm",
+            "<b>",
+            "-rf",
+            long.as_str(),
+            "a/b/c/d",
+            "a//b",
+            "model:tag/x",
+            "ns.x/model",
+            "model:",
+        ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
     }

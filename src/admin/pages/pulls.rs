@@ -3,7 +3,7 @@
 //! page, which shows its progress: refreshed by htmx every second, or without
 //! JavaScript by the page itself every two, only while the pull runs.
 
-use super::model_names::{check_name, chosen};
+use super::model_names::{check_pull, chosen};
 use super::pull_task::{self, Layer, Outcome, Pull};
 use super::{html_safe, render_swappable, see_other, shown, Chrome, Nav, Page, Swappable};
 use crate::admin::auth::{Console, CsrfForm};
@@ -23,7 +23,7 @@ pub async fn start_pull(
 ) -> Page {
     let model = post.form.get("model").trim().to_owned();
     let backend = post.form.get("backend").to_owned();
-    let refused = check_name(&model).and_then(|()| chosen(&state, &backend));
+    let refused = check_pull(&state, &model).and_then(|()| chosen(&state, &backend));
     let backends = match refused {
         Ok(b) => b,
         Err(message) => {

@@ -7,7 +7,7 @@
 use super::body::{self, Facts};
 use super::images::{self, ImageClient};
 use super::routes::{Kind, Refusal, Route};
-use super::{clamps, rewrite};
+use super::{clamps, cloud, rewrite, store, store_version};
 use crate::config::Settings;
 use crate::domain::lengths::shown;
 use crate::proxy::body_pace::{self, Paced};
@@ -175,6 +175,9 @@ pub async fn plan(
         rewrite(&mut plan, &mut body, state, client, key).await?;
         plan.facts = body.reread(kind)?;
         check_models(key, &plan.facts.models)?;
+        cloud::check(state, client, key, &plan.facts.models, (kind == Kind::Create).then_some(&body.value))
+            .await?;
+        store::check(kind, &body.value, &settings.pull_allowed_registries)?;
         plan.body = Some(body);
     } else if kind == Kind::Blob && req.method() == Method::POST {
         // Model layers are gigabytes: streamed through as they arrive, not held
@@ -184,7 +187,13 @@ pub async fn plan(
     }
     if kind == Kind::OpenAiModel {
         let model = plan.route.upstream_path.trim_start_matches("/v1/models/");
-        check_models(key, &[model.to_owned()])?;
+        let model = [model.to_owned()];
+        check_models(key, &model)?;
+        cloud::check(state, client, key, &model, None).await?;
+    }
+    if kind.is_manage() {
+        // Last: a request refused for what it asks never waits on a probe.
+        store_version::check(state, client, plan.backend.as_deref()).await?;
     }
     Ok(plan)
 }

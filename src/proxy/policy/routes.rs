@@ -171,8 +171,19 @@ const FIXED: &[(&str, &str, Kind, Scope)] = &[
     ("DELETE", "/api/delete", Kind::Delete, Scope::Manage),
 ];
 
-/// Refused for every key, whatever its scopes.
-const NEVER: &[&str] = &["/api/push", "/api/me", "/api/signout", "/api/user", "/api/experimental"];
+/// Refused for every key, whatever its scopes: pushes, the signed-in
+/// account, and web search and fetch, which run on the operator's
+/// ollama.com account (`/api/experimental/web_search` and `web_fetch` on a
+/// local Ollama, `/api/web_search` and `/api/web_fetch` on ollama.com).
+const NEVER: &[&str] = &[
+    "/api/push",
+    "/api/me",
+    "/api/signout",
+    "/api/user",
+    "/api/experimental",
+    "/api/web_search",
+    "/api/web_fetch",
+];
 
 pub fn resolve(method: &Method, raw_path: &str) -> Result<Route, Refusal> {
     if !is_canonical(raw_path) {
@@ -229,8 +240,7 @@ fn is_model_segment(s: &str) -> bool {
 }
 
 fn is_digest(s: &str) -> bool {
-    let hex = s.strip_prefix("sha256:").or_else(|| s.strip_prefix("sha256-"));
-    hex.is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    crate::domain::model_store::is_digest(s)
 }
 
 #[cfg(test)]
@@ -273,12 +283,36 @@ mod tests {
         }
         assert_eq!(ok("GET", "/api/chat"), None);
         assert_eq!(ok("POST", "/api/blobs/sha256:zz"), None);
+        // Ollama's API names blobs `sha256:<hex>`; `sha256-` is its file name on disk.
+        for digest in [
+            format!("sha256-{}", "a".repeat(64)),
+            format!("sha256:{}", "A".repeat(64)),
+            format!("sha256:{}", "a".repeat(63)),
+            format!("sha256:{}", "a".repeat(65)),
+            format!("SHA256:{}", "a".repeat(64)),
+            format!("sha512:{}", "a".repeat(64)),
+        ] {
+            assert_eq!(ok("POST", &format!("/api/blobs/{digest}")), None, "{digest}");
+        }
     }
 
     #[test]
     fn account_and_push_routes_are_never_forwarded() {
-        for path in ["/api/push", "/push", "/api/me", "/api/signout", "/api/user/keys", "/api/experimental/x"]
-        {
+        for path in [
+            "/api/push",
+            "/push",
+            "/api/me",
+            "/api/signout",
+            "/api/user/keys",
+            "/api/experimental/x",
+            "/api/experimental/web_search",
+            "/api/experimental/web_fetch",
+            "/experimental/web_search",
+            "/api/web_search",
+            "/api/web_fetch",
+            "/web_search",
+            "/web_fetch",
+        ] {
             assert_eq!(resolve(&Method::POST, path).unwrap_err(), Refusal::NeverForwarded, "{path}");
         }
     }

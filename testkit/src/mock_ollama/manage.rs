@@ -1,6 +1,6 @@
 //! Ollama's model management: `/api/pull` streaming its progress as
 //! `server/images.go` does, `/api/delete`, and the unload that
-//! `/api/generate` with `keep_alive: 0` and no prompt is.
+//! `/api/generate` with `keep_alive: 0` and no prompt is, and `/api/copy`.
 //!
 //! A pull of a model whose name starts with `missing` fails as a name the
 //! registry does not know: `pulling manifest`, then an `{"error": ...}` line
@@ -136,6 +136,25 @@ pub(super) fn unload(v: &Value, state: &MockState) -> HttpResponse {
         ("done", json!(true)),
         ("done_reason", json!("unload")),
     ]))
+}
+
+/// `/api/copy`: the destination is listed from then on; a copy of a cloud
+/// model keeps its source's remote model, as Ollama's manifest copy does.
+pub(super) fn copy(v: &Value, state: &MockState) -> HttpResponse {
+    let field = |f: &str| v.get(f).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let (source, destination) = (full_name(&field("source")), full_name(&field("destination")));
+    let mut remote = state.remote.lock().unwrap();
+    if let Some(model) = remote.iter().find(|(n, _)| *n == source).map(|(_, m)| m.clone()) {
+        remote.push((destination, model));
+    } else if tag_names(state).contains(&source) {
+        state.pulled.lock().unwrap().push(destination);
+    } else {
+        return state.body(
+            actix_web::http::StatusCode::NOT_FOUND,
+            &json!({"error": format!("model '{source}' not found")}),
+        );
+    }
+    HttpResponse::Ok().finish()
 }
 
 /// The names `/api/tags` lists now.

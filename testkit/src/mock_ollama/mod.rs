@@ -96,7 +96,16 @@ pub struct MockState {
     pub deleted: Mutex<HashSet<String>>,
     /// Models unloaded (`keep_alive: 0`): no longer in `/api/ps`.
     pub unloaded: Mutex<HashSet<String>>,
+    /// Cloud models (listed name, remote model): listed by `/api/tags` with
+    /// `remote_model` and `remote_host`, as a signed-in Ollama lists them,
+    /// and by `/v1/models`. A copy of one is one too (`/api/copy`).
+    pub remote: Mutex<Vec<(String, String)>>,
+    /// What `/api/version` answers; `DEFAULT_VERSION` when unset.
+    pub version: Mutex<Option<String>>,
 }
+
+/// What the mock's `/api/version` says unless told otherwise.
+pub const DEFAULT_VERSION: &str = "0.32.15";
 
 pub struct MockOllama {
     pub url: String,
@@ -139,6 +148,17 @@ impl MockOllama {
     /// `/api/tags` and `/api/ps` list these models from now on.
     pub fn set_models(&self, models: &[&str]) {
         *self.state.models.lock().unwrap() = Some(models.iter().map(|m| m.to_string()).collect());
+    }
+
+    /// Lists a cloud model from now on, as a signed-in Ollama does:
+    /// `gpt-oss:120b-cloud` with `remote_model` `gpt-oss:120b`.
+    pub fn add_cloud_model(&self, name: &str, remote_model: &str) {
+        self.state.remote.lock().unwrap().push((name.to_owned(), remote_model.to_owned()));
+    }
+
+    /// `/api/version` answers this from now on.
+    pub fn set_version(&self, version: &str) {
+        *self.state.version.lock().unwrap() = Some(version.to_owned());
     }
 
     /// `/api/pull` requests received so far.
@@ -371,11 +391,17 @@ async fn respond(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpR
                 "data": [{"object": "embedding", "embedding": [0.1, 0.2, 0.3], "index": 0}],
                 "usage": {"prompt_tokens": n, "total_tokens": n}}))
         }
-        "/v1/models" => HttpResponse::Ok().json(json!({"object": "list", "data": [
-            {"id": "llama3:latest", "object": "model", "created": 1761990000, "owned_by": "library"},
-            {"id": "qwen3:8b", "object": "model", "created": 1761990000, "owned_by": "library"},
-            {"id": "mistral:latest", "object": "model", "created": 1761990000, "owned_by": "library"}
-        ]})),
+        "/v1/models" => {
+            let mut data = vec![
+                json!({"id": "llama3:latest", "object": "model", "created": 1761990000, "owned_by": "library"}),
+                json!({"id": "qwen3:8b", "object": "model", "created": 1761990000, "owned_by": "library"}),
+                json!({"id": "mistral:latest", "object": "model", "created": 1761990000, "owned_by": "library"}),
+            ];
+            for (name, _) in state.remote.lock().unwrap().iter() {
+                data.push(json!({"id": name, "object": "model", "created": 1761990000, "owned_by": "library"}));
+            }
+            HttpResponse::Ok().json(json!({"object": "list", "data": data}))
+        }
         p if p.starts_with("/v1/models/") => {
             let id = p.trim_start_matches("/v1/models/");
             HttpResponse::Ok().json(json!({"id": id, "object": "model", "created": 1761990000, "owned_by": "library"}))
@@ -389,6 +415,7 @@ async fn respond(req: HttpRequest, body: Bytes, state: Data<MockState>) -> HttpR
         })),
         "/api/pull" => pull(&v, state),
         "/api/delete" => delete(&v, &state),
+        "/api/copy" => copy(&v, &state),
         _ => HttpResponse::Ok().json(json!({})),
     }
 }
@@ -435,6 +462,8 @@ fn listing(path: &str, state: &MockState) -> HttpResponse {
                     })
                 })
                 .collect();
+            let mut list = list;
+            list.extend(state.remote.lock().unwrap().iter().map(|(name, remote)| cloud_entry(name, remote)));
             HttpResponse::Ok().json(json!({"models": list}))
         }
         "/api/ps" => {
@@ -449,9 +478,21 @@ fn listing(path: &str, state: &MockState) -> HttpResponse {
                 .collect();
             HttpResponse::Ok().json(json!({"models": list}))
         }
-        "/api/version" => HttpResponse::Ok().json(json!({"version": "0.12.6"})),
+        "/api/version" => {
+            let version = state.version.lock().unwrap().clone().unwrap_or_else(|| DEFAULT_VERSION.into());
+            HttpResponse::Ok().json(json!({"version": version}))
+        }
         _ => HttpResponse::Ok().json(json!({})),
     }
+}
+
+/// A cloud model in `/api/tags`, as Ollama's `ListModelResponse` has it:
+/// a stub of a few hundred bytes that names the model it runs remotely.
+fn cloud_entry(name: &str, remote_model: &str) -> Value {
+    json!({"name": name, "model": name, "remote_model": remote_model, "remote_host": "https://ollama.com:443",
+           "modified_at": "2026-11-04T10:00:00Z", "size": 384,
+           "digest": "8fbbd4d1a0f5a0e9b4b0c6d0e6f1b1a5c43f0b0f6e7d9a2b3c4d5e6f7a8b9c0d",
+           "details": {"format": "", "family": "gptoss", "parameter_size": "116.8B", "quantization_level": "MXFP4"}})
 }
 
 /// Counts a stream as cancelled if it is dropped before its last chunk.

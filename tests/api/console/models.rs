@@ -131,6 +131,11 @@ async fn bad_names_are_refused_next_to_the_form_and_a_pull_needs_the_csrf_token(
         ("../../etc/passwd", "cannot contain “..”"),
         ("llama3;rm", "letters, digits"),
         (long.as_str(), "at most 200 characters"),
+        // The proxy's model store rules hold on the console too.
+        ("a/b/c/d", "has too many"),
+        ("someone.x/model", "in its namespace"),
+        ("model:tag:x", "in its model"),
+        ("evil.example/library/llama3", "are not allowed on this gate"),
     ];
     for (name, message) in cases {
         let refused = browser.post("/models/pull", &[("csrf_token", &csrf), ("model", name)]).await;

@@ -40,10 +40,11 @@ pub(super) static EMBEDDINGS: Shape = Shape::Struct(leaves("model prompt keep_al
 /// `api.PullRequest`.
 pub(super) static PULL: Shape = Shape::Struct(leaves("model insecure username password stream name"));
 
-/// `api.CreateRequest`.
+/// `api.CreateRequest`, and `path` and `modelfile` of older Ollamas
+/// (removed in 0.5.5), which the store refuses: their spellings are held to as for any field.
 pub(super) static CREATE: Shape = Shape::Struct(fields(
     "model stream quantize draft_quantize from remote_host files draft_files adapters \
-     template license system parameters renderer parser requires info name quantization",
+     template license system parameters renderer parser requires info name quantization path modelfile",
     &[list("messages", &NATIVE_MESSAGE)],
 ));
 
