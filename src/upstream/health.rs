@@ -37,16 +37,20 @@ impl Upstreams {
                 .filter(|b| b.spec.enabled && (ticks % every == 0 || b.is_down()))
                 .cloned()
                 .collect();
-            join_all(due.iter().map(|b| self.probe(&client, b))).await;
+            join_all(due.iter().map(|b| self.probe(&client, b, true))).await;
             ticks += 1;
             tokio::time::sleep(PROBE_DOWN_EVERY).await;
         }
     }
 
-    async fn probe(&self, client: &awc::Client, backend: &Arc<Backend>) {
+    /// Asks a backend for its version and models. `judge`: a failure counts
+    /// against the backend; a re-listing out of turn only learns, so that a
+    /// request's own check never takes a backend out (its send would say so).
+    async fn probe(&self, client: &awc::Client, backend: &Arc<Backend>, judge: bool) {
         let url = backend.url();
         let version = match get_json(self, client, url, "/api/version", PROBE_TIMEOUT, true).await {
             Ok(v) => v.get("version").and_then(Value::as_str).map(str::to_owned),
+            Err(_) if !judge => return,
             Err(why) => {
                 if backend.probe_failed(why.clone()) {
                     log::warn!("backend {} is out: /api/version {why}", backend.spec.name);
@@ -60,7 +64,7 @@ impl Upstreams {
             tags.models.iter().filter_map(ModelInfo::name).map(normalize).collect()
         };
         let Some(tags) = listed(get_json(self, client, url, "/api/tags", PROBE_TIMEOUT, true).await) else {
-            if backend.probe_failed("/api/tags did not answer with a model list".into()) {
+            if judge && backend.probe_failed("/api/tags did not answer with a model list".into()) {
                 log::warn!("backend {} is out: /api/tags failed", backend.spec.name);
             }
             return;
@@ -88,7 +92,7 @@ impl Upstreams {
             .filter(|b| b.spec.enabled && b.health().state == State::Unknown)
             .cloned()
             .collect();
-        join_all(unknown.iter().map(|b| self.probe(client, b))).await;
+        join_all(unknown.iter().map(|b| self.probe(client, b, true))).await;
     }
 
     /// Every reachable backend probed now, out of turn: a request names a
@@ -106,13 +110,13 @@ impl Upstreams {
             *last = Some(now);
         }
         let reachable = self.pool().reachable();
-        join_all(reachable.iter().map(|b| self.probe(client, b))).await;
+        join_all(reachable.iter().map(|b| self.probe(client, b, false))).await;
     }
 
     /// The version a backend reported, probed now if no probe has reached it yet.
     pub async fn version_of(&self, client: &awc::Client, backend: &Arc<Backend>) -> Option<String> {
         if backend.health().version.is_none() {
-            self.probe(client, backend).await;
+            self.probe(client, backend, true).await;
         }
         backend.health().version
     }
@@ -171,6 +175,13 @@ impl Upstreams {
     /// backend could say.
     pub async fn model_names(&self, client: &awc::Client) -> Names {
         self.probe_unknown(client).await;
+        self.known_model_names()
+    }
+
+    /// What the probes so far found, without asking anyone: for checks on
+    /// a request's own path, which must not judge a backend (a backend not
+    /// probed yet lists nothing, and its send says whether it is up).
+    pub fn known_model_names(&self) -> Names {
         let pool = self.pool();
         let mut names: Option<HashSet<String>> = None;
         for b in pool.reachable() {

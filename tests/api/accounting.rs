@@ -132,7 +132,7 @@ async fn an_unreachable_upstream_gets_502_and_the_request_is_given_back() {
     let (key, record) =
         app.create_key(json!({"name": "down", "limits": {"daily_requests": 5, "daily_tokens": 10000}})).await;
     let reply = app.generate(&key, "llama3", false).await;
-    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text());
     assert_eq!(reply.json()["error"], "upstream Ollama is unreachable");
     let settled = app.settled(&record["id"]).await;
     assert_eq!(settled["usage"]["day"], json!({"requests": 0, "tokens": 0}));

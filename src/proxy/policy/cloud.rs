@@ -50,7 +50,7 @@ pub async fn check(
     if let Some(m) = models.iter().find(|m| cloud::is_cloud(m)) {
         return Err(refusal(m));
     }
-    let known = state.upstreams.model_names(client).await;
+    let known = state.upstreams.known_model_names();
     let unlisted = |m: &&String| known.as_ref().is_some_and(|names| !names.contains(&normalize(m)));
     if models.iter().any(|m| unlisted(&m)) {
         state.upstreams.relist(client, false).await;
