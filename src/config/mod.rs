@@ -69,6 +69,8 @@ pub struct Settings {
     pub session_key: Option<Secret<Vec<u8>>>,
     pub allow_key_in_query: bool,
     pub allow_key_in_body: bool,
+    /// How far a signed request's `ts` may be from this clock, either way.
+    pub signed_request_window: Duration,
     pub public_url: Option<Url>,
     pub body_limit: usize,
     pub connect_timeout: Duration,
@@ -317,6 +319,7 @@ impl Settings {
             session_key,
             allow_key_in_query: flag("ALLOW_KEY_IN_QUERY")?,
             allow_key_in_body: flag("ALLOW_KEY_IN_BODY")?,
+            signed_request_window: Duration::from_secs(num("SIGNED_REQUEST_WINDOW_SECS")?.clamp(1, 86_400)),
             public_url,
             body_limit: body_limit as usize,
             connect_timeout: Duration::from_secs(num("CONNECT_TIMEOUT_SECS")?.max(1)),

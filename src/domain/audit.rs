@@ -58,6 +58,8 @@ pub const ACTIONS: &[&str] = &[
     "key.deactivate",
     "key.rotate",
     "key.delete",
+    "key.public_key_add",
+    "key.public_key_remove",
     "user.create",
     "user.update",
     "user.quota",

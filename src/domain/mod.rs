@@ -16,6 +16,7 @@ pub mod model;
 pub mod password;
 pub mod people;
 pub mod scopes;
+pub mod ssh_key;
 pub mod time;
 pub mod usage;
 pub mod windows;
