@@ -6,8 +6,8 @@ use crate::helpers::*;
 use awc::http::StatusCode;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use ed25519_dalek::{Signer as _, SigningKey};
 use serde_json::{json, Value};
+use testkit::signing::OllamaKey;
 
 // Made with Python's `cryptography`, independently of the gate's code:
 //   k = Ed25519PrivateKey.from_private_bytes(b"\x01" * 32)
@@ -20,42 +20,6 @@ const SEED_FINGERPRINT: &str = "SHA256:fe85JkIjo8VPe+XqXJGH5Mau1EMFdK1OdKvJUFicy
 const SEED_CHALLENGE: &str = "POST,/api/generate?ts=1700000000";
 const SEED_SIGNATURE: &str =
     "QwMbGYk3IRAkSgsSC5bsuIW2RvBhFsZ3tDZeGOEbzzA1+pogrsqvrtJUZ4/qqlAUi6dyC4w08IYXaOkxEVFVBw==";
-
-/// An `~/.ollama/id_ed25519` as the client holds it.
-struct OllamaKey(SigningKey);
-
-impl OllamaKey {
-    fn new(seed: u8) -> OllamaKey {
-        OllamaKey(SigningKey::from_bytes(&[seed; 32]))
-    }
-
-    /// The base64 field of the authorized_keys line: the SSH wire blob.
-    fn public_base64(&self) -> String {
-        let mut blob = Vec::new();
-        blob.extend_from_slice(&11u32.to_be_bytes());
-        blob.extend_from_slice(b"ssh-ed25519");
-        blob.extend_from_slice(&32u32.to_be_bytes());
-        blob.extend_from_slice(self.0.verifying_key().as_bytes());
-        STANDARD.encode(blob)
-    }
-
-    fn pub_line(&self) -> String {
-        format!("ssh-ed25519 {} someone@laptop\n", self.public_base64())
-    }
-
-    /// auth.Sign: `<pubkey>:<base64 of the raw signature>`.
-    fn sign(&self, challenge: &str) -> String {
-        let signature = self.0.sign(challenge.as_bytes());
-        format!("{}:{}", self.public_base64(), STANDARD.encode(signature.to_bytes()))
-    }
-
-    /// client.go: the challenge `METHOD,path?ts=now`, the URL with `?ts=now`,
-    /// and the Authorization header. Returns (path and query, header).
-    fn request(&self, method: &str, path: &str, ts: i64) -> (String, String) {
-        let header = self.sign(&format!("{method},{path}?ts={ts}"));
-        (format!("{path}?ts={ts}"), header)
-    }
-}
 
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
