@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `migrate`, `health`, `keys create|list|revoke`,
+//! The command line: `serve` (default), `migrate`, `health`, `keys create|list|revoke|add-public-key`,
 //! `users ...`, `teams ...`.
 
 mod people;
@@ -75,6 +75,13 @@ pub enum KeysCommand {
     },
     /// Deactivate a key: it is refused from the next request on.
     Revoke { id: i64 },
+    /// Register an ed25519 public key that signs the key's requests (the
+    /// `ollama` command line with OLLAMA_AUTH=1): a .pub file or its line.
+    AddPublicKey {
+        id: i64,
+        /// A file such as ~/.ollama/id_ed25519.pub, or the line itself.
+        public_key: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -292,6 +299,18 @@ async fn keys_command(action: KeysCommand, settings: &Settings) -> anyhow::Resul
         KeysCommand::Revoke { id } => {
             let k = KeyOps::offline(store.as_ref(), now.timestamp()).set_active(id, false).await?;
             eprintln!("key {} '{}' is deactivated", k.id, k.fields.name);
+        }
+        KeysCommand::AddPublicKey { id, public_key } => {
+            let line = match std::fs::read_to_string(&public_key) {
+                Ok(text) => text,
+                Err(_) if public_key.trim_start().starts_with("ssh-") || public_key.starts_with("AAAA") => {
+                    public_key
+                }
+                Err(e) => anyhow::bail!("cannot read the public key file {public_key}: {e}"),
+            };
+            let ops = crate::admin::public_keys::PublicKeyOps::offline(store.as_ref(), now.timestamp());
+            let row = ops.add(id, &line).await?;
+            eprintln!("public key {} is registered to key {id}", row.fingerprint);
         }
     }
     Ok(())

@@ -6,7 +6,7 @@
 
 use crate::store::KeyRecord;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// Bounds memory when someone sends many well-formed but unknown keys.
@@ -18,11 +18,36 @@ type Entry = (Instant, Option<Arc<KeyRecord>>);
 pub struct KeyCache {
     ttl: Duration,
     entries: RwLock<HashMap<String, Entry>>,
+    /// When each public key's `last_used_at` was last written by this process.
+    marked: Mutex<HashMap<String, Instant>>,
+}
+
+/// How often a public key's `last_used_at` is written, at most.
+const MARK_EVERY: Duration = Duration::from_secs(60);
+
+/// The cache entry of a public key (the base64 of its `.pub` line). Key
+/// hashes are hex, so the prefix keeps the two apart.
+pub fn public_key_entry(base64: &str) -> String {
+    format!("pk:{base64}")
 }
 
 impl KeyCache {
     pub fn new(ttl: Duration) -> Self {
-        KeyCache { ttl, entries: RwLock::new(HashMap::new()) }
+        KeyCache { ttl, entries: RwLock::new(HashMap::new()), marked: Mutex::new(HashMap::new()) }
+    }
+
+    /// True when `last_used_at` of this public key is due to be written
+    /// (once a minute per public key and process), and notes that it is.
+    pub fn use_due(&self, public_key: &str) -> bool {
+        let mut marked = self.marked.lock().unwrap_or_else(|e| e.into_inner());
+        if marked.get(public_key).is_some_and(|at| at.elapsed() < MARK_EVERY) {
+            return false;
+        }
+        if marked.len() >= MAX_ENTRIES {
+            marked.retain(|_, at| at.elapsed() < MARK_EVERY);
+        }
+        marked.insert(public_key.to_owned(), Instant::now());
+        true
     }
 
     /// `Some(None)` is a cached "no such key".

@@ -26,6 +26,10 @@ pub async fn once(state: &AdminState) -> anyhow::Result<()> {
     if let Err(e) = prune_alerts(state, now).await {
         log::warn!("could not delete old alerts (will retry): {e:#}");
     }
+    // A signature whose ts has left the window is refused as stale anyway.
+    if let Err(e) = state.store.prune_signatures(now).await {
+        log::warn!("could not delete used signatures past their window (will retry): {e:#}");
+    }
     Ok(())
 }
 

@@ -365,3 +365,31 @@ async fn settings_changed_on_one_replica_reach_the_others() {
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[actix_web::test]
+async fn a_signed_request_is_accepted_once_across_gates_on_one_postgres_database() {
+    let Some(cluster) = pg::require_postgres("a_signed_request_is_accepted_once") else { return };
+    let mock = MockOllama::start().await;
+    let url = pg::fresh_postgres_database(&cluster).await;
+    let replicas = Replicas::start(2, &url, &mock, None).await;
+    let client = testkit::signing::OllamaKey::new(11);
+    let created = replicas.gates[0].admin("POST", "/api-keys", Some(json!({"name": "cli"}))).await;
+    let path = format!("/api-keys/{}/public-keys", created["id"]);
+    let added = replicas.gates[0].admin("POST", &path, Some(json!({"public_key": client.pub_line()}))).await;
+    assert!(added["fingerprint"].is_string(), "{added}");
+    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (url_path, header) = client.request("POST", "/api/generate", ts);
+    let body = json!({"model": "llama3", "prompt": "hi", "stream": false}).to_string();
+    // The same signed request sent to both gates at once, several times over.
+    let send = |gate: &Gate| {
+        awc::Client::default()
+            .post(format!("http://127.0.0.1:{}{url_path}", gate.proxy_port()))
+            .insert_header(("authorization", header.clone()))
+            .insert_header(("content-type", "application/json"))
+            .send_body(body.clone())
+    };
+    let replies = join_all((0..6).map(|i| send(&replicas.gates[i % 2]))).await;
+    let statuses: Vec<u16> = replies.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
+}

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pages;
 pub mod password;
 pub mod people;
+pub mod public_keys;
 pub mod reveal;
 pub mod session;
 pub mod session_key;

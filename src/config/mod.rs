@@ -73,6 +73,8 @@ pub struct Settings {
     /// `MIN_OLLAMA_VERSION_FOR_MANAGE`; `None` when the check is off (`0` or empty).
     pub min_ollama_version_for_manage: Option<crate::domain::version::Version>,
     pub allow_key_in_body: bool,
+    /// How far a signed request's `ts` may be from this clock, either way.
+    pub signed_request_window: Duration,
     pub public_url: Option<Url>,
     pub body_limit: usize,
     pub connect_timeout: Duration,
@@ -337,6 +339,7 @@ impl Settings {
             .map_err(|e| anyhow!("invalid PULL_ALLOWED_REGISTRIES: {e}"))?,
             min_ollama_version_for_manage: min_version(&get("MIN_OLLAMA_VERSION_FOR_MANAGE"))?,
             allow_key_in_body: flag("ALLOW_KEY_IN_BODY")?,
+            signed_request_window: Duration::from_secs(num("SIGNED_REQUEST_WINDOW_SECS")?.clamp(1, 86_400)),
             public_url,
             body_limit: body_limit as usize,
             connect_timeout: Duration::from_secs(num("CONNECT_TIMEOUT_SECS")?.max(1)),

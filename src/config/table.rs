@@ -29,6 +29,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("MIN_OLLAMA_VERSION_FOR_MANAGE", "0.17.1", "manage routes are refused (503) while the backend they go to runs an older Ollama; 0 turns the check off"),
     ("ALLOW_KEY_IN_QUERY", "false", "accept ?api_key= / ?key= on the proxy"),
     ("ALLOW_KEY_IN_BODY", "false", "accept \"api_key\" in the JSON body"),
+    ("SIGNED_REQUEST_WINDOW_SECS", "300", "how far a signed request's ts may be from the gate's clock, either way"),
     ("PUBLIC_URL", "", "the proxy's public base URL, for client snippets"),
     ("BODY_LIMIT", "33554432", "largest request body in bytes"),
     ("CONNECT_TIMEOUT_SECS", "5", "time to connect to the upstream"),

@@ -59,6 +59,8 @@ pub const ACTIONS: &[&str] = &[
     "key.rotate",
     "key.end_grace",
     "key.delete",
+    "key.public_key_add",
+    "key.public_key_remove",
     "user.create",
     "user.update",
     "user.quota",

@@ -18,6 +18,7 @@ pub mod model_store;
 pub mod password;
 pub mod people;
 pub mod scopes;
+pub mod ssh_key;
 pub mod time;
 pub mod usage;
 pub mod version;

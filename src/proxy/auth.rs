@@ -4,7 +4,9 @@ use super::error::ProxyError;
 use super::policy::plan::Incoming;
 use super::policy::routes::{Refusal, Route};
 use super::request_id::RequestId;
+use super::signed::{self, SignedError, SignedHeader};
 use crate::domain::api_key::ApiKey;
+use crate::key_cache;
 use crate::proxy::ProxyState;
 use crate::store::KeyRecord;
 use actix_web::HttpRequest;
@@ -44,6 +46,10 @@ pub async fn caller(
     route: &Result<Route, Refusal>,
     body: &mut Incoming,
 ) -> Result<Arc<KeyRecord>, ProxyError> {
+    if let Some(signed) = signed_header(req) {
+        let signed = signed.map_err(unauthorized)?;
+        return signed_caller(state, req, route, signed).await;
+    }
     let settings = &state.settings;
     let mut presented = presented_key(req, settings.allow_key_in_query);
     if presented.is_none()
@@ -53,6 +59,81 @@ pub async fn caller(
         presented = body.json(req, settings).await?.take_key();
     }
     authenticate(state, presented.as_deref(), &RequestId::of_request(req)).await
+}
+
+/// The Authorization header, when it has the signed form (`signed.rs`).
+fn signed_header(req: &HttpRequest) -> Option<Result<SignedHeader, SignedError>> {
+    SignedHeader::detect(req.headers().get("authorization")?.to_str().ok()?)
+}
+
+fn unauthorized(e: SignedError) -> ProxyError {
+    ProxyError::Unauthorized(e.to_string())
+}
+
+/// A request signed by a registered public key is its key's request. The
+/// cheap checks come first, then the signature, the key, and last the claim
+/// that makes the signature good for one request.
+async fn signed_caller(
+    state: &ProxyState,
+    req: &HttpRequest,
+    route: &Result<Route, Refusal>,
+    signed: SignedHeader,
+) -> Result<Arc<KeyRecord>, ProxyError> {
+    let request_id = RequestId::of_request(req);
+    let window = state.settings.signed_request_window.as_secs();
+    let ts = signed::timestamp(req.query_string()).map_err(unauthorized)?;
+    let now = state.clock.now().timestamp();
+    signed::check_fresh(ts, now, window).map_err(unauthorized)?;
+    signed.verify(&signed::challenge(req.method().as_str(), req.uri().path(), ts)).map_err(unauthorized)?;
+    let public_key = &signed.public_key.base64;
+    let entry = key_cache::public_key_entry(public_key);
+    let record = match state.keys.get(&entry) {
+        Some(cached) => cached,
+        None => {
+            let found = key_of_public_key(state, public_key, &request_id).await?.map(Arc::new);
+            state.keys.put(entry, found.clone());
+            found
+        }
+    };
+    let record = record.ok_or_else(|| unauthorized(SignedError::UnknownKey))?;
+    check_usable(state, &record)?;
+    // Listings and model details may come twice in one second (`ollama run`
+    // asks for /api/show twice), and ed25519 signs the same challenge the
+    // same way: only requests that cost or change something are claimed.
+    let once_only = route.as_ref().map_or(true, |r| r.kind.counts_in_request_quotas());
+    if once_only {
+        let claimed = state
+            .store
+            .claim_signature(&signed.replay_hash(), ts.saturating_add(window as i64 + 1))
+            .await
+            .map_err(ProxyError::database("signature claim", &request_id))?;
+        if !claimed {
+            return Err(unauthorized(SignedError::Replayed));
+        }
+    }
+    if state.keys.use_due(public_key) {
+        let (store, public_key) = (state.store.clone(), public_key.clone());
+        actix_web::rt::spawn(async move {
+            if let Err(e) = store.public_key_used(&public_key, now).await {
+                log::warn!("could not note when a public key was last used: {e}");
+            }
+        });
+    }
+    signed::mark_signed(req);
+    Ok(record)
+}
+
+/// The key a public key is registered to, as `find_key_by_hash` reads it.
+async fn key_of_public_key(
+    state: &ProxyState,
+    public_key: &str,
+    request_id: &RequestId,
+) -> Result<Option<KeyRecord>, ProxyError> {
+    let found = state.store.find_public_key(public_key).await;
+    let Some(row) = found.map_err(ProxyError::database("public key lookup", request_id))? else {
+        return Ok(None);
+    };
+    state.store.get_key(row.key_id).await.map_err(ProxyError::database("key lookup", request_id))
 }
 
 /// The key presented, found and valid; `request_id` names the request in the log.
@@ -89,11 +170,17 @@ pub async fn authenticate(
             "invalid API key: this secret was replaced by a rotation".into(),
         ));
     }
+    check_usable(state, &record)?;
+    Ok(record)
+}
+
+/// Active and not expired.
+fn check_usable(state: &ProxyState, record: &KeyRecord) -> Result<(), ProxyError> {
     if !record.active {
         return Err(ProxyError::Unauthorized("API key is deactivated".into()));
     }
-    if record.is_expired(now) {
+    if record.is_expired(state.clock.now().timestamp()) {
         return Err(ProxyError::Unauthorized("API key has expired".into()));
     }
-    Ok(record)
+    Ok(())
 }

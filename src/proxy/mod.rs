@@ -20,6 +20,7 @@ pub mod request_id;
 pub mod reservation;
 pub mod respond;
 pub mod settle;
+pub mod signed;
 pub mod stream_watch;
 pub mod tap;
 pub mod trace;

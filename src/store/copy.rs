@@ -1,4 +1,4 @@
-//! `migrate --from --to`: one database's keys, users, teams, their limits
+//! `migrate --from --to`: one database's keys (with their public keys), users, teams, their limits
 //! and counters, usage history, audit log, refusal counts and settings into
 //! another, empty one.
 
@@ -21,6 +21,17 @@ pub async fn copy(source: &dyn Store, target: &dyn Store) -> StoreResult<Copied>
     let keys = source.list_keys().await?;
     for key in &keys {
         target.import_key(key).await?;
+        // The public keys that sign its requests (when they were last used stays behind).
+        for pk in source.list_public_keys(key.id).await? {
+            let new = super::public_keys::NewPublicKey {
+                key_id: key.id,
+                public_key: &pk.public_key,
+                comment: pk.comment.as_deref(),
+                fingerprint: &pk.fingerprint,
+                now: pk.created_at,
+            };
+            target.add_public_key(&new).await?;
+        }
     }
     let (teams, users) = (source.list_teams().await?, source.list_users().await?);
     target.import_people(&teams, &users, &source.all_budgets().await?).await?;

@@ -18,6 +18,7 @@ pub mod health;
 pub mod people;
 mod pg_batch;
 pub mod postgres;
+pub mod public_keys;
 pub mod records;
 pub mod refusals;
 pub mod rows;
@@ -61,7 +62,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait::async_trait]
 pub trait Store:
-    people::People + audit::Audit + refusals::Refusals + alerts::AlertRecords + Send + Sync
+    people::People
+    + audit::Audit
+    + refusals::Refusals
+    + alerts::AlertRecords
+    + public_keys::PublicKeys
+    + Send
+    + Sync
 {
     /// One cheap round trip: is the database there (and, on SQLite, still
     /// the file at its path)?
@@ -92,6 +99,7 @@ pub trait Store:
     ) -> StoreResult<Option<KeyRecord>>;
     /// The previous secret stops working now.
     async fn end_grace(&self, id: i64, now: i64) -> StoreResult<Option<KeyRecord>>;
+    /// Deletes a key and its public keys.
     async fn delete_key(&self, id: i64) -> StoreResult<bool>;
 
     /// One transaction: count the request and reserve its tokens against every

@@ -18,6 +18,7 @@ macro_rules! sql_store {
         $crate::store::audit::audit_store!($store, $db);
         $crate::store::refusals::refusals_store!($store, $db);
         $crate::store::alerts::alerts_store!($store, $db);
+        $crate::store::public_keys::public_keys_store!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
@@ -133,6 +134,7 @@ macro_rules! sql_store {
                 $crate::store::sql_steps::write_tx!(self, tx, {
                     let deleted =
                         sqlx::query(sql::DELETE_KEY).bind(id).execute(&mut *tx).await?.rows_affected();
+                    sqlx::query($crate::store::public_keys::DELETE_OF_KEY).bind(id).execute(&mut *tx).await?;
                     deleted > 0
                 })
             }

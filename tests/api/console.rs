@@ -5,6 +5,7 @@ mod audit;
 mod keys;
 mod models;
 mod people;
+mod public_keys;
 mod usage;
 
 use crate::helpers::*;

@@ -30,6 +30,7 @@ mod raw;
 mod refusals;
 mod request_ids;
 mod reservations;
+mod signed;
 mod slow_clients;
 mod streams;
 mod tokenizer;

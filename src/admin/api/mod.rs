@@ -6,6 +6,7 @@ mod alerts;
 mod audit;
 mod keys;
 mod people;
+mod public_keys;
 mod refusals;
 pub mod settings;
 mod usage;
@@ -29,6 +30,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api-keys/{id}/deactivate", web::put().to(keys::deactivate_key))
         .route("/api-keys/{id}/rotate", web::post().to(keys::rotate_key))
         .route("/api-keys/{id}/previous-secret", web::delete().to(keys::end_grace))
+        .route("/api-keys/{id}/public-keys", web::get().to(public_keys::list))
+        .route("/api-keys/{id}/public-keys", web::post().to(public_keys::add))
+        .route("/api-keys/{id}/public-keys/{pk_id}", web::delete().to(public_keys::remove))
         .route("/teams", web::get().to(people::list_teams))
         .route("/teams", web::post().to(people::create_team))
         .route("/teams/{id}", web::get().to(people::get_team))

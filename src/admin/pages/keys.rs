@@ -6,6 +6,7 @@ use super::bars::{Bars, LimitTable};
 use super::chart::{self, SeriesChart};
 use super::key_form::{self, KeyForm};
 use super::names::Names;
+use super::public_keys::SignedRequests;
 use super::refusals::RefusalCounts;
 use super::usage::UsageRows;
 use super::{key_list, redirect_notice, render, render_status, shown, to_secret_page};
@@ -13,8 +14,9 @@ use super::{Chrome, Nav, Notice, NoticeQuery, Page};
 use crate::admin::auth::{Console, CsrfForm};
 use crate::admin::error::AdminError;
 use crate::admin::keys::KeyOps;
+use crate::admin::public_keys::{PublicKeyError, PublicKeyOps};
 use crate::admin::AdminState;
-use crate::store::{KeyRecord, UsageFilter};
+use crate::store::{KeyRecord, StoreError, UsageFilter};
 use actix_web::http::{header, StatusCode};
 use actix_web::web::{Data, Path, Query};
 use actix_web::HttpRequest;
@@ -48,22 +50,27 @@ struct KeyDetailPage {
     recent: UsageRows,
     refused_day: super::refusals::RefusalCounts,
     refused_month: super::refusals::RefusalCounts,
+    signed: SignedRequests,
 }
 
-/// A key's page; with a form that has errors, those and a 422.
+/// A key's page; with a form that has errors, or a public key that was
+/// refused (what was pasted, and why), those and a 422.
 async fn detail_page(
     state: &AdminState,
     client: &awc::Client,
     chrome: Chrome,
     k: &KeyRecord,
     form: KeyForm,
+    refused: Option<(String, String)>,
 ) -> Page {
+    let signed = SignedRequests::load(state, k.id, &chrome.csrf, refused).await?;
     let w = state.windows();
     let tz = state.settings.app_tz;
     let u = k.usage_at(&w);
     let users = Names::users(state).await?;
     let filter = UsageFilter { key_id: Some(k.id), limit: 20, ..UsageFilter::default() };
-    let status = if form.has_errors() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let refused = form.has_errors() || signed.has_error();
+    let status = if refused { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let page = KeyDetailPage {
         chrome,
         id: k.id,
@@ -87,6 +94,7 @@ async fn detail_page(
         recent: UsageRows::new(&state.store.usage_rows(&filter).await?, state.settings.app_tz, &users),
         refused_day: RefusalCounts::recent(state, "Refused, last 24 hours", Some(k.id), 24).await?,
         refused_month: RefusalCounts::recent(state, "Refused, last 30 days", Some(k.id), 30 * 24).await?,
+        signed,
     };
     render_status(status, &page)
 }
@@ -100,7 +108,8 @@ pub async fn key_detail(
 ) -> Page {
     let k = KeyOps::of(&state, console.actor).get(*id).await?;
     let chrome = Chrome::new(&console.session, Nav::Keys).with_notice(query.notice());
-    detail_page(&state, &client, chrome, &k, KeyForm::from_record(Some(&k), state.settings.app_tz)).await
+    let form = KeyForm::from_record(Some(&k), state.settings.app_tz);
+    detail_page(&state, &client, chrome, &k, form, None).await
 }
 
 pub async fn update_key(
@@ -128,7 +137,9 @@ pub async fn update_key(
             }
             Ok(redirect_notice(&req, &format!("/keys/{}", k.id), Notice::Saved))
         }
-        Err(form) => detail_page(&state, &client, Chrome::new(&post.session, Nav::Keys), &k, *form).await,
+        Err(form) => {
+            detail_page(&state, &client, Chrome::new(&post.session, Nav::Keys), &k, *form, None).await
+        }
     }
 }
 
@@ -146,6 +157,28 @@ pub async fn set_active(
     };
     KeyOps::of(&state, post.actor).set_active(id, active).await?;
     Ok(redirect_notice(&req, &format!("/keys/{id}"), notice))
+}
+
+/// `POST /keys/{id}/public-keys`: a pasted `.pub` line; a refused one comes
+/// back on the key page with its error and a 422.
+pub async fn add_public_key(
+    req: HttpRequest,
+    state: Data<AdminState>,
+    client: Data<awc::Client>,
+    id: Path<i64>,
+    post: CsrfForm,
+) -> Page {
+    let pasted = post.form.get("public_key").to_owned();
+    match PublicKeyOps::of(&state, post.actor).add(*id, &pasted).await {
+        Ok(_) => Ok(redirect_notice(&req, &format!("/keys/{}", *id), Notice::Saved)),
+        Err(e @ (PublicKeyError::Invalid(_) | PublicKeyError::Store(StoreError::Conflict(_)))) => {
+            let k = KeyOps::of(&state, post.actor).get(*id).await?;
+            let chrome = Chrome::new(&post.session, Nav::Keys);
+            let form = KeyForm::from_record(Some(&k), state.settings.app_tz);
+            detail_page(&state, &client, chrome, &k, form, Some((pasted, e.to_string()))).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Template)]

@@ -21,6 +21,7 @@ mod model_names;
 mod models;
 mod names;
 mod person_form;
+mod public_keys;
 mod pull_task;
 mod pulls;
 mod refusals;
@@ -323,6 +324,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/keys/{id}/secret", web::get().to(keys::key_secret))
         .route("/keys/{id}/delete", web::get().to(keys::delete_key_form))
         .route("/keys/{id}/delete", web::post().to(keys::delete_key))
+        .route("/keys/{id}/public-keys", web::post().to(keys::add_public_key))
+        .route("/keys/{id}/public-keys/{pk_id}/remove", web::get().to(public_keys::remove_form))
+        .route("/keys/{id}/public-keys/{pk_id}/remove", web::post().to(public_keys::remove))
         .route("/keys/{id}/{action}", web::post().to(keys::set_active))
         .route("/users", web::get().to(users::users_page))
         .route("/users", web::post().to(users::create_user))

@@ -284,11 +284,14 @@ pub fn check_models(key: &KeyRecord, models: &[String]) -> Result<(), ProxyError
 }
 
 /// The path and query that go upstream, and the backend a manage request
-/// names (`?backend=`, the gate's own parameter). The key's parameters and
-/// `backend` are taken out; a query with neither is passed as it came.
+/// names (`?backend=`, the gate's own parameter). The key's parameters,
+/// a signed request's `ts` and `backend` are taken out; a query with none
+/// of them is passed as it came.
 fn upstream_path_and_query(req: &HttpRequest, route: &Route, strip_key: bool) -> (String, Option<String>) {
     let query = req.query_string();
-    let ours = |k: &str| k == "backend" || (strip_key && (k == "api_key" || k == "key"));
+    let signed = crate::proxy::signed::was_signed(req);
+    let ours =
+        |k: &str| k == "backend" || (strip_key && (k == "api_key" || k == "key")) || (signed && k == "ts");
     let pairs: Vec<_> = url::form_urlencoded::parse(query.as_bytes()).collect();
     if !pairs.iter().any(|(k, _)| ours(k)) {
         let path = if query.is_empty() {
