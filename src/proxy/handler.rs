@@ -107,7 +107,7 @@ async fn run(
 
     // A copy of a cloud model is one too: known before the next request.
     if plan.route.kind == Kind::Copy && reply.status().is_success() {
-        state.upstreams.relist(client, true).await;
+        state.upstreams.relist(client).await;
     }
 
     // The answer, through the usage tap; the ticket settles when it ends.

@@ -20,8 +20,6 @@ use std::time::Duration;
 const PROBE_EVERY: Duration = Duration::from_secs(2);
 const PROBE_DOWN_EVERY: Duration = Duration::from_secs(1);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// The shortest time between two re-listings out of turn.
-const RELIST_EVERY: Duration = Duration::from_secs(1);
 
 impl Upstreams {
     /// Runs for the life of the process (on the thread that started it: the
@@ -95,20 +93,10 @@ impl Upstreams {
         join_all(unknown.iter().map(|b| self.probe(client, b, true))).await;
     }
 
-    /// Every reachable backend probed now, out of turn: a request names a
-    /// model no backend listed (a copy made a moment ago?), and whether it is
-    /// a cloud model cannot wait for the next probe. At most once a second,
-    /// so that requests for unknown names cannot multiply the probes; a
-    /// `forced` re-listing (after the gate forwarded a copy) always runs.
-    pub async fn relist(&self, client: &awc::Client, forced: bool) {
-        {
-            let mut last = self.relisted.lock().unwrap_or_else(|e| e.into_inner());
-            let now = std::time::Instant::now();
-            if !forced && last.is_some_and(|t| now.duration_since(t) < RELIST_EVERY) {
-                return;
-            }
-            *last = Some(now);
-        }
+    /// Every reachable backend listed now, out of turn: after the gate
+    /// forwarded a copy, whose result may be a cloud model under a local
+    /// name, known before the next request rather than the next probe.
+    pub async fn relist(&self, client: &awc::Client) {
         let reachable = self.pool().reachable();
         join_all(reachable.iter().map(|b| self.probe(client, b, false))).await;
     }
@@ -175,13 +163,6 @@ impl Upstreams {
     /// backend could say.
     pub async fn model_names(&self, client: &awc::Client) -> Names {
         self.probe_unknown(client).await;
-        self.known_model_names()
-    }
-
-    /// What the probes so far found, without asking anyone: for checks on
-    /// a request's own path, which must not judge a backend (a backend not
-    /// probed yet lists nothing, and its send says whether it is up).
-    pub fn known_model_names(&self) -> Names {
         let pool = self.pool();
         let mut names: Option<HashSet<String>> = None;
         for b in pool.reachable() {

@@ -38,8 +38,6 @@ pub struct Upstreams {
     next: AtomicUsize,
     api_keys: Vec<String>,
     key_index: AtomicUsize,
-    /// When the backends were last listed again out of turn (`health::relist`).
-    relisted: Mutex<Option<std::time::Instant>>,
 }
 
 impl Upstreams {
@@ -57,7 +55,6 @@ impl Upstreams {
             next: AtomicUsize::new(0),
             api_keys,
             key_index: AtomicUsize::new(0),
-            relisted: Mutex::new(None),
         }
     }
 

@@ -175,8 +175,7 @@ pub async fn plan(
         rewrite(&mut plan, &mut body, state, client, key).await?;
         plan.facts = body.reread(kind)?;
         check_models(key, &plan.facts.models)?;
-        cloud::check(state, client, key, &plan.facts.models, (kind == Kind::Create).then_some(&body.value))
-            .await?;
+        cloud::check(key, &plan.facts.models, (kind == Kind::Create).then_some(&body.value))?;
         store::check(kind, &body.value, &settings.pull_allowed_registries)?;
         plan.body = Some(body);
     } else if kind == Kind::Blob && req.method() == Method::POST {
@@ -189,7 +188,7 @@ pub async fn plan(
         let model = plan.route.upstream_path.trim_start_matches("/v1/models/");
         let model = [model.to_owned()];
         check_models(key, &model)?;
-        cloud::check(state, client, key, &model, None).await?;
+        cloud::check(key, &model, None)?;
     }
     if kind.is_manage() {
         // Last: a request refused for what it asks never waits on a probe.
